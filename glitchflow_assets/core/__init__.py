@@ -1,0 +1,1 @@
+"""Pure-Python science and I/O core. Nothing in this package imports Dagster."""

@@ -1,0 +1,160 @@
+"""Frame-file discovery (``OBS-TAG-GPSSTART-DURATION.ext``) and reading through gwpy.
+
+Real archives nest files in directories (``.../1256/V-V1Online-1256655618-100.gwf``), so discovery is
+recursive. A file whose name does not parse, or that escapes the source directory through a link, is
+skipped with a reason rather than read: names become GPS spans and paths, so they are validated first.
+"""
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^(?P<obs>[A-Z][A-Z0-9]{0,7})-(?P<tag>[A-Za-z0-9_]{1,64})-(?P<gps>\d{9,10})-(?P<dur>\d{1,7})\.(?P<ext>gwf|hdf5)$")
+
+
+class FrameError(RuntimeError):
+    """A frame file cannot be used; the message names the file (and channel / GPS where relevant)."""
+
+
+@dataclass(frozen=True)
+class FrameFile:
+    """A data file and the GPS span its name declares."""
+
+    path: Path
+    observatory: str
+    tag: str
+    gps_start: int
+    duration: int
+
+    @property
+    def gps_end(self) -> int:
+        return self.gps_start + self.duration
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def parse_frame_name(path: str | Path) -> FrameFile:
+    """Parse ``OBS-TAG-GPS-DUR.ext``; raise ``ValueError`` (naming the file) for anything else."""
+    path = Path(path)
+    m = _NAME_RE.match(path.name)
+    if not m:
+        raise ValueError(f"{path.name!r} is not a frame file name of the form OBS-TAG-GPSSTART-DURATION.gwf|hdf5")
+    duration = int(m.group("dur"))
+    if duration <= 0:
+        raise ValueError(f"{path.name!r}: zero duration")
+    return FrameFile(path, m.group("obs"), m.group("tag"), int(m.group("gps")), duration)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+def scan_frame_dir(root: Path, extension: str = ".gwf") -> tuple[list[tuple[FrameFile, float]], list[Skipped]]:
+    """All frame files below ``root`` with their mtimes, and the files skipped (with why).
+
+    Uses ``os.scandir`` (one ``stat`` per entry, cached by the OS) so that 10^4 files scan in well
+    under a second; sorted by GPS start then name.
+    """
+    root = Path(root)
+    found: list[tuple[FrameFile, float]] = []
+    skipped: list[Skipped] = []
+    if not root.is_dir():
+        return found, skipped
+    real_root = root.resolve()
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                if not entry.name.endswith(extension) or entry.name.startswith("."):
+                    continue  # other files (truth tables, temporaries being written) are not frames
+                if entry.is_symlink() and not path.resolve().is_relative_to(real_root):
+                    skipped.append(Skipped(path, "symbolic link pointing outside the frame directory"))
+                    continue
+                try:
+                    frame = parse_frame_name(path)
+                    found.append((frame, entry.stat().st_mtime))
+                except (ValueError, OSError) as exc:
+                    skipped.append(Skipped(path, str(exc)))
+    found.sort(key=lambda item: (item[0].gps_start, item[0].name))
+    return found, skipped
+
+
+def frames_overlapping(frames: list[FrameFile], gps_start: float, gps_end: float) -> list[FrameFile]:
+    return [f for f in frames if f.gps_start < gps_end and f.gps_end > gps_start]
+
+
+def sha256sum(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ChannelData:
+    """One channel's samples from one file: ``data[time]`` starting at GPS ``t0``."""
+
+    name: str
+    data: np.ndarray
+    t0: float
+    sample_rate: float
+    unit: str
+
+
+def channels_in_file(frame: FrameFile, kind: str, strain_channel: str) -> list[str]:
+    """The channel names a file holds (a GWOSC strain file holds just the strain)."""
+    if kind == "gwosc-hdf5":
+        return [strain_channel]
+    from gwpy.io.gwf import iter_channel_names
+
+    try:
+        return list(iter_channel_names(str(frame.path)))
+    except Exception as exc:  # lalframe raises bare RuntimeErrors for unreadable files
+        raise FrameError(f"{frame.path}: cannot read the table of contents ({exc})") from exc
+
+
+def read_channels(
+    frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float
+) -> dict[str, ChannelData]:
+    """Read ``channels`` over [gps_start, gps_end) ∩ the file's span through gwpy.
+
+    ``kind='gwosc-hdf5'`` reads a GWOSC strain file; its single series is named ``channels[0]``.
+    Raises :class:`FrameError` naming the file for a corrupt/truncated file or a span mismatch.
+    """
+    from gwpy.timeseries import TimeSeries, TimeSeriesDict
+
+    start, end = max(gps_start, frame.gps_start), min(gps_end, frame.gps_end)
+    try:
+        if kind == "gwosc-hdf5":
+            series = {channels[0]: TimeSeries.read(str(frame.path), format="hdf5.gwosc", start=start, end=end)}
+        else:
+            series = TimeSeriesDict.read(str(frame.path), channels, start=start, end=end, format="gwf")
+    except Exception as exc:  # gwpy/lalframe/h5py raise many types for damaged files
+        raise FrameError(f"{frame.path}: cannot read {len(channels)} channel(s) over GPS [{start}, {end}): {exc}") from exc
+    out = {}
+    for name, ts in series.items():
+        data = np.asarray(ts.value)
+        t0 = float(ts.t0.value)
+        if data.size == 0:
+            raise FrameError(f"{frame.path}: channel {name} has no samples in GPS [{start}, {end})")
+        if abs(t0 - start) * float(ts.sample_rate.value) > 0.5:
+            raise FrameError(f"{frame.path}: channel {name} starts at GPS {t0}, not {start} as its name declares")
+        out[name] = ChannelData(name, data, t0, float(ts.sample_rate.value), str(ts.unit or ""))
+    return out

@@ -1,0 +1,145 @@
+"""What the simulated detector looks like: channels, their noise, and how glitches couple between them.
+
+The default, :data:`VIRGO_SCENARIO`, mimics a Virgo observing run: strain coloured by the AdV O3 PSD and
+ten auxiliary channels at 256 Hz - 16384 Hz with Virgo-style names, in every role a witness-selection
+method must get right:
+
+=========================  =========  ===============================================================
+channel                    rate (Hz)  role
+=========================  =========  ===============================================================
+V1:Hrec_hoft_16384Hz       16384      strain
+V1:LSC_DARM_ERR            16384      witness of every glitch (the DARM loop error signal)
+V1:LSC_MICH_ERR            4096       witness of blips
+V1:LSC_PRCL_ERR            4096       witness of blips (60 %) and low-frequency bursts (60 %)
+V1:SDB2_B1_PD1             2048       witness of scattered-light arches (bench photodiode)
+V1:ENV_NEB_MAG_N           1024       witness of low-frequency (magnetic) bursts
+V1:ENV_CEB_SEIS_V          256        driver: slow ground motion that makes the arches, out of band
+V1:ENV_CEB_MIC_V           8192       self-glitching: own bursts that never reach the strain
+V1:ASC_NE_TX_CORR          512        self-glitching, in the 8-50 Hz band
+V1:ENV_CEB_UPS_CURR_R      1024       a 50 Hz mains line and harmonics, otherwise noise
+V1:SUSP_WE_F0_TZ           256        quiet: pure noise
+=========================  =========  ===============================================================
+"""
+
+from dataclasses import dataclass, field
+
+from glitchflow_assets.core.sim.noise import PsdFunction, lal_psd, power_law_psd
+
+STRAIN = "V1:Hrec_hoft_16384Hz"
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    sample_rate: int
+    unit: str
+    role: str  # strain | witness | driver | self_glitching | line | quiet
+    psd: PsdFunction = field(compare=False, repr=False)
+    lines: tuple[tuple[float, float], ...] = ()  # (frequency Hz, amplitude in units of the noise rms)
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """A glitch family: how often it occurs, what shapes it, who witnesses it, how it couples to strain.
+
+    ``witnesses`` pairs each witness channel with the probability that it sees a given glitch.
+    ``transfer_band`` is the (low, high) corner pair of the 2nd-order Butterworth band-pass through
+    which the source reaches the strain, after ``delay_s``.
+    """
+
+    name: str
+    weight: float
+    witnesses: tuple[tuple[str, float], ...]
+    transfer_band: tuple[float, float]
+    delay_s: float
+    f0_range: tuple[float, float]  # blips/bursts: central frequency; arches: apex fringe frequency
+    q_range: tuple[float, float] = (4.0, 4.0)  # sine-Gaussian quality factor (unused for arches)
+
+
+@dataclass(frozen=True)
+class SelfGlitches:
+    """Glitches that live in one auxiliary channel only."""
+
+    channel: str
+    rate_per_min: float
+    f0_range: tuple[float, float]
+    q_range: tuple[float, float]
+    snr_range: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    observatory: str
+    tag: str
+    strain: str
+    channels: tuple[ChannelSpec, ...]
+    morphologies: tuple[Morphology, ...]
+    self_glitches: tuple[SelfGlitches, ...]
+    driver: str  # the channel recording scatterer motion
+    glitch_rate_per_min: float = 1.0
+    min_separation_s: float = 8.0
+    snr_min: float = 5.0
+    snr_index: float = 1.5  # strain SNR ~ Pareto(snr_min, index), capped at snr_max
+    snr_max: float = 150.0
+    witness_gain_range: tuple[float, float] = (0.8, 2.5)  # witness SNR = strain SNR x gain
+
+    def channel(self, name: str) -> ChannelSpec:
+        return next(c for c in self.channels if c.name == name)
+
+    def roles(self) -> dict[str, str]:
+        return {c.name: c.role for c in self.channels}
+
+
+VIRGO_SCENARIO = Scenario(
+    observatory="V",
+    tag="V1SIM",
+    strain=STRAIN,
+    channels=(
+        ChannelSpec(STRAIN, 16384, "strain", "strain", lal_psd("SimNoisePSDAdVO3LowT1800545", 5.0)),
+        ChannelSpec("V1:LSC_DARM_ERR", 16384, "ct", "witness", power_law_psd(1e-8, 30.0, 4.0)),
+        ChannelSpec("V1:LSC_MICH_ERR", 4096, "ct", "witness", power_law_psd(1e-6, 20.0, 2.0)),
+        ChannelSpec("V1:LSC_PRCL_ERR", 4096, "ct", "witness", power_law_psd(1e-6, 20.0, 2.0)),
+        ChannelSpec("V1:SDB2_B1_PD1", 2048, "W", "witness", power_law_psd(1e-10, 10.0, 2.0)),
+        ChannelSpec("V1:ENV_NEB_MAG_N", 1024, "T", "witness", power_law_psd(1e-22, 5.0, 2.0)),
+        ChannelSpec("V1:ENV_CEB_SEIS_V", 256, "m/s", "driver", power_law_psd(1e-16, 1.0, 4.0)),
+        ChannelSpec("V1:ENV_CEB_MIC_V", 8192, "Pa", "self_glitching", power_law_psd(1e-6, 50.0, 1.0)),
+        ChannelSpec("V1:ASC_NE_TX_CORR", 512, "ct", "self_glitching", power_law_psd(1e-14, 10.0, 2.0)),
+        ChannelSpec(
+            "V1:ENV_CEB_UPS_CURR_R", 1024, "A", "line", power_law_psd(1e-4, 1.0, 1.0), lines=((50.0, 5.0), (150.0, 1.0), (250.0, 0.5))
+        ),
+        ChannelSpec("V1:SUSP_WE_F0_TZ", 256, "ct", "quiet", power_law_psd(1e-12, 2.0, 2.0)),
+    ),
+    morphologies=(
+        Morphology(
+            "blip",
+            weight=0.35,
+            witnesses=(("V1:LSC_DARM_ERR", 1.0), ("V1:LSC_MICH_ERR", 1.0), ("V1:LSC_PRCL_ERR", 0.6)),
+            transfer_band=(15.0, 1500.0),
+            delay_s=0.002,
+            f0_range=(40.0, 150.0),
+            q_range=(2.0, 5.0),
+        ),
+        Morphology(
+            "scattered_light",
+            weight=0.35,
+            witnesses=(("V1:LSC_DARM_ERR", 1.0), ("V1:SDB2_B1_PD1", 1.0)),
+            transfer_band=(4.0, 300.0),
+            delay_s=0.0,
+            f0_range=(20.0, 45.0),
+        ),
+        Morphology(
+            "low_frequency_burst",
+            weight=0.30,
+            witnesses=(("V1:LSC_DARM_ERR", 1.0), ("V1:ENV_NEB_MAG_N", 1.0), ("V1:LSC_PRCL_ERR", 0.6)),
+            transfer_band=(6.0, 200.0),
+            delay_s=0.010,
+            f0_range=(12.0, 45.0),
+            q_range=(4.0, 12.0),
+        ),
+    ),
+    self_glitches=(
+        SelfGlitches("V1:ENV_CEB_MIC_V", 0.8, (30.0, 300.0), (3.0, 10.0), (10.0, 60.0)),
+        SelfGlitches("V1:ASC_NE_TX_CORR", 0.8, (10.0, 45.0), (4.0, 10.0), (10.0, 60.0)),
+    ),
+    driver="V1:ENV_CEB_SEIS_V",
+)

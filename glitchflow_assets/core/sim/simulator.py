@@ -1,0 +1,267 @@
+"""Write a simulated observing run as GWF frames plus its ground-truth glitch catalogue.
+
+Everything is a pure function of ``(scenario, seed, GPS)``: glitches are planned in fixed 256 s blocks
+and noise is a seekable stream (see :mod:`.noise`), so ``simulate(a, b)`` then ``simulate(b, c)``
+writes exactly the frames of ``simulate(a, c)``.
+"""
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.signal import butter, sosfilt
+
+from glitchflow_assets.core.sim.noise import NoiseStream
+from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Scenario
+from glitchflow_assets.core.sim.waveforms import (
+    scattered_light_fringe,
+    scatterer_motion,
+    sine_gaussian,
+    sine_gaussian_half_length,
+)
+from glitchflow_assets.core.storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+PLAN_BLOCK_S = 256
+TRUTH_DIR = "truth"
+_FILTER_LEAD_S = 0.25  # zeros ahead of a strain glitch so the causal coupling filter starts at rest
+
+
+@dataclass(frozen=True)
+class Glitch:
+    """One appearance of a glitch in one channel (a ground-truth row).
+
+    ``role`` is ``strain`` (the glitch in h(t)), ``witness`` (the same event seen in an auxiliary
+    channel; ``gps`` there is the source time, the strain sees it ``delay_s`` later), ``driver``
+    (scatterer motion behind an arch), or ``self`` (a glitch confined to one auxiliary channel).
+    ``snr`` is the optimal matched-filter SNR against that channel's noise PSD.
+    """
+
+    event_id: str
+    channel: str
+    role: str
+    morphology: str
+    gps: float
+    snr: float
+    frequency: float  # central (sine-Gaussian) or apex fringe (arches) frequency, Hz
+    q: float
+    modulation_hz: float  # scatterer motion frequency (arches), else 0
+    n_arches: int
+    phase: float
+    delay_s: float
+    half_length: float
+
+    def unit_waveform(self, t: np.ndarray) -> np.ndarray:
+        if self.morphology == "scattered_light" and self.role == "driver":
+            return scatterer_motion(t, self.modulation_hz, self.n_arches)
+        if self.morphology == "scattered_light":
+            return scattered_light_fringe(t, self.modulation_hz, self.frequency, self.n_arches, self.phase)
+        return sine_gaussian(t, self.frequency, self.q, self.phase)
+
+
+def _pareto(rng: np.random.Generator, low: float, index: float, high: float) -> float:
+    return float(min(high, low * (1.0 - rng.random()) ** (-1.0 / index)))
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def _event_times(rng: np.random.Generator, block: int, rate_per_min: float, min_sep: float) -> list[float]:
+    start = block * PLAN_BLOCK_S
+    n = rng.poisson(rate_per_min * PLAN_BLOCK_S / 60.0)
+    # Margins of min_sep/2 at both block edges keep events of neighbouring blocks apart too.
+    times = np.sort(rng.uniform(start + min_sep / 2, start + PLAN_BLOCK_S - min_sep / 2, n))
+    kept: list[float] = []
+    for t in times:
+        if not kept or t - kept[-1] >= min_sep:
+            kept.append(float(t))
+    return kept
+
+
+def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
+    rows: list[Glitch] = []
+    weights = np.array([m.weight for m in scenario.morphologies])
+    times = _event_times(np.random.default_rng([seed, 1, block]), block, scenario.glitch_rate_per_min, scenario.min_separation_s)
+    for i, t_source in enumerate(times):
+        rng = np.random.default_rng([seed, 2, block, i])
+        morph = scenario.morphologies[rng.choice(len(weights), p=weights / weights.sum())]
+        event_id = f"{block}-{i}"
+        f0 = _log_uniform(rng, *morph.f0_range)
+        q = float(rng.uniform(*morph.q_range))
+        phase = float(rng.uniform(0, 2 * np.pi))
+        snr = _pareto(rng, scenario.snr_min, scenario.snr_index, scenario.snr_max)
+        if morph.name == "scattered_light":
+            f_mod, n_arches = float(rng.uniform(0.15, 0.35)), int(rng.integers(1, 3))
+            half = n_arches / (4.0 * f_mod)
+        else:
+            f_mod, n_arches = 0.0, 0
+            half = sine_gaussian_half_length(f0, q)
+        common = dict(morphology=morph.name, frequency=f0, q=q, modulation_hz=f_mod, n_arches=n_arches, phase=phase)
+        rows.append(
+            Glitch(event_id, scenario.strain, "strain", gps=t_source + morph.delay_s, snr=snr, delay_s=morph.delay_s, half_length=half, **common)
+        )
+        for channel, probability in morph.witnesses:
+            seen = rng.random() < probability
+            gain = rng.uniform(*scenario.witness_gain_range)
+            if seen:
+                rows.append(Glitch(event_id, channel, "witness", gps=t_source, snr=snr * gain, delay_s=0.0, half_length=half, **common))
+        if morph.name == "scattered_light":
+            rows.append(
+                Glitch(event_id, scenario.driver, "driver", gps=t_source, snr=30.0, delay_s=0.0, half_length=half + 1.0 / f_mod, **common)
+            )
+    for c_index, spec in enumerate(scenario.self_glitches):
+        times = _event_times(np.random.default_rng([seed, 3, c_index, block]), block, spec.rate_per_min, scenario.min_separation_s)
+        for i, t in enumerate(times):
+            rng = np.random.default_rng([seed, 4, c_index, block, i])
+            f0, q = _log_uniform(rng, *spec.f0_range), float(rng.uniform(*spec.q_range))
+            rows.append(
+                Glitch(
+                    f"{block}-s{c_index}-{i}", spec.channel, "self", "self_burst", gps=t, snr=_log_uniform(rng, *spec.snr_range),
+                    frequency=f0, q=q, modulation_hz=0.0, n_arches=0, phase=float(rng.uniform(0, 2 * np.pi)),
+                    delay_s=0.0, half_length=sine_gaussian_half_length(f0, q),
+                )
+            )
+    return rows
+
+
+def plan_glitches(scenario: Scenario, seed: int, gps_start: float, gps_end: float) -> list[Glitch]:
+    """Every glitch appearance whose waveform touches [gps_start, gps_end), sorted by GPS."""
+    margin = 8.0
+    first, last = math.floor((gps_start - margin) / PLAN_BLOCK_S), math.floor((gps_end + margin) / PLAN_BLOCK_S)
+    rows = [g for b in range(first, last + 1) for g in _plan_block(scenario, seed, b)]
+    rows = [g for g in rows if g.gps + g.half_length + 1.0 > gps_start and g.gps - g.half_length - 1.0 < gps_end]
+    return sorted(rows, key=lambda g: (g.gps, g.channel))
+
+
+def optimal_snr(waveform: np.ndarray, sample_rate: float, psd_values: np.ndarray) -> float:
+    """sqrt(4 sum |h(f)|^2 / S(f) df) for a waveform ``[time]`` and its PSD on ``rfftfreq`` (DC skipped)."""
+    spectrum = np.fft.rfft(waveform) / sample_rate
+    df = sample_rate / len(waveform)
+    return float(np.sqrt(4.0 * np.sum(np.abs(spectrum[1:]) ** 2 / psd_values[1:]) * df))
+
+
+class ChannelRenderer:
+    """Noise + lines + glitches of one channel, for any sample range."""
+
+    def __init__(self, spec: ChannelSpec, seed: int, stream: int, transfers: dict[str, np.ndarray]):
+        self.spec = spec
+        self.noise = NoiseStream(spec.psd, spec.sample_rate, seed, stream)
+        freqs = np.fft.rfftfreq(len(self.noise.taps), 1.0 / spec.sample_rate)
+        self.rms = float(np.sqrt(np.sum(spec.psd(freqs)[1:]) * (freqs[1] - freqs[0])))
+        self.transfers = transfers
+
+    def _glitch(self, g: Glitch) -> tuple[int, np.ndarray]:
+        """(first absolute sample index, waveform) of a glitch, scaled to its SNR in this channel."""
+        fs = self.spec.sample_rate
+        lead = _FILTER_LEAD_S if g.role == "strain" else 0.0
+        n0 = math.ceil((g.gps - g.half_length - lead) * fs)
+        n1 = math.floor((g.gps + g.half_length + lead) * fs) + 1
+        wave = g.unit_waveform(np.arange(n0, n1) / fs - g.gps)
+        if g.role == "strain":
+            wave = sosfilt(self.transfers[g.morphology], wave)
+        psd = self.spec.psd(np.fft.rfftfreq(len(wave), 1.0 / fs))
+        return n0, wave * (g.snr / optimal_snr(wave, fs, psd))
+
+    def samples(self, start: int, n: int, glitches: list[Glitch]) -> np.ndarray:
+        """Samples ``[n]`` from absolute index ``start`` (GPS * rate)."""
+        data = self.noise.samples(start, n)
+        t = np.arange(start, start + n) / self.spec.sample_rate
+        for freq, amplitude in self.spec.lines:
+            data += amplitude * self.rms * np.sin(2 * np.pi * freq * t)
+        for g in glitches:
+            if g.channel != self.spec.name:
+                continue
+            n0, wave = self._glitch(g)
+            lo, hi = max(n0, start), min(n0 + len(wave), start + n)
+            if lo < hi:
+                data[lo - start : hi - start] += wave[lo - n0 : hi - n0]
+        return data
+
+
+@dataclass
+class SimulationResult:
+    frames: list[Path]
+    truth: Path
+    glitches: pd.DataFrame
+
+
+def frame_name(scenario: Scenario, gps: int, duration: int) -> str:
+    return f"{scenario.observatory}-{scenario.tag}-{gps}-{duration}.gwf"
+
+
+def simulate(
+    out_dir: str | Path,
+    gps_start: int,
+    duration: int,
+    frame_length: int = 60,
+    seed: int = 0,
+    scenario: Scenario = VIRGO_SCENARIO,
+    progress: Callable[[int, int, Path], None] | None = None,
+    overwrite: bool = False,
+) -> SimulationResult:
+    """Write frames covering [gps_start, gps_start + duration) and the ground truth under ``out_dir``.
+
+    Frames are ``OBS-TAG-GPS-DUR.gwf`` of ``frame_length`` s (the last one shorter if needed), each
+    written to a temporary name and renamed. Existing frames are kept unless ``overwrite``: a re-run
+    continues where an interrupted one stopped. Ground truth: ``truth/glitches-GPS-DUR.csv`` (one row
+    per glitch appearance, see :class:`Glitch`) and ``truth/channels.json`` (channel roles and rates).
+    """
+    from gwpy.timeseries import TimeSeries, TimeSeriesDict
+
+    if duration <= 0 or frame_length <= 0:
+        raise ValueError("duration and frame_length must be positive")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gps_end = gps_start + duration
+    transfers = {m.name: butter(2, m.transfer_band, btype="bandpass", fs=scenario.channel(scenario.strain).sample_rate, output="sos") for m in scenario.morphologies}
+    renderers = [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels)]
+    starts = list(range(gps_start, gps_end, frame_length))
+    written = []
+    for k, t0 in enumerate(starts):
+        length = min(frame_length, gps_end - t0)
+        path = out / frame_name(scenario, t0, length)
+        if path.exists() and not overwrite:
+            written.append(path)
+            continue
+        glitches = plan_glitches(scenario, seed, t0, t0 + length)
+        series = TimeSeriesDict()
+        for r in renderers:
+            fs = r.spec.sample_rate
+            data = r.samples(t0 * fs, length * fs, glitches)
+            dtype = np.float64 if r.spec.role == "strain" else np.float32
+            series[r.spec.name] = TimeSeries(data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit)
+        with atomic_path(path) as tmp:
+            series.write(str(tmp), format="gwf")
+        written.append(path)
+        if progress:
+            progress(k + 1, len(starts), path)
+    truth = pd.DataFrame([asdict(g) for g in plan_glitches(scenario, seed, gps_start, gps_end) if gps_start <= g.gps < gps_end])
+    truth_dir = out / TRUTH_DIR
+    truth_dir.mkdir(exist_ok=True)
+    truth_path = truth_dir / f"glitches-{gps_start}-{duration}.csv"
+    with atomic_path(truth_path) as tmp:
+        truth.to_csv(tmp, index=False)
+    channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
+    with atomic_path(truth_dir / "channels.json") as tmp:
+        tmp.write_text(json.dumps({"seed": seed, "channels": channels}, indent=2))
+    return SimulationResult(written, truth_path, truth)
+
+
+def load_truth(frame_dir: str | Path, gps_start: float | None = None, gps_end: float | None = None) -> pd.DataFrame:
+    """All ground-truth rows written under ``frame_dir`` (deduplicated), optionally within a GPS span."""
+    files = sorted((Path(frame_dir) / TRUTH_DIR).glob("glitches-*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no ground truth under {Path(frame_dir) / TRUTH_DIR}")
+    table = pd.concat([pd.read_csv(f, dtype={"event_id": str}) for f in files]).drop_duplicates(["event_id", "channel"])
+    if gps_start is not None:
+        table = table[table.gps >= gps_start]
+    if gps_end is not None:
+        table = table[table.gps < gps_end]
+    return table.sort_values(["gps", "channel"]).reset_index(drop=True)
