@@ -45,6 +45,7 @@ class ObservingRun:
     frames: FrameSource
     channel_rates: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    watch: bool = False  # new-frame sensor on by default
 
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
@@ -105,6 +106,7 @@ def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
         frames=FrameSource(frames["kind"], _expand(str(frames["path"]))),
         channel_rates={str(k): float(v) for k, v in (spec.get("channel_rates") or {}).items()},
         description=str(spec.get("description", "")),
+        watch=bool(spec.get("watch", False)),
     )
 
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from gwpy.time import from_gps, to_gps
+import lal
 
 PARTITION_KEY_FORMAT = "%Y-%m-%dT%H:%M"
 _KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
@@ -40,14 +40,19 @@ class Cadence:
         raise ValueError(f"window cadence {text!r}: N must divide 60 (min) or 24 (h), or be 1d")
 
 
+# LAL's leap-second table (C, microseconds per call): sensors convert thousands of windows per tick.
 def gps_to_utc(gps: float) -> datetime:
-    return from_gps(gps).replace(tzinfo=timezone.utc)
+    whole = int(gps // 1)
+    y, mo, d, h, mi, s = lal.GPSToUTC(whole)[:6]
+    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc) + timedelta(seconds=gps - whole)
 
 
 def utc_to_gps(when: datetime) -> float:
     if when.tzinfo is None:
         raise ValueError("naive datetime: pass a UTC-aware datetime")
-    return float(to_gps(when.astimezone(timezone.utc).replace(tzinfo=None)))
+    when = when.astimezone(timezone.utc)
+    whole = when.replace(microsecond=0)
+    return lal.UTCToGPS(whole.timetuple()) + when.microsecond / 1e6
 
 
 def floor_to_cadence(when: datetime, cadence: Cadence) -> datetime:

@@ -1,0 +1,210 @@
+"""Ingest one analysis window: read its frames through gwpy, bring every channel to the analysis rate,
+record gaps and livetime, and write one self-describing HDF5 file atomically.
+
+Bad input never corrupts output: an unreadable, truncated or overlapping file is skipped with its reason
+recorded in the output (``/skipped``) and logged; non-finite samples are zeroed and cut out of the valid
+segments; a window with no readable data, or without its strain channel, raises :class:`IngestError`
+naming the window, files and channel, and leaves any earlier file for the window untouched.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glitchflow_assets.core.frames import (
+    ChannelData,
+    FrameError,
+    FrameFile,
+    channels_in_file,
+    frames_overlapping,
+    read_channels,
+    scan_frame_dir,
+    sha256sum,
+)
+from glitchflow_assets.core.raw_segments import ChannelStats, FrameRecord, RawSegmentSummary, RawSegmentWriter, read_summary
+from glitchflow_assets.core.resample import edge_seconds, resample
+from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.segments import Segments, clip, coalesce, subtract, total
+from glitchflow_assets.core.windows import Window
+
+log = logging.getLogger(__name__)
+
+PAD_S = 1.0  # data read beyond each window edge so the resampling filter has no edge there
+
+
+class IngestError(RuntimeError):
+    """A window cannot be ingested; the message names the run, window, GPS span, files and channel."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    channel_batch: int = 16  # channels held in memory at once (bounds peak memory for wide runs)
+
+
+def _drop_overlaps(frames: list[FrameFile]) -> tuple[list[FrameFile], list[tuple[str, str]]]:
+    """Keep the earliest-starting file wherever files overlap; the others are skipped with a reason."""
+    kept: list[FrameFile] = []
+    skipped = []
+    for f in sorted(frames, key=lambda f: (f.gps_start, f.name)):
+        if kept and f.gps_start < kept[-1].gps_end:
+            skipped.append((f.name, f"overlaps {kept[-1].name} (GPS {kept[-1].gps_start}-{kept[-1].gps_end}); kept the earlier file"))
+        else:
+            kept.append(f)
+    return kept, skipped
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs in a boolean ``[time]`` array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
+    """Update flat-line / non-finite statistics from native samples; zero non-finite ones; return bad spans."""
+    x, rate = piece.data, piece.sample_rate
+    if x.size > 1:
+        flat = _runs_of(np.diff(x) == 0)
+        if flat:
+            start, stop = max(flat, key=lambda r: r[1] - r[0])
+            seconds = (stop - start + 1) / rate
+            if seconds > stats.max_flat_seconds:
+                stats.max_flat_seconds, stats.first_flat_gps = seconds, piece.t0 + start / rate
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return []
+    runs = _runs_of(bad)
+    if not stats.nonfinite_count:
+        stats.first_nonfinite_gps = piece.t0 + runs[0][0] / rate
+    stats.nonfinite_count += int(bad.sum())
+    x[bad] = 0.0
+    return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs]
+
+
+def _assemble(pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, window: Window, is_strain: bool) -> np.ndarray:
+    """Place a channel's pieces (file name, native data) on the window's analysis grid ``[time]``."""
+    fs = run.sample_rate
+    out = np.zeros(window.duration * fs, dtype=np.float32)
+    if not pieces:
+        return out
+    pieces.sort(key=lambda p: p[1].t0)
+    stats.present, stats.unit, stats.native_rate = True, pieces[0][1].unit, pieces[0][1].sample_rate
+    expected = run.channel_rates.get(stats.name)
+    problems = []
+    for name, p in pieces:
+        if p.sample_rate != stats.native_rate:
+            problems.append(f"{p.sample_rate:g} Hz in {name} at GPS {p.t0:.0f} but {stats.native_rate:g} Hz earlier")
+        if expected and p.sample_rate != expected:
+            problems.append(f"{p.sample_rate:g} Hz in {name} at GPS {p.t0:.0f}, registry expects {expected:g} Hz")
+        if is_strain and p.sample_rate < fs:
+            problems.append(f"strain at {p.sample_rate:g} Hz in {name} is below the analysis rate {fs} Hz")
+    stats.rate_mismatch = "; ".join(dict.fromkeys(problems))
+    bad: Segments = []
+    for _, p in pieces:
+        bad += _inspect_piece(p, stats)
+    # Merge pieces that are contiguous and share a rate, then resample each stretch once.
+    stretches: list[list[ChannelData]] = []
+    for _, p in pieces:
+        last = stretches[-1][-1] if stretches else None
+        if last and last.sample_rate == p.sample_rate and abs(p.t0 - (last.t0 + last.data.size / last.sample_rate)) < 0.5 / p.sample_rate:
+            stretches[-1].append(p)
+        else:
+            stretches.append([p])
+    valid: Segments = []
+    for stretch in stretches:
+        rate, t0 = stretch[0].sample_rate, stretch[0].t0
+        data = resample(np.concatenate([p.data for p in stretch]), rate, fs)
+        offset = (t0 - window.gps_start) * fs
+        if abs(offset - round(offset)) > 1e-3:
+            raise IngestError(f"{stats.name}: data at GPS {t0} is not on the {fs} Hz grid of window {window.key}")
+        i0 = round(offset)
+        lo, hi = max(i0, 0), min(i0 + data.size, out.size)
+        if lo < hi:
+            out[lo:hi] = data[lo - i0 : hi - i0]
+        edge = edge_seconds(rate, fs)
+        valid.append((t0 + edge, t0 + data.size / fs - edge))
+    widen = max(edge_seconds(p.sample_rate, fs) for _, p in pieces)
+    bad = [(s - widen, e + widen) for s, e in bad]
+    stats.segments = clip(subtract(coalesce(valid), bad), window.gps_start, window.gps_end)
+    # Zero everything outside valid data so no filter transient or bad sample survives.
+    keep = np.zeros(out.size, dtype=bool)
+    for s, e in stats.segments:
+        keep[round((s - window.gps_start) * fs) : round((e - window.gps_start) * fs)] = True
+    out[~keep] = 0.0
+    return out
+
+
+def ingest_window(
+    run: ObservingRun,
+    window: Window,
+    out_path: str | Path,
+    frame_files: list[FrameFile] | None = None,
+    options: IngestOptions = IngestOptions(),
+) -> RawSegmentSummary:
+    """Ingest ``window`` of ``run`` into ``out_path`` and return the written file's summary.
+
+    ``frame_files`` defaults to a scan of the run's frame directory. Channels are processed in batches of
+    ``options.channel_batch`` so that peak memory does not grow with the number of channels.
+    """
+    where = f"run {run.name} window {window.key} (GPS {window.gps_start}-{window.gps_end})"
+    skipped: list[tuple[str, str]] = []
+    if frame_files is None:
+        found, bad_names = scan_frame_dir(run.frames.path, run.frames.extension)
+        frame_files = [f for f, _ in found]
+        skipped += [(s.path.name, s.reason) for s in bad_names]
+    span = (window.gps_start - PAD_S, window.gps_end + PAD_S)
+    kept, overlapping = _drop_overlaps(frames_overlapping(frame_files, *span))
+    skipped += overlapping
+    tocs: dict[FrameFile, set[str]] = {}
+    for f in kept:
+        try:
+            tocs[f] = set(channels_in_file(f, run.frames.kind, run.strain_channel))
+        except FrameError as exc:
+            skipped.append((f.name, str(exc)))
+    for name, reason in skipped:
+        log.warning("%s: skipping %s: %s", where, name, reason)
+    if not frames_overlapping(list(tocs), window.gps_start, window.gps_end):
+        raise IngestError(f"{where}: no readable frame file in {run.frames.path}" + (f"; skipped: {skipped}" if skipped else ""))
+    available = sorted(set().union(*tocs.values()))
+    if run.strain_channel not in available:
+        raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in tocs)}")
+    channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
+    stats = [ChannelStats(c) for c in channels]
+    used: set[FrameFile] = set()
+    writer = RawSegmentWriter(Path(out_path), len(channels), window.duration * run.sample_rate)
+    try:
+        for b0 in range(0, len(channels), options.channel_batch):
+            batch = range(b0, min(b0 + options.channel_batch, len(channels)))
+            pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
+            for f in list(tocs):
+                wanted = [channels[i] for i in batch if channels[i] in tocs[f]]
+                if not wanted:
+                    continue
+                try:
+                    got = read_channels(f, wanted, run.frames.kind, *span)
+                except FrameError as exc:
+                    log.warning("%s: skipping %s: %s", where, f.name, exc)
+                    skipped.append((f.name, str(exc)))
+                    del tocs[f]
+                    continue
+                used.add(f)
+                for i in batch:
+                    if channels[i] in got:
+                        pieces[i].append((f.name, got[channels[i]]))
+            for i in batch:
+                writer.write_channel(i, _assemble(pieces[i], stats[i], run, window, is_strain=i == 0))
+        if not stats[0].present:
+            raise IngestError(f"{where}: strain channel {run.strain_channel} could not be read from any file; skipped: {skipped}")
+        livetime = total(stats[0].segments)
+        attrs = {
+            "run": run.name, "window": window.key, "gps_start": window.gps_start, "gps_end": window.gps_end,
+            "sample_rate": run.sample_rate, "strain_channel": run.strain_channel, "livetime": livetime,
+            "gap_fraction": 1.0 - livetime / window.duration,
+        }
+        records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in sorted(used, key=lambda f: f.gps_start)]
+        writer.finish(attrs, stats, records, skipped)
+    except BaseException as exc:
+        writer.abort(exc)
+        raise
+    return read_summary(out_path)

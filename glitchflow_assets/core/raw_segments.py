@@ -1,0 +1,165 @@
+"""HDF5 schema of ``raw_strain_segments``: one self-describing file per analysis window.
+
+Layout (schema version 1)::
+
+    /                  attrs: schema, schema_version, run, window, gps_start, gps_end, sample_rate,
+                              strain_channel, livetime, gap_fraction, created_utc, software
+    /data              float32 [channel, time] at ``sample_rate`` from ``gps_start`` (strain is row 0);
+                       samples outside the valid segments are 0
+    /channels/{name, unit, native_rate, present, nonfinite_count, first_nonfinite_gps,
+               max_flat_seconds, first_flat_gps, rate_mismatch}      one entry per channel
+    /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data
+    /frames/{name, gps_start, duration, sha256, size_bytes}           files read
+    /skipped/{name, reason}                                           files not used, and why
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import glitchflow_assets
+from glitchflow_assets.core.storage import atomic_path
+
+SCHEMA = "glitchflow.raw_strain_segments"
+SCHEMA_VERSION = 1
+_STR = h5py.string_dtype()
+
+
+@dataclass
+class ChannelStats:
+    """What ingest learned about one channel of one window (feeds the data-quality checks)."""
+
+    name: str
+    unit: str = ""
+    native_rate: float = float("nan")
+    present: bool = False
+    nonfinite_count: int = 0
+    first_nonfinite_gps: float = float("nan")
+    max_flat_seconds: float = 0.0
+    first_flat_gps: float = float("nan")
+    rate_mismatch: str = ""  # why the native rate is wrong, empty when fine
+    segments: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    name: str
+    gps_start: int
+    duration: int
+    sha256: str
+    size_bytes: int
+
+
+@dataclass
+class RawSegmentSummary:
+    """Everything in a window file except the samples."""
+
+    path: Path
+    attrs: dict
+    channels: list[ChannelStats]
+    frames: list[FrameRecord]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def strain(self) -> ChannelStats:
+        return self.channels[0]
+
+
+def _column(group: h5py.Group, name: str, values: list, dtype=None) -> None:
+    group.create_dataset(name, data=np.asarray(values, dtype=dtype) if dtype is not _STR else np.array(values, dtype=object), dtype=dtype)
+
+
+class RawSegmentWriter:
+    """Write a window file channel by channel (bounded memory), then publish it atomically."""
+
+    def __init__(self, path: Path, n_channels: int, n_samples: int):
+        self.path = Path(path)
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self.file = h5py.File(self._tmp, "w")
+        chunk = (1, min(n_samples, 1 << 16)) if n_samples else None
+        self.data = self.file.create_dataset("data", (n_channels, n_samples), dtype="f4", chunks=chunk)
+
+    def write_channel(self, index: int, samples: np.ndarray) -> None:
+        self.data[index, :] = samples
+
+    def finish(self, attrs: dict, channels: list[ChannelStats], frames: list[FrameRecord], skipped: list[tuple[str, str]]) -> None:
+        f = self.file
+        f.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "software": f"glitchflow {glitchflow_assets.__version__}",
+                        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        f.attrs.update(attrs)
+        self.data.attrs.update({"axes": json.dumps(["channel", "time"]), "t0": attrs["gps_start"], "dt": 1.0 / attrs["sample_rate"]})
+        g = f.create_group("channels")
+        _column(g, "name", [c.name for c in channels], _STR)
+        _column(g, "unit", [c.unit for c in channels], _STR)
+        _column(g, "rate_mismatch", [c.rate_mismatch for c in channels], _STR)
+        for key in ("native_rate", "first_nonfinite_gps", "max_flat_seconds", "first_flat_gps"):
+            _column(g, key, [getattr(c, key) for c in channels], "f8")
+        _column(g, "present", [c.present for c in channels], "?")
+        _column(g, "nonfinite_count", [c.nonfinite_count for c in channels], "i8")
+        rows = [(i, s, e) for i, c in enumerate(channels) for s, e in c.segments]
+        f.create_dataset("segments", data=np.asarray(rows, dtype="f8").reshape(-1, 3))
+        g = f.create_group("frames")
+        _column(g, "name", [r.name for r in frames], _STR)
+        _column(g, "sha256", [r.sha256 for r in frames], _STR)
+        _column(g, "gps_start", [r.gps_start for r in frames], "i8")
+        _column(g, "duration", [r.duration for r in frames], "i8")
+        _column(g, "size_bytes", [r.size_bytes for r in frames], "i8")
+        g = f.create_group("skipped")
+        _column(g, "name", [s[0] for s in skipped], _STR)
+        _column(g, "reason", [s[1] for s in skipped], _STR)
+        f.close()
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        self.file.close()
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _strings(ds: h5py.Dataset) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]]
+
+
+def read_summary(path: str | Path) -> RawSegmentSummary:
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("schema") != SCHEMA:
+            raise ValueError(f"{path}: not a {SCHEMA} file")
+        attrs = dict(f.attrs)
+        g = f["channels"]
+        names = _strings(g["name"])
+        channels = [
+            ChannelStats(
+                name=n, unit=u, native_rate=float(r), present=bool(p), nonfinite_count=int(nf), first_nonfinite_gps=float(fn),
+                max_flat_seconds=float(mf), first_flat_gps=float(ff), rate_mismatch=rm,
+            )
+            for n, u, r, p, nf, fn, mf, ff, rm in zip(
+                names, _strings(g["unit"]), g["native_rate"][()], g["present"][()], g["nonfinite_count"][()],
+                g["first_nonfinite_gps"][()], g["max_flat_seconds"][()], g["first_flat_gps"][()], _strings(g["rate_mismatch"]),
+            )
+        ]
+        for i, start, end in f["segments"][()]:
+            channels[int(i)].segments.append((float(start), float(end)))
+        g = f["frames"]
+        frames = [
+            FrameRecord(n, int(s), int(d), h, int(b))
+            for n, s, d, h, b in zip(_strings(g["name"]), g["gps_start"][()], g["duration"][()], _strings(g["sha256"]), g["size_bytes"][()])
+        ]
+        skipped = list(zip(_strings(f["skipped/name"]), _strings(f["skipped/reason"])))
+    return RawSegmentSummary(path, attrs, channels, frames, skipped)
+
+
+def read_data(path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None) -> tuple[np.ndarray, list[str], float]:
+    """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
+    with h5py.File(path, "r") as f:
+        names = _strings(f["channels/name"])
+        rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs["gps_start"])
+        rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]
+        i0 = 0 if gps_start is None else max(0, round((gps_start - t0) * rate))
+        i1 = f["data"].shape[1] if gps_end is None else round((gps_end - t0) * rate)
+        data = np.stack([f["data"][r, i0:i1] for r in rows]) if rows else np.zeros((0, i1 - i0), "f4")
+    return data, [names[r] for r in rows], t0 + i0 / rate

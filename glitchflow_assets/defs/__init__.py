@@ -1,0 +1,1 @@
+"""Dagster layer: thin wiring of ``glitchflow_assets.core`` into assets, checks, sensors and jobs."""

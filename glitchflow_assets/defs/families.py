@@ -1,0 +1,33 @@
+"""One asset family per observing run in the registry: keys ``RUN/asset``, grouped by run."""
+
+import dagster as dg
+
+from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.defs.ingest import raw_strain_segments
+from glitchflow_assets.defs.partitions import window_partitions
+from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.sensors import new_frames_sensor
+
+
+def run_family(run: ObservingRun) -> dg.Definitions:
+    raw = raw_strain_segments(run)
+    ingest_job = dg.define_asset_job(
+        f"{run.name}_ingest",
+        selection=dg.AssetSelection.assets(raw),
+        partitions_def=window_partitions(run),
+        description=f"Ingest windows of {run.name} (what the new-frame sensor launches).",
+    )
+    return dg.Definitions(assets=[raw], jobs=[ingest_job], sensors=[new_frames_sensor(run, ingest_job.name)])
+
+
+def build_definitions(runs: dict[str, ObservingRun] | None = None) -> dg.Definitions:
+    runs = load_registry() if runs is None else runs
+    return dg.Definitions.merge(
+        *(run_family(run) for run in runs.values()),
+        dg.Definitions(resources={"storage": GlitchflowStorage()}),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -1,0 +1,91 @@
+"""``raw_strain_segments``: one asset per observing run, partitioned by its time windows."""
+
+import hashlib
+
+import dagster as dg
+
+from glitchflow_assets.core.ingest import IngestError, ingest_window
+from glitchflow_assets.core.quality import BLOCKING, CHECKS, assess
+from glitchflow_assets.core.raw_segments import RawSegmentSummary
+from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.segments import total
+from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.defs.partitions import window_partitions
+from glitchflow_assets.defs.resources import GlitchflowStorage
+
+ASSET = "raw_strain_segments"
+CHECK_DESCRIPTIONS = {
+    "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
+    "no_flatlined_channels": "No channel constant for 1 s or more.",
+    "gap_fraction": "Strain gap fraction of the window at most 10 %.",
+    "sample_rates": "Native sample rates as the registry expects and constant in the window (blocking).",
+    "channels_present": "Every listed channel is in the frames.",
+}
+
+
+def _channel_table(summary: RawSegmentSummary) -> str:
+    rows = ["| channel | native rate (Hz) | valid (s) | non-finite | longest flat (s) |", "|---|---|---|---|---|"]
+    for c in summary.channels:
+        rate = f"{c.native_rate:g}" if c.present else "missing"
+        rows.append(f"| {c.name} | {rate} | {total(c.segments):.1f} | {c.nonfinite_count} | {c.max_flat_seconds:.3f} |")
+    return "\n".join(rows)
+
+
+def _metadata(summary: RawSegmentSummary) -> dict:
+    a = summary.attrs
+    return {
+        "path": dg.MetadataValue.path(str(summary.path)),
+        "gps_start": int(a["gps_start"]),
+        "gps_end": int(a["gps_end"]),
+        "livetime_s": float(a["livetime"]),
+        "gap_fraction": float(a["gap_fraction"]),
+        "sample_rate_hz": int(a["sample_rate"]),
+        "n_channels": len(summary.channels),
+        "n_frames": len(summary.frames),
+        "frames": dg.MetadataValue.md("\n".join(f"- `{f.name}` sha256 `{f.sha256[:16]}…`" for f in summary.frames)),
+        "channels": dg.MetadataValue.md(_channel_table(summary)),
+        "skipped_files": dg.MetadataValue.md("\n".join(f"- `{n}`: {r}" for n, r in summary.skipped) or "none"),
+    }
+
+
+def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
+    key = dg.AssetKey([run.name, ASSET])
+
+    @dg.asset(
+        key=key,
+        group_name=run.name,
+        partitions_def=window_partitions(run),
+        kinds={"hdf5", "gwpy"},
+        tags={"glitchflow/level": "window"},
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]) for name in CHECKS],
+        metadata={"observing_run": run.name, "frame_source": str(run.frames.path), "strain_channel": run.strain_channel},
+        description=(
+            f"Strain + auxiliary channels of one {run.cadence.text} window of {run.name}, read from its "
+            f"{run.frames.kind} files through gwpy, resampled to {run.sample_rate} Hz with anti-alias filtering, "
+            "gaps and livetime recorded as segments. One HDF5 file per window, written atomically."
+        ),
+    )
+    def _raw(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        window = window_for_key(context.partition_key, run.cadence)
+        try:
+            summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window))
+        except IngestError as exc:
+            raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
+        for name, reason in summary.skipped:
+            context.log.warning(f"skipped {name}: {reason}")
+        outcomes = assess(summary, run)
+        version = hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24]
+        return dg.MaterializeResult(
+            metadata=_metadata(summary),
+            data_version=dg.DataVersion(version),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=name, passed=o.passed, severity=dg.AssetCheckSeverity(o.severity), description=o.description,
+                    metadata={"problems": len(o.messages)},
+                )
+                for name, o in outcomes.items()
+            ],
+        )
+
+    return _raw

@@ -1,0 +1,25 @@
+"""Resources shared by every run family."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from glitchflow_assets.core.home import storage_root
+from glitchflow_assets.core.windows import Window
+
+
+class GlitchflowStorage(dg.ConfigurableResource):
+    """Where asset partitions live: ``ROOT/RUN/ASSET/RUN-ASSET-GPS-DUR.h5`` (one HDF5 file per partition).
+
+    ``root`` empty means ``$GLITCHFLOW_STORAGE`` or ``$GLITCHFLOW_HOME/storage``.
+    """
+
+    root: str = ""
+
+    def base(self) -> Path:
+        return Path(self.root).expanduser().resolve() if self.root else storage_root()
+
+    def window_file(self, run: str, asset: str, window: Window) -> Path:
+        # run names and windows are validated upstream (registry regex, partition-key parsing); every
+        # component here is therefore a plain identifier or an integer.
+        return self.base() / run / asset / f"{run}-{asset}-{window.gps_start}-{window.duration}.h5"
