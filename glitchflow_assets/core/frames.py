@@ -45,7 +45,7 @@ class FrameFile:
 def parse_frame_name(path: str | Path) -> FrameFile:
     """Parse ``OBS-TAG-GPS-DUR.ext``; raise ``ValueError`` (naming the file) for anything else."""
     path = Path(path)
-    m = _NAME_RE.match(path.name)
+    m = _NAME_RE.fullmatch(path.name)
     if not m:
         raise ValueError(f"{path.name!r} is not a frame file name of the form OBS-TAG-GPSSTART-DURATION.gwf|hdf5")
     duration = int(m.group("dur"))

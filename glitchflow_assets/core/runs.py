@@ -72,7 +72,7 @@ def _expand(path: str) -> Path:
 
 def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
     where = f"{source}: run {name!r}"
-    if not _RUN_NAME_RE.match(name):
+    if not _RUN_NAME_RE.fullmatch(name):
         raise RegistryError(f"{where}: run names are letters, digits and '_' (it becomes a path and an asset key)")
     if not isinstance(spec, dict):
         raise RegistryError(f"{where}: expected a mapping")

@@ -25,7 +25,7 @@ class Cadence:
 
     @classmethod
     def parse(cls, text: str) -> "Cadence":
-        m = _CADENCE_RE.match(str(text).strip())
+        m = _CADENCE_RE.fullmatch(str(text))
         if not m:
             raise ValueError(f"window cadence {text!r}: expected Nmin, Nh or 1d (e.g. 5min, 1h)")
         n, unit = int(m.group(1)), m.group(2)
@@ -81,7 +81,7 @@ class Window:
 
 def validate_partition_key(key: str) -> str:
     """Reject anything that is not a window key before it can reach a file path."""
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
         raise ValueError(f"invalid window partition key {key!r}: expected YYYY-MM-DDTHH:MM (UTC)")
     return key
 

@@ -74,15 +74,18 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def _event_times(rng: np.random.Generator, block: int, rate_per_min: float, min_sep: float) -> list[float]:
-    start = block * PLAN_BLOCK_S
-    n = rng.poisson(rate_per_min * PLAN_BLOCK_S / 60.0)
-    # Margins of min_sep/2 at both block edges keep events of neighbouring blocks apart too.
-    times = np.sort(rng.uniform(start + min_sep / 2, start + PLAN_BLOCK_S - min_sep / 2, n))
-    kept: list[float] = []
-    for t in times:
-        if not kept or t - kept[-1] >= min_sep:
-            kept.append(float(t))
-    return kept
+    """A renewal process: gaps of ``min_sep`` + exponential, mean gap set so the rate is ``rate_per_min``.
+
+    Margins of min_sep/2 at both block edges keep events of neighbouring blocks apart too.
+    """
+    start, stop = block * PLAN_BLOCK_S + min_sep / 2, (block + 1) * PLAN_BLOCK_S - min_sep / 2
+    mean_gap = (stop - start) / (rate_per_min * PLAN_BLOCK_S / 60.0)
+    times: list[float] = []
+    t = start + rng.exponential(max(mean_gap - min_sep, 1e-3))
+    while t < stop:
+        times.append(float(t))
+        t += min_sep + rng.exponential(max(mean_gap - min_sep, 1e-3))
+    return times
 
 
 def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
@@ -169,12 +172,17 @@ class ChannelRenderer:
         psd = self.spec.psd(np.fft.rfftfreq(len(wave), 1.0 / fs))
         return n0, wave * (g.snr / optimal_snr(wave, fs, psd))
 
-    def samples(self, start: int, n: int, glitches: list[Glitch]) -> np.ndarray:
-        """Samples ``[n]`` from absolute index ``start`` (GPS * rate)."""
+    def background(self, start: int, n: int) -> np.ndarray:
+        """Noise + lines ``[n]`` from absolute sample index ``start`` (GPS * rate)."""
         data = self.noise.samples(start, n)
         t = np.arange(start, start + n) / self.spec.sample_rate
         for freq, amplitude in self.spec.lines:
             data += amplitude * self.rms * np.sin(2 * np.pi * freq * t)
+        return data
+
+    def glitches(self, start: int, n: int, glitches: list[Glitch]) -> np.ndarray:
+        """The sum ``[n]`` of this channel's glitch waveforms from absolute sample index ``start``."""
+        data = np.zeros(n)
         for g in glitches:
             if g.channel != self.spec.name:
                 continue
@@ -183,6 +191,16 @@ class ChannelRenderer:
             if lo < hi:
                 data[lo - start : hi - start] += wave[lo - n0 : hi - n0]
         return data
+
+    def samples(self, start: int, n: int, glitches: list[Glitch]) -> np.ndarray:
+        return self.background(start, n) + self.glitches(start, n, glitches)
+
+
+def make_renderers(scenario: Scenario, seed: int) -> list[ChannelRenderer]:
+    """One renderer per channel of ``scenario`` (stream index = channel position)."""
+    strain_rate = scenario.channel(scenario.strain).sample_rate
+    transfers = {m.name: butter(2, m.transfer_band, btype="bandpass", fs=strain_rate, output="sos") for m in scenario.morphologies}
+    return [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels)]
 
 
 @dataclass
@@ -220,8 +238,7 @@ def simulate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     gps_end = gps_start + duration
-    transfers = {m.name: butter(2, m.transfer_band, btype="bandpass", fs=scenario.channel(scenario.strain).sample_rate, output="sos") for m in scenario.morphologies}
-    renderers = [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels)]
+    renderers = make_renderers(scenario, seed)
     starts = list(range(gps_start, gps_end, frame_length))
     written = []
     for k, t0 in enumerate(starts):
