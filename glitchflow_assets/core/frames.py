@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +119,33 @@ class ChannelData:
     unit: str
 
 
+def check_gwf_framing(path: Path) -> None:
+    """Reject a GWF file whose framing is broken *before* LALFrame sees it.
+
+    LALFrame trusts the end-of-file record to find the table of contents and crashes the process
+    (segmentation fault) on a truncated file. A version-8 file starts with ``IGWD`` + NUL and ends with
+    FrEndOfFile, whose ``nBytes`` (8 bytes at -28) is the file's own length and ``seekTOC`` (at -20)
+    points inside it; a truncated or overwritten file fails one of these checks.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(40)
+        if size < 68 or head[:5] != b"IGWD\0":
+            raise FrameError(f"{path}: not a GWF file (no IGWD header)")
+        if head[5] != 8:
+            return  # older frame versions: header checked, end record layout differs
+        order = "<" if head[12:14] == b"\x34\x12" else ">"
+        fh.seek(size - 28)
+        n_bytes, seek_toc = struct.unpack(order + "QQ", fh.read(16))
+    if n_bytes not in (0, size) or not 0 < seek_toc < size:
+        raise FrameError(f"{path}: truncated or damaged GWF file ({size} bytes on disk, its end record says {n_bytes})")
+
+
 def channels_in_file(frame: FrameFile, kind: str, strain_channel: str) -> list[str]:
     """The channel names a file holds (a GWOSC strain file holds just the strain)."""
     if kind == "gwosc-hdf5":
         return [strain_channel]
+    check_gwf_framing(frame.path)
     from gwpy.io.gwf import iter_channel_names
 
     try:

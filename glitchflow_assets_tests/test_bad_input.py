@@ -1,0 +1,178 @@
+"""Bad input: clear errors naming file / channel / GPS, skipped files with reasons, nothing lost."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from gwpy.timeseries import TimeSeries, TimeSeriesDict
+
+from glitchflow_assets.core.frames import FrameError, parse_frame_name, read_channels, scan_frame_dir
+from glitchflow_assets.core.ingest import IngestError, ingest_window
+from glitchflow_assets.core.quality import assess
+from glitchflow_assets.core.raw_segments import read_data
+from glitchflow_assets.core.sim import VIRGO_SCENARIO
+from glitchflow_assets.core.windows import Cadence, windows_overlapping
+from glitchflow_assets_tests.conftest import sim_run
+
+CHANNELS = [c.name for c in VIRGO_SCENARIO.channels]
+
+
+def _minute(frames_dir, **changes):
+    """A 1-minute-window variant of SIM over ``frames_dir`` and its second window (frames are 60 s)."""
+    run = sim_run(frames_dir, cadence=Cadence.parse("1min"), **changes)
+    return run, windows_overlapping(run.gps_start, run.gps_start + 120, run.cadence)[1]
+
+
+def _frame_at(frames_dir, gps):
+    return frames_dir / f"V-V1SIM-{gps}-60.gwf"
+
+
+def _rewrite(path, edit):
+    """Read a frame, let ``edit(dict_of_series)`` change it, write it back under the same name."""
+    data = TimeSeriesDict.read(str(path), CHANNELS)
+    edit(data)
+    os.unlink(path)
+    data.write(str(path), format="gwf")
+
+
+def _five_minutes(frames_dir):
+    run = sim_run(frames_dir)
+    return run, windows_overlapping(run.gps_start, run.gps_start + 1, run.cadence)[0]
+
+
+def test_corrupt_file_is_skipped_with_its_name(frames_copy, tmp_path):
+    run, window = _five_minutes(frames_copy)
+    bad = _frame_at(frames_copy, window.gps_start + 120)
+    bad.write_bytes(os.urandom(200_000))
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    reasons = dict(summary.skipped)
+    assert bad.name in reasons and "not a GWF file" in reasons[bad.name] and str(bad) in reasons[bad.name]
+    assert 230 < summary.attrs["livetime"] < 240  # that minute is a gap, the other four are kept
+
+
+def test_truncated_file_is_skipped_and_the_rest_of_the_window_survives(frames_copy, tmp_path):
+    run, window = _five_minutes(frames_copy)
+    victim = _frame_at(frames_copy, window.gps_start + 60)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    assert "truncated" in dict(summary.skipped)[victim.name]
+    assert 230 < summary.attrs["livetime"] < 240  # the truncated minute is a gap, the other four are kept
+
+
+def test_a_window_with_only_bad_files_fails_clearly_and_keeps_the_earlier_file(frames_copy, tmp_path):
+    run, window = _minute(frames_copy)
+    out = tmp_path / "w.h5"
+    ingest_window(run, window, out)
+    before = hashlib.sha256(out.read_bytes()).hexdigest()
+    for gps in (window.gps_start - 60, window.gps_start, window.gps_start + 60):
+        _frame_at(frames_copy, gps).write_bytes(b"not a frame")
+    with pytest.raises(IngestError) as info:
+        ingest_window(run, window, out)
+    message = str(info.value)
+    assert window.key in message and str(window.gps_start) in message and _frame_at(frames_copy, window.gps_start).name in message
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == before
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_missing_strain_channel_is_an_error_naming_it(frames_copy, tmp_path):
+    run, window = _minute(frames_copy, strain_channel="V1:NOT_THE_STRAIN")
+    with pytest.raises(IngestError, match="V1:NOT_THE_STRAIN"):
+        ingest_window(run, window, tmp_path / "w.h5")
+
+
+def test_missing_aux_channel_fails_the_presence_check(sim_frames, tmp_path):
+    run, window = _minute(sim_frames, aux_channels=("V1:LSC_DARM_ERR", "V1:GONE_CHANNEL"))
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    outcome = assess(summary, run)["channels_present"]
+    assert not outcome.passed and outcome.severity == "WARN" and "V1:GONE_CHANNEL" in outcome.description
+    assert window.key in outcome.description
+
+
+def test_overlapping_frames_keep_the_earlier_file(frames_copy, tmp_path):
+    from glitchflow_assets.core.sim import simulate
+
+    run, window = _minute(frames_copy)
+    # a second, legitimate 120 s frame starting inside the window
+    extra = simulate(tmp_path / "other", window.gps_start + 30, 120, frame_length=120, seed=7)
+    overlap = frames_copy / extra.frames[0].name.replace("V1SIM", "V1SIMB")
+    os.replace(extra.frames[0], overlap)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    assert "overlaps" in dict(summary.skipped)[overlap.name]
+    assert summary.attrs["livetime"] == 60
+
+
+def test_file_whose_content_disagrees_with_its_name_is_rejected(frames_copy, tmp_path):
+    run, window = _minute(frames_copy)
+    real = _frame_at(frames_copy, window.gps_start)
+    liar = _frame_at(frames_copy, window.gps_start + 3600)  # says an hour later, holds this minute
+    real.rename(liar)
+    frame = parse_frame_name(liar)
+    with pytest.raises(FrameError, match=liar.name):
+        read_channels(frame, CHANNELS[:1], "gwf", frame.gps_start, frame.gps_end)
+
+
+def test_hostile_and_foreign_names_are_skipped_with_reasons(frames_copy, tmp_path):
+    outside = tmp_path / "secret.gwf"
+    outside.write_bytes(b"x")
+    (frames_copy / "V-V1SIM-1400000118-60 copy.gwf").write_bytes(b"x")
+    (frames_copy / "..gwf").write_bytes(b"x")
+    (frames_copy / "V-V1SIM-1400000118-0.gwf").write_bytes(b"x")
+    (frames_copy / "V-V1SIM-14000-60.gwf").write_bytes(b"x")
+    os.symlink(outside, frames_copy / "V-V1SIM-1500000000-60.gwf")
+    (frames_copy / "notes.txt").write_text("not a frame, not reported")
+    found, skipped = scan_frame_dir(frames_copy)
+    reasons = {s.path.name: s.reason for s in skipped}
+    assert set(reasons) == {"V-V1SIM-1400000118-60 copy.gwf", "V-V1SIM-1400000118-0.gwf", "V-V1SIM-14000-60.gwf", "V-V1SIM-1500000000-60.gwf"}
+    assert "outside the frame directory" in reasons["V-V1SIM-1500000000-60.gwf"]
+    assert "OBS-TAG-GPSSTART-DURATION" in reasons["V-V1SIM-14000-60.gwf"]
+    assert len(found) == 12 and all(f.path.parent == frames_copy for f, _ in found)
+
+
+def test_nan_samples_are_flagged_with_channel_and_gps_and_cut_out(frames_copy, tmp_path):
+    run, window = _minute(frames_copy)
+    bad_gps = window.gps_start + 20.0
+
+    def poison(data):
+        strain = data[VIRGO_SCENARIO.strain]
+        i = int((bad_gps - strain.t0.value) * strain.sample_rate.value)
+        strain.value[i : i + 100] = np.nan
+
+    _rewrite(_frame_at(frames_copy, window.gps_start), poison)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    outcome = assess(summary, run)["no_nonfinite_samples"]
+    assert not outcome.passed and outcome.severity == "ERROR"
+    assert VIRGO_SCENARIO.strain in outcome.description and f"{bad_gps:.4f}" in outcome.description
+    assert len(summary.strain.segments) == 2 and summary.strain.segments[0][1] < bad_gps < summary.strain.segments[1][0]
+    data, _, _ = read_data(tmp_path / "w.h5")
+    assert np.isfinite(data).all()
+
+
+def test_wrong_sample_rate_is_an_error_naming_channel_and_file(frames_copy, tmp_path):
+    run, window = _minute(frames_copy)
+    victim = _frame_at(frames_copy, window.gps_start)
+
+    def halve(data):
+        mich = data["V1:LSC_MICH_ERR"]
+        data["V1:LSC_MICH_ERR"] = TimeSeries(mich.value[::2], t0=mich.t0, sample_rate=2048, name=mich.name, channel=mich.name)
+
+    _rewrite(victim, halve)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    outcome = assess(summary, run)["sample_rates"]
+    assert not outcome.passed and outcome.severity == "ERROR"
+    assert "V1:LSC_MICH_ERR" in outcome.description and victim.name in outcome.description and "4096" in outcome.description
+
+
+def test_flatlined_channel_is_flagged_with_its_start(frames_copy, tmp_path):
+    run, window = _minute(frames_copy)
+    start = window.gps_start + 10
+
+    def freeze(data):
+        mag = data["V1:ENV_NEB_MAG_N"]
+        i = int((start - mag.t0.value) * mag.sample_rate.value)
+        mag.value[i : i + 5 * 1024] = mag.value[i]
+
+    _rewrite(_frame_at(frames_copy, window.gps_start), freeze)
+    outcome = assess(ingest_window(run, window, tmp_path / "w.h5"), run)["no_flatlined_channels"]
+    assert not outcome.passed and outcome.severity == "WARN"
+    assert "V1:ENV_NEB_MAG_N" in outcome.description and f"{start:.4f}" in outcome.description and "5.0 s" in outcome.description

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from glitchflow_assets.core.resample import edge_seconds, rate_ratio, resample
+
+
+def _tone(freq, rate, seconds=8):
+    t = np.arange(int(seconds * rate)) / rate
+    return np.sin(2 * np.pi * freq * t)
+
+
+@pytest.mark.parametrize("rate_in", [16384, 8192])
+def test_downsampling_keeps_the_band_and_rejects_aliases_by_90_db(rate_in):
+    inside = resample(_tone(1900.0, rate_in), rate_in, 4096)
+    alias = resample(_tone(2300.0, rate_in), rate_in, 4096)  # would fold to 1796 Hz
+    mid = slice(4096, -4096)
+    assert np.std(inside[mid]) * np.sqrt(2) == pytest.approx(1.0, abs=1e-4)
+    assert 20 * np.log10(np.std(alias[mid]) * np.sqrt(2)) < -90
+
+
+def test_upsampling_a_slow_channel_adds_no_images():
+    out = resample(_tone(50.0, 256), 256, 4096)
+    spectrum = np.abs(np.fft.rfft(out[4096:-4096] * np.hanning(out.size - 8192)))
+    freqs = np.fft.rfftfreq(out.size - 8192, 1 / 4096)
+    peak = spectrum.max()
+    assert freqs[np.argmax(spectrum)] == pytest.approx(50.0, abs=0.5)
+    assert spectrum[freqs > 130].max() < 1e-4 * peak  # images of 50 Hz at 206, 306, ... Hz are gone
+
+
+def test_resampling_keeps_timing():
+    # an impulse at t = 1 s stays at t = 1 s at the new rate
+    x = np.zeros(16384 * 2)
+    x[16384] = 1.0
+    y = resample(x, 16384, 4096)
+    assert np.argmax(y) == 4096
+
+
+def test_rates_and_edges():
+    assert rate_ratio(16384, 4096) == 0.25 and rate_ratio(256, 4096) == 16
+    assert edge_seconds(4096, 4096) == 0.0 and 0 < edge_seconds(16384, 4096) < edge_seconds(256, 4096) < 1.0
+    with pytest.raises(ValueError, match="cannot resample"):
+        rate_ratio(4096 * np.pi, 4096)
