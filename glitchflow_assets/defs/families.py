@@ -4,7 +4,6 @@ import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
 from glitchflow_assets.defs.ingest import raw_strain_segments
-from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 
@@ -14,7 +13,6 @@ def run_family(run: ObservingRun) -> dg.Definitions:
     ingest_job = dg.define_asset_job(
         f"{run.name}_ingest",
         selection=dg.AssetSelection.assets(raw),
-        partitions_def=window_partitions(run),
         description=f"Ingest windows of {run.name} (what the new-frame sensor launches).",
     )
     return dg.Definitions(assets=[raw], jobs=[ingest_job], sensors=[new_frames_sensor(run, ingest_job.name)])
