@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from glitchflow_assets.core.home import HOME_ENV, glitchflow_home, storage_root
@@ -61,6 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
 
     defs = build_definitions()
     job = defs.resolve_job_def("SIM_ingest")

@@ -40,3 +40,15 @@ def test_rates_and_edges():
     assert edge_seconds(4096, 4096) == 0.0 and 0 < edge_seconds(16384, 4096) < edge_seconds(256, 4096) < 1.0
     with pytest.raises(ValueError, match="cannot resample"):
         rate_ratio(4096 * np.pi, 4096)
+
+
+@pytest.mark.parametrize(("rate_in", "n"), [(16384, 16384 * 3 + 5), (8192, 8192 * 2 + 3)])
+def test_fft_decimation_equals_polyphase_filtering(rate_in, n):
+    from scipy.signal import resample_poly
+
+    from glitchflow_assets.core.resample import antialias_taps
+
+    x = np.random.default_rng(1).standard_normal(n).cumsum()
+    down = rate_in // 4096
+    reference = resample_poly(x, 1, down, window=antialias_taps(1, down), padtype="line")
+    np.testing.assert_allclose(resample(x, rate_in, 4096), reference, rtol=0, atol=1e-9 * np.abs(reference).max())

