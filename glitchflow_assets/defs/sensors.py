@@ -1,5 +1,7 @@
 """The new-frame sensor: one per observing run, watching its frame directory."""
 
+import os
+
 import dagster as dg
 
 from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
@@ -7,13 +9,15 @@ from glitchflow_assets.core.frames import scan_frame_dir
 from glitchflow_assets.core.runs import ObservingRun
 
 MAX_LOGGED_SKIPS = 20
+# How often the daemon evaluates the sensor; lowered in end-to-end tests.
+INTERVAL_S = int(os.environ.get("GLITCHFLOW_SENSOR_INTERVAL_S", "30"))
 
 
 def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{run.name}_new_frames",
         job_name=job_name,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
         description=(
             f"Watches {run.frames.path} for new or late {run.frames.extension} files and ingests the windows "
