@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,6 @@ def sim_windows() -> list[Window]:
 @pytest.fixture
 def frames_copy(sim_frames, tmp_path) -> Path:
     """A writable copy of the simulated frames (for tests that damage, delete or add files)."""
-    import shutil
-
     dest = tmp_path / "frames"
     shutil.copytree(sim_frames, dest)
     for path in dest.rglob("*"):
@@ -66,3 +65,31 @@ def real_file(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"real detector data file {path} is missing (it ships in ../shared/data/real)")
     return path
+
+
+def _real_run(tmp_path, monkeypatch, name: str, file: str, spec: str) -> ObservingRun:
+    """Register run ``name`` over a copy of a real data file through a user registry ($GLITCHFLOW_RUNS)."""
+    frames = tmp_path / f"{name}-frames"
+    frames.mkdir()
+    shutil.copy(real_file(file), frames)
+    registry = tmp_path / "runs.yaml"
+    registry.write_text(f"runs:\n  {name}: {{{spec}, frames: {{kind: {'gwf' if file.endswith('.gwf') else 'gwosc-hdf5'}, path: '{frames}'}}}}\n")
+    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
+    return load_registry()[name]
+
+
+@pytest.fixture
+def gw150914_run(tmp_path, monkeypatch) -> ObservingRun:
+    """32 s of real LIGO Hanford strain around GW150914 (GWOSC HDF5, 4096 Hz), 1-minute windows."""
+    spec = "gps_start: 1126259446, gps_end: 1126259478, window: 1min, strain_channel: 'H1:GWOSC-STRAIN'"
+    return _real_run(tmp_path, monkeypatch, "GW150914", "H-H1_LOSC_4_V2-1126259446-32.hdf5", spec)
+
+
+@pytest.fixture
+def hw100916_run(tmp_path, monkeypatch) -> ObservingRun:
+    """1 s of real H1/L1/V1 strain (GWF, 16384 Hz) from 2010, V1 as the strain channel."""
+    spec = (
+        "gps_start: 968654552, gps_end: 968654553, window: 1min, strain_channel: 'V1:h_16384Hz',"
+        " aux_channels: ['H1:*', 'L1:*']"
+    )
+    return _real_run(tmp_path, monkeypatch, "HW100916", "HLV-HW100916-968654552-1.gwf", spec)

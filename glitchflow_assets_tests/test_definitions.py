@@ -61,13 +61,7 @@ def test_partitions_cover_each_run_exactly():
     assert (o3b.get_first_partition_key(), o3b.get_last_partition_key()) == ("2019-11-01T15:00", "2020-03-27T16:00")
 
 
-def test_partial_first_and_last_windows_are_kept(tmp_path, monkeypatch):
-    registry = tmp_path / "runs.yaml"
-    registry.write_text(
-        "runs: {GW150914: {gps_start: 1126259446, gps_end: 1126259478, window: 1min,"
-        " strain_channel: H1:GWOSC-STRAIN, frames: {kind: gwosc-hdf5, path: /data}}}"
-    )
-    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
-    graph = build_definitions().resolve_asset_graph()
+def test_partial_first_and_last_windows_are_kept(gw150914_run):
+    graph = build_definitions({"GW150914": gw150914_run}).resolve_asset_graph()
     keys = graph.get(dg.AssetKey(["GW150914", "raw_strain_segments"])).partitions_def.get_partition_keys()
     assert keys == ["2015-09-14T09:50", "2015-09-14T09:51"]  # data span 09:50:29-09:51:01 UTC

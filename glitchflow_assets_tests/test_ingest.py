@@ -1,8 +1,6 @@
 """Ingest of simulated and real frames: shapes, rates, fidelity, gaps, provenance."""
 
 import hashlib
-import os
-import shutil
 
 import h5py
 import numpy as np
@@ -14,7 +12,6 @@ from glitchflow_assets.core.ingest import ingest_window
 from glitchflow_assets.core.quality import assess
 from glitchflow_assets.core.raw_segments import SCHEMA, SCHEMA_VERSION, read_data, read_summary
 from glitchflow_assets.core.resample import edge_seconds
-from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets_tests.conftest import real_file, sim_run
@@ -81,31 +78,8 @@ def test_a_missing_frame_becomes_a_recorded_gap(frames_copy, sim_windows, tmp_pa
     assert f"{window.gps_start + 120 - edge:.1f}" in gap.description and "V1:Hrec_hoft_16384Hz" in gap.description
 
 
-def _link_real(tmp_path, name):
-    directory = tmp_path / "real"
-    directory.mkdir(exist_ok=True)
-    shutil.copy(real_file(name), directory / name)
-    return directory
-
-
-def _real_run(tmp_path, monkeypatch, body):
-    registry = tmp_path / "runs.yaml"
-    registry.write_text(body)
-    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
-    return load_registry()
-
-
-def test_real_gwosc_strain_ingests_bit_exact(tmp_path, monkeypatch):
-    directory = _link_real(tmp_path, "H-H1_LOSC_4_V2-1126259446-32.hdf5")
-    run = _real_run(tmp_path, monkeypatch, f"""
-runs:
-  GW150914:
-    gps_start: 1126259446
-    gps_end: 1126259478
-    window: 1min
-    strain_channel: H1:GWOSC-STRAIN
-    frames: {{kind: gwosc-hdf5, path: {directory}}}
-""")["GW150914"]
+def test_real_gwosc_strain_ingests_bit_exact(gw150914_run, tmp_path):
+    run = gw150914_run
     window = windows_overlapping(run.gps_start, run.gps_end, run.cadence)[0]  # 09:50 UTC, data from :29 on
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert summary.strain.native_rate == 4096 and summary.strain.segments == [(1126259446.0, window.gps_end)]
@@ -115,18 +89,8 @@ runs:
     np.testing.assert_array_equal(data[0], original.astype(np.float32))
 
 
-def test_real_virgo_ligo_frame_ingests(tmp_path, monkeypatch):
-    directory = _link_real(tmp_path, "HLV-HW100916-968654552-1.gwf")
-    run = _real_run(tmp_path, monkeypatch, f"""
-runs:
-  HW100916:
-    gps_start: 968654552
-    gps_end: 968654553
-    window: 1min
-    strain_channel: V1:h_16384Hz
-    aux_channels: ["H1:*", "L1:*"]
-    frames: {{kind: gwf, path: {directory}}}
-""")["HW100916"]
+def test_real_virgo_ligo_frame_ingests(hw100916_run, tmp_path):
+    run = hw100916_run
     (window,) = windows_overlapping(run.gps_start, run.gps_end, run.cadence)
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert [c.name for c in summary.channels] == ["V1:h_16384Hz", "H1:LDAS-STRAIN", "L1:LDAS-STRAIN"]

@@ -1,14 +1,12 @@
 """``raw_strain_segments`` through Dagster: materializations, check results, failures, real data."""
 
 import hashlib
-import shutil
 
 import dagster as dg
 import pytest
 
-from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets_tests.conftest import real_file, sim_run
+from glitchflow_assets_tests.conftest import sim_run
 
 RAW = "raw_strain_segments"
 
@@ -64,17 +62,8 @@ def test_window_without_data_fails_naming_the_window(tmp_path):
         assert "2024-05-17T17:00" in message and "1400000418" in message
 
 
-def test_real_gwosc_file_through_the_asset(tmp_path, monkeypatch):
-    frames = tmp_path / "gwosc"
-    frames.mkdir()
-    shutil.copy(real_file("H-H1_LOSC_4_V2-1126259446-32.hdf5"), frames)
-    registry = tmp_path / "runs.yaml"
-    registry.write_text(
-        "runs: {GW150914: {gps_start: 1126259446, gps_end: 1126259478, window: 1min,"
-        f" strain_channel: H1:GWOSC-STRAIN, frames: {{kind: gwosc-hdf5, path: {frames}}}}}}}"
-    )
-    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
-    run = load_registry()["GW150914"]
+def test_real_gwosc_file_through_the_asset(gw150914_run):
+    run = gw150914_run
     with dg.instance_for_test() as instance:
         first, second = _materialize(run, "2015-09-14T09:50", instance), _materialize(run, "2015-09-14T09:51", instance)
         assert first.success and second.success
@@ -85,17 +74,8 @@ def test_real_gwosc_file_through_the_asset(tmp_path, monkeypatch):
         assert not _check_results(first)["gap_fraction"].passed  # half the window is outside the file: flagged, not fatal
 
 
-def test_real_frame_through_the_asset(tmp_path, monkeypatch):
-    frames = tmp_path / "hw"
-    frames.mkdir()
-    shutil.copy(real_file("HLV-HW100916-968654552-1.gwf"), frames)
-    registry = tmp_path / "runs.yaml"
-    registry.write_text(
-        "runs: {HW100916: {gps_start: 968654552, gps_end: 968654553, window: 1min, strain_channel: 'V1:h_16384Hz',"
-        f" aux_channels: ['H1:LDAS-STRAIN', 'L1:LDAS-STRAIN'], frames: {{kind: gwf, path: {frames}}}}}}}"
-    )
-    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
-    run = load_registry()["HW100916"]
+def test_real_frame_through_the_asset(hw100916_run):
+    run = hw100916_run
     with dg.instance_for_test() as instance:
         result = _materialize(run, "2010-09-16T06:42", instance)
         assert result.success
