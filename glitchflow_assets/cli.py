@@ -62,6 +62,7 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.defs.resources import GlitchflowStorage
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
 
@@ -72,9 +73,16 @@ def _demo(args: argparse.Namespace) -> int:
         for i, key in enumerate(keys, 1):
             result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
             status = "ok" if result.success else "FAILED"
-            _say(f"  [{i}/{len(keys)}] SIM/raw_strain_segments {key}: {status} ({time.monotonic() - t0:.0f} s)")
+            _say(f"  [{i}/{len(keys)}] SIM window {key} (raw_strain_segments, glitch_events, annalisa_scores): {status} ({time.monotonic() - t0:.0f} s)")
             if not result.success:
                 return 1
+        selection = dg.materialize(
+            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))], instance=instance, resources={"storage": GlitchflowStorage()}, run_config=QUIET
+        )
+        if not selection.success:
+            return 1
+        (event,) = selection.asset_materializations_for_node("SIM__channel_selection")
+        _say(f"  SIM/channel_selection: witnesses {', '.join(event.metadata['selected'].value) or 'none'}")
     _say("")
     _say("Done. Results:")
     _say(f"  frames + ground truth : {load_registry()['SIM'].frames.path}")

@@ -46,6 +46,7 @@ class ObservingRun:
     channel_rates: dict[str, float] = field(default_factory=dict)
     description: str = ""
     watch: bool = False  # new-frame sensor on by default
+    annalisa: dict = field(default_factory=dict)  # AnnalisaConfig overrides for this run
 
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
@@ -107,6 +108,7 @@ def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
         channel_rates={str(k): float(v) for k, v in (spec.get("channel_rates") or {}).items()},
         description=str(spec.get("description", "")),
         watch=bool(spec.get("watch", False)),
+        annalisa=dict(spec.get("annalisa") or {}),
     )
 
 

@@ -4,18 +4,23 @@ import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
 from glitchflow_assets.defs.ingest import raw_strain_segments
+from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 
 
 def run_family(run: ObservingRun) -> dg.Definitions:
-    raw = raw_strain_segments(run)
+    window_assets = [raw_strain_segments(run), glitch_events(run), annalisa_scores(run)]
     ingest_job = dg.define_asset_job(
         f"{run.name}_ingest",
-        selection=dg.AssetSelection.assets(raw),
-        description=f"Ingest windows of {run.name} (what the new-frame sensor launches).",
+        selection=dg.AssetSelection.assets(*window_assets),
+        description=f"Ingest and analyse windows of {run.name} (what the new-frame sensor launches).",
     )
-    return dg.Definitions(assets=[raw], jobs=[ingest_job], sensors=[new_frames_sensor(run, ingest_job.name)])
+    return dg.Definitions(
+        assets=[*window_assets, channel_selection(run)],
+        jobs=[ingest_job],
+        sensors=[new_frames_sensor(run, ingest_job.name)],
+    )
 
 
 def build_definitions(runs: dict[str, ObservingRun] | None = None) -> dg.Definitions:

@@ -19,6 +19,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -75,8 +76,11 @@ class QTiling:
     def __post_init__(self) -> None:
         frange = normalise_frange(self.frange, (self.q,), self.duration, self.sample_rate)
         object.__setattr__(self, "frange", frange)  # frozen dataclass: normalised once, at construction
-        if any(self.data_indices(row).max() > self.nsamples // 2 for row in range(self.frequencies.size)):
-            raise ValueError(f"frange {frange} reaches past Nyquist for q={self.q}")
+        for row in range(self.frequencies.size):
+            if self.data_indices(row).max() > self.nsamples // 2:
+                raise ValueError(f"frange {frange} reaches past Nyquist for q={self.q}")
+            if self.data_indices(row).size > self.ntiles[row]:
+                raise ValueError(f"row {row} has more window bins than tiles (mismatch {self.mismatch} too large)")
 
     @property
     def nsamples(self) -> int:
@@ -128,34 +132,33 @@ class QTiling:
         )
         return (1 - x**2) ** 2 * norm
 
-    def ifft_input(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(index, weight)``, both ``[ntiles]``: ``rfft[index] * weight`` is gwpy's padded, ifftshifted row."""
-        pad = self.ntiles[row] - self.data_indices(row).size
-        if pad < 0:
-            raise ValueError(f"row {row} has fewer tiles than window bins (mismatch {self.mismatch} too large)")
-        padding = (int((pad - 1) / 2.0), int((pad + 1) / 2.0))
-        index = np.pad(self.data_indices(row), padding)  # padded tiles read bin 0 with zero weight
-        return np.fft.ifftshift(index), np.fft.ifftshift(np.pad(self.window(row), padding))
+    def stacked_windows(self, rows: range) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, weight)``, both ``[rows, max windowsize]``, zero-weight padded: the rfft bins under each row's window."""
+        size = max(self.data_indices(row).size for row in rows)
+        index = np.zeros((len(rows), size), dtype=np.int64)
+        weight = np.zeros((len(rows), size))
+        for i, row in enumerate(rows):
+            bins = self.data_indices(row)
+            index[i, : bins.size] = bins
+            weight[i, : bins.size] = self.window(row)
+        return index, weight
 
     def row_groups(self) -> list[range]:
         """Consecutive runs of rows with the same number of tiles (ntiles grows with frequency)."""
         edges = [0, *(np.flatnonzero(np.diff(self.ntiles)) + 1), self.ntiles.size]
-        return [range(start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+        return [range(start, stop) for start, stop in pairwise(edges)]
 
 
 def numpy_median(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     """``numpy.median`` along ``dim``. For an even count it is the mean of the two middle values, and gwpy uses that.
 
-    ``torch.median`` returns the lower middle value. The upper one is the smallest value above it, or the
-    lower one itself when that value fills both middle places. This costs a few linear passes and no sort.
+    ``torch.median`` returns only the lower middle value. The middle values are the largest of the
+    ``n // 2 + 1`` smallest, and repeated values count separately, so ties come out exact. An unsorted
+    ``topk`` is a selection, not a sort: it costs about one ``torch.median``.
     """
-    lower = x.median(dim, keepdim=True).values
-    if x.shape[dim] % 2 == 0:
-        at_or_below = x <= lower
-        above = x.masked_fill(at_or_below, math.inf).amin(dim, keepdim=True)
-        repeated = at_or_below.sum(dim, keepdim=True) > x.shape[dim] // 2
-        lower = 0.5 * (lower + torch.where(repeated, lower, above))
-    return lower if keepdim else lower.squeeze(dim)
+    size = x.shape[dim]
+    smallest = x.topk(size // 2 + 1, dim, largest=False, sorted=False).values
+    return smallest.topk(2 - size % 2, dim).values.mean(dim, keepdim=keepdim)
 
 
 def gwpy_fft(x: Tensor) -> Tensor:
@@ -177,29 +180,49 @@ def output_frequencies(frange: tuple[float, float], size: int, logf: bool) -> np
     return np.geomspace(fmin, fmax, size) if logf else fmin + np.arange(size) * ((fmax - fmin) / size)
 
 
+class _Resample(nn.Module):
+    """Applies an ``[out, in]`` interpolation operator along the last dimension: ``[..., in] -> [..., out]``.
+
+    A banded gather (:func:`.spline.banded`) when it needs far fewer taps than a dense product, which is
+    when tile and output times line up. Otherwise a dense matmul: on CPU a gathered tap costs about as
+    much as DENSE_RATIO multiply-adds in a matmul.
+    """
+
+    DENSE_RATIO = 32
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        super().__init__()
+        index, weight = banded(matrix)
+        dense = matrix.shape[1] <= self.DENSE_RATIO * index.shape[1]
+        self.register_buffer("index", None if dense else torch.from_numpy(index))  # [out, taps]
+        self.register_buffer("weight", torch.from_numpy(matrix.T.copy() if dense else weight))  # [in, out] | [out, taps]
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.to(x.device, x.dtype)
+        if self.index is None:
+            return x @ weight
+        return (x[..., self.index.to(x.device)] * weight).sum(-1)
+
+
 class _RowGroup(nn.Module):
     """Rows of one plane that have the same number of tiles. They use one gather, one batched ifft and one time spline."""
 
     def __init__(self, tiling: QTiling, rows: range, times: np.ndarray) -> None:
         super().__init__()
-        index, window = zip(*(tiling.ifft_input(row) for row in rows))
-        time_index, time_weight = banded(spline_matrix(tiling.tile_times(rows[0]), times))
-        self.register_buffer("index", torch.from_numpy(np.stack(index)))  # [rows, ntiles]
-        self.register_buffer("window", torch.from_numpy(np.stack(window)))  # [rows, ntiles]
-        self.register_buffer("time_index", torch.from_numpy(time_index))  # [time_out, taps]
-        self.register_buffer("time_weight", torch.from_numpy(time_weight))  # [time_out, taps]
+        index, window = tiling.stacked_windows(rows)
+        self.ntiles = int(tiling.ntiles[rows[0]])
+        self.register_buffer("index", torch.from_numpy(index))  # [rows, bins]
+        self.register_buffer("window", torch.from_numpy(window))  # [rows, bins]
+        self.interpolate = _Resample(spline_matrix(tiling.tile_times(rows[0]), times))  # gwpy's spline in time
 
     def energies(self, fseries: Tensor) -> Tensor:
         """gwpy-scaled rfft ``[..., freq]`` -> median-normalised tile energies ``[..., rows, ntiles]``."""
         window = self.window.to(fseries.device, fseries.real.dtype)
-        tiles = torch.fft.ifft(fseries[..., self.index.to(fseries.device)] * window)
+        # gwpy zero-pads each windowed row to ntiles and ifftshifts it. A circular shift of the ifft input only
+        # changes the phase of the output, so ifft(n=ntiles) padding after the bins gives the same energies.
+        tiles = torch.fft.ifft(fseries[..., self.index.to(fseries.device)] * window, n=self.ntiles)
         energy = tiles.real.square() + tiles.imag.square()
         return energy / numpy_median(energy, keepdim=True)
-
-    def interpolate(self, energy: Tensor) -> Tensor:
-        """``[..., rows, ntiles]`` -> ``[..., rows, time_out]``: gwpy's per-row cubic spline in time."""
-        weight = self.time_weight.to(energy.device, energy.dtype)
-        return (energy[..., self.time_index.to(energy.device)] * weight).sum(-1)
 
 
 class SingleQTransform(nn.Module):
@@ -212,7 +235,7 @@ class SingleQTransform(nn.Module):
     dimensions work. Values read like gwpy's: energy / row median, which is about 1 for Gaussian noise, and
     the peak SNR is about ``sqrt(2 E)``.
 
-    The time spline is exact up to ``1e-10`` relative (:func:`.spline.banded`). Across frequency the spline is
+    The splines are exact up to ``1e-10`` relative (:func:`.spline.spline_matrix`). Across frequency the spline is
     the same not-a-knot cubic in linear Hz that gwpy uses. Output rows outside the tiled rows take the
     edge row's value, as FITPACK's bivariate evaluation does.
     """
@@ -299,7 +322,7 @@ class MultiQTransform(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         fseries = self.planes[0].fseries(x)
-        spectrograms, peaks = zip(*(plane.scan(fseries) for plane in self.planes))
+        spectrograms, peaks = zip(*(plane.scan(fseries) for plane in self.planes), strict=True)
         loudest = torch.stack(peaks).argmax(0)  # [...]; argmax returns the first maximum
         spectrogram = torch.take_along_dim(torch.stack(spectrograms), loudest[None, ..., None, None], dim=0)[0]
         return spectrogram, self.qs.to(x.device, x.dtype)[loudest]

@@ -1,0 +1,14 @@
+"""How GPU-heavy steps are tagged: the ``gpu`` pool (cross-run concurrency) and a GPU request for their pod.
+
+The ``dagster-k8s/config`` op tag takes effect under ``k8s_job_executor`` (each step its own pod); elsewhere the
+step runs in-process and picks CUDA at run time when present, else the CPU.
+"""
+
+GPU_POOL = "gpu"
+GPU_KINDS = {"pytorch", "hdf5"}
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}},
+        "pod_spec_config": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    }
+}

@@ -1,0 +1,167 @@
+"""Signal-core assets of one observing run: ``glitch_events`` and ``annalisa_scores`` per window, and the
+run-level ``channel_selection``."""
+
+import base64
+import io
+import json
+from dataclasses import asdict
+
+import dagster as dg
+import pandas as pd
+
+from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, load_scores, save_scores, score_window
+from glitchflow_assets.core.device import select_device
+from glitchflow_assets.core.events import EventSearchConfig, find_events
+from glitchflow_assets.core.raw_segments import read_data, read_summary
+from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.segments import total
+from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.tables import read_table, write_table
+from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.defs.gpu import GPU_KINDS, GPU_OP_TAGS, GPU_POOL
+from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.partitions import window_partitions
+from glitchflow_assets.defs.resources import GlitchflowStorage
+
+EVENTS, SCORES, SELECTION = "glitch_events", "annalisa_scores", "channel_selection"
+
+
+def _md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, *body])
+
+
+def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
+    raw_key = dg.AssetKey([run.name, RAW])
+
+    @dg.asset(
+        key=[run.name, EVENTS],
+        group_name=run.name,
+        deps=[raw_key],
+        partitions_def=window_partitions(run),
+        pool=GPU_POOL,
+        kinds=GPU_KINDS,
+        op_tags=GPU_OP_TAGS,
+        tags={"glitchflow/level": "window"},
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        description="Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): GPS, frequency, SNR, Q, duration, bandwidth.",
+    )
+    def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        window = window_for_key(context.partition_key, run.cadence)
+        raw = storage.window_file(run.name, RAW, window)
+        summary = read_summary(raw)
+        data, _, t0 = read_data(raw, [run.strain_channel])
+        config = EventSearchConfig()
+        events, searched = find_events(data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device())
+        livetime = total(searched)
+        path = storage.window_file(run.name, EVENTS, window)
+        attrs = {"schema": "glitchflow.glitch_events", "schema_version": 1, "run": run.name, "window": window.key,
+                 "gps_start": window.gps_start, "gps_end": window.gps_end, "searched": json.dumps(searched),
+                 "searched_livetime": livetime, "config": json.dumps(asdict(config))}
+        write_table(path, events, attrs)
+        loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(path)), "n_events": len(events), "searched_livetime_s": livetime,
+            "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
+            "loudest": dg.MetadataValue.md(_md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+        })
+
+    return _events
+
+
+def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[run.name, SCORES],
+        group_name=run.name,
+        deps=[dg.AssetKey([run.name, RAW]), dg.AssetKey([run.name, EVENTS])],
+        partitions_def=window_partitions(run),
+        pool=GPU_POOL,
+        kinds=GPU_KINDS,
+        op_tags=GPU_OP_TAGS,
+        tags={"glitchflow/level": "window"},
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        description="ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel).",
+    )
+    def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        window = window_for_key(context.partition_key, run.cadence)
+        raw = storage.window_file(run.name, RAW, window)
+        summary = read_summary(raw)
+        data, channels, t0 = read_data(raw)
+        events, _ = read_table(storage.window_file(run.name, EVENTS, window))
+        config = AnnalisaConfig.from_mapping(run.annalisa)
+        scores = score_window(
+            data, t0, float(summary.attrs["sample_rate"]), channels, [c.segments for c in summary.channels],
+            [c.native_rate for c in summary.channels], events["gps"].to_numpy(), config, select_device(),
+        )
+        path = storage.window_file(run.name, SCORES, window)
+        save_scores(path, scores, {"schema": "glitchflow.annalisa_scores", "schema_version": 1, "run": run.name, "window": window.key,
+                                   "config": json.dumps(asdict(config))})
+        table = channel_table([scores], config)
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(path)), "n_events_scored": len(scores.event_gps),
+            "channels": dg.MetadataValue.md(_md_table(table)),
+        })
+
+    return _scores
+
+
+def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(table) + 1.5), sharey=True)
+    labels = table["channel"]
+    colours = ["tab:green" if s else "tab:grey" for s in table["selected"]]
+    axes[0].barh(labels, table["mean_corr"], color=colours)
+    axes[0].axvline(config.corr_threshold, color="k", ls="--", lw=1)
+    axes[0].set_xlabel("mean corr (fraction of strain peaks witnessed)")
+    axes[1].barh(labels, table["significance"], color=colours)
+    axes[1].set_xlabel("coincidence significance  -log10 p")
+    if config.selection == "significance":
+        axes[1].axvline(config.significance_threshold, color="k", ls="--", lw=1)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
+    scores_key = dg.AssetKey([run.name, SCORES])
+
+    @dg.asset(
+        key=[run.name, SELECTION],
+        group_name=run.name,
+        deps=[scores_key],
+        kinds={"python", "json"},
+        tags={"glitchflow/level": "run"},
+        description="Witness channels of the run: ANNALISA scores of every materialized window aggregated per channel, and the selection.",
+    )
+    def _selection(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        keys = sorted(context.instance.get_materialized_partitions(scores_key))
+        if not keys:
+            raise dg.Failure(description=f"no materialized {run.name}/{SCORES} window to aggregate")
+        windows = [window_for_key(k, run.cadence) for k in keys]
+        config = AnnalisaConfig.from_mapping(run.annalisa)
+        table = channel_table([load_scores(storage.window_file(run.name, SCORES, w)) for w in windows], config)
+        selected = table.loc[table.selected, "channel"].tolist()
+        base = storage.base() / run.name / SELECTION
+        png = _bar_plot(table, config)
+        with atomic_path(base / f"{run.name}-{SELECTION}.png") as tmp:
+            tmp.write_bytes(png)
+        result = {"run": run.name, "selected": selected, "windows": keys, "config": asdict(config), "channels": table.to_dict("records")}
+        with atomic_path(base / f"{run.name}-{SELECTION}.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+        image = base64.b64encode(png).decode()
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(base / f"{run.name}-{SELECTION}.json")),
+            "selected": dg.MetadataValue.json(selected), "n_selected": len(selected), "n_windows": len(keys),
+            "channels": dg.MetadataValue.md(_md_table(table)),
+            "plot": dg.MetadataValue.md(f"![ANNALISA scores](data:image/png;base64,{image})"),
+        })
+
+    return _selection

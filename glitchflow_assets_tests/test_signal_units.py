@@ -1,0 +1,123 @@
+"""Event finding and ANNALISA on small synthetic inputs (fast)."""
+
+import numpy as np
+import pytest
+import torch
+
+from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores, channel_table, coincidence_counts, peak_mask, score_window
+from glitchflow_assets.core.events import cluster_tiles, find_events
+from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.sim.waveforms import sine_gaussian
+
+RATE = 4096
+
+
+def _white_noise(seconds, seed=0, channels=1):
+    return np.random.default_rng(seed).standard_normal((channels, int(seconds * RATE)))
+
+
+def _inject(x, t0, gps, f0, q, snr):
+    """Add a sine-Gaussian of optimal SNR ``snr`` in unit white noise (PSD 2/RATE) at GPS ``gps``."""
+    t = np.arange(x.size) / RATE + t0 - gps
+    wave = sine_gaussian(t, f0, q)
+    x += wave * snr / np.sqrt(2.0 * np.sum(wave**2))  # white noise: snr^2 = 2 sum(h^2) for unit variance
+
+
+def test_cluster_tiles_merges_in_time_and_keeps_the_loudest_tile():
+    tiles = np.array([
+        [10.00, 10.05, 100.0, 20.0, 49.0, 8.0],
+        [10.04, 10.10, 120.0, 25.0, 81.0, 8.0],  # overlaps the first: same event, louder
+        [10.15, 10.20, 300.0, 50.0, 36.0, 16.0],  # 0.05 s later: joins (cluster_dt 0.1)
+        [12.00, 12.10, 40.0, 10.0, 30.0, 4.0],  # far away: its own event
+    ])
+    events = cluster_tiles(tiles, cluster_dt=0.1)
+    assert len(events) == 2
+    first = events.iloc[0]
+    assert first.snr == pytest.approx(9.0) and first.frequency == 120.0 and first.n_tiles == 3
+    assert (first.start, first.end) == (10.0, 10.2)
+    assert first.fmin == pytest.approx(100 - 10) and first.fmax == pytest.approx(300 + 25)
+
+
+def test_find_events_recovers_an_injection_and_stays_quiet_in_noise():
+    x = _white_noise(64, seed=1)[0]
+    t0 = 1000.0
+    _inject(x, t0, gps=1030.0, f0=120.0, q=8.0, snr=15.0)
+    events, searched = find_events(x, t0, RATE, [(t0, t0 + 64)])
+    assert searched == [(t0 + 4, t0 + 60)]
+    loud = events[events.snr > 8]
+    assert len(loud) == 1
+    event = loud.iloc[0]
+    assert abs(event.gps - 1030.0) < 0.05 and 90 < event.frequency < 160 and 10 < event.snr < 20
+    assert len(events) - 1 <= 2  # at most a couple of noise events in 56 s at SNR >= 5.5
+
+
+def test_find_events_skips_invalid_data():
+    x = _white_noise(64, seed=2)[0]
+    _inject(x, 0.0, gps=40.0, f0=100.0, q=8.0, snr=30.0)
+    events, searched = find_events(x, 0.0, RATE, [(0.0, 30.0)])  # the glitch lies in a gap
+    assert (events.gps < 30).all() and searched == [(4.0, 26.0)]
+
+
+def test_peak_masks_are_per_channel_and_two_dimensional():
+    energy = torch.zeros(1, 2, 4, 5)
+    energy[0, 0, 3, 4] = 30.0  # corner of channel 0
+    energy[0, 1, 0, 0] = 25.0  # corner of channel 1: a flattened tensor would make these neighbours
+    energy[0, 1, 2, 2] = 40.0
+    energy[0, 1, 2, 3] = 39.0  # a shoulder next to a higher pixel is not a peak
+    energy[0, 1, 1, 1] = 15.0  # a peak below threshold
+    mask = peak_mask(energy, 20.0)
+    assert torch.nonzero(mask).tolist() == [[0, 0, 3, 4], [0, 1, 0, 0], [0, 1, 2, 2]]
+
+
+def test_coincidences_exact_and_with_tolerance():
+    strain = torch.zeros(1, 8, 10, dtype=torch.bool)
+    strain[0, 4, 5] = strain[0, 1, 1] = True
+    aux = torch.zeros(1, 2, 8, 10, dtype=torch.bool)
+    aux[0, 0, 4, 5] = True  # same pixel
+    aux[0, 1, 5, 6] = True  # one row and one column away
+    exact = coincidence_counts(strain, aux)
+    assert exact["intersection"].tolist() == [[1, 0]] and exact["union"].tolist() == [[2, 3]]
+    loose = coincidence_counts(strain, aux, tolerance=(1, 1))
+    assert loose["intersection"].tolist() == [[1, 1]]
+
+
+def test_no_credit_when_the_strain_has_no_peaks():
+    counts = {k: np.zeros((3, 1), dtype=int) for k in ("intersection", "strain", "aux", "union", "aux_area")}
+    silent = WindowScores(["V1:QUIET"], np.array([1.0, 2.0, 3.0]), counts, np.zeros((3, 1), dtype=bool), 100)
+    row = channel_table([silent]).iloc[0]
+    assert row.n_events == 0 and row.mean_corr == 0 and not row.selected  # the original scored 1.0 here
+
+
+def test_a_witness_is_selected_and_an_independent_channel_is_not():
+    duration, t0 = 64, 0.0
+    x = _white_noise(duration, seed=3, channels=4)
+    times = [10.0, 20.0, 30.0, 40.0, 50.0]
+    for k, gps in enumerate(times):
+        _inject(x[0], t0, gps, 30.0, 8.0, 12.0)  # strain
+        _inject(x[1], t0, gps - 0.005, 30.0, 8.0, 15.0)  # witness, 5 ms earlier
+        _inject(x[2], t0, gps + 3.0 + 0.5 * k, 35.0, 8.0, 15.0)  # self-glitching, never at the strain's time
+    segments = [[(t0, t0 + duration)]] * 4
+    scores = score_window(x, t0, RATE, ["S", "WITNESS", "SELF", "QUIET"], segments, [RATE] * 4, np.array(times))
+    table = channel_table([scores]).set_index("channel")
+    assert table.loc["WITNESS", "selected"] and table.loc["WITNESS", "mean_corr"] >= 0.5
+    assert not table.loc["SELF", "selected"] and not table.loc["QUIET", "selected"]
+    assert table.loc["WITNESS", "significance"] > 3 > table.loc["SELF", "significance"]
+
+
+def test_channels_blind_to_the_band_are_not_scored_there():
+    config = AnnalisaConfig()
+    x = _white_noise(16, seed=4, channels=2)
+    _inject(x[0], 0.0, 8.0, 30.0, 8.0, 20.0)
+    _inject(x[1], 0.0, 8.0, 30.0, 8.0, 20.0)
+    seen = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, RATE], np.array([8.0]), config)
+    blind = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, 32.0], np.array([8.0]), config)
+    assert seen.counts["aux"][0, 0] > 0 and blind.counts["aux"][0, 0] == 0  # 32 Hz native: nothing above 15 Hz
+
+
+def test_registry_annalisa_blocks_are_valid_and_bad_keys_are_named():
+    for run in load_registry().values():
+        AnnalisaConfig.from_mapping(run.annalisa)
+    with pytest.raises(ValueError, match="unknown setting.*snr_treshold"):
+        AnnalisaConfig.from_mapping({"snr_treshold": 20})
+    with pytest.raises(ValueError, match="selection"):
+        AnnalisaConfig.from_mapping({"selection": "vibes"})
