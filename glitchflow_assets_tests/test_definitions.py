@@ -29,6 +29,8 @@ def _graph(defs: dg.Definitions) -> dict:
             "tags": dict(sorted(node.tags.items())),
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "partitions": {"type": type(partitions).__name__, "count": len(keys), "first": keys[0], "last": keys[-1]} if keys else None,
+            "pools": sorted(node.pools or []),
+            "op_tags": sorted(node.assets_def.op.tags),
             "checks": sorted(f"{s.name}{' (blocking)' if s.blocking else ''}" for s in node.assets_def.check_specs if s.asset_key == key),
         }
     repo = defs.get_repository_def()

@@ -8,7 +8,7 @@ from gwpy.signal.qtransform import QTiling as GwpyQTiling
 from gwpy.timeseries import TimeSeries
 
 from glitchflow_assets.core.dsp import MultiQTransform, QTiling, SingleQTransform, q_scan, q_transform, whiten
-from glitchflow_assets.core.dsp.qtransform import _module, numpy_median
+from glitchflow_assets.core.dsp.qtransform import _module, nonnegative_median
 from glitchflow_assets_tests.conftest import real_file
 
 RATE = 4096
@@ -171,12 +171,14 @@ def test_functional_api_caches_and_follows_the_input_dtype():
     assert q.item() == 12 and torch.equal(spectrogram, double)
 
 
-def test_numpy_median_matches_numpy_with_ties():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_median_matches_numpy_with_ties(dtype):
     rng = np.random.default_rng(7)
-    values = np.concatenate([rng.integers(0, 4, size=(50, 16)), rng.normal(size=(50, 16))])
+    values = np.concatenate([rng.integers(0, 4, size=(50, 16)), rng.exponential(size=(50, 16)), np.zeros((1, 16))])
     for width in (16, 15):
-        x = values[:, :width]
-        np.testing.assert_array_equal(numpy_median(torch.from_numpy(x)).numpy(), np.median(x, axis=-1))
+        x = torch.from_numpy(values[:, :width]).to(dtype)
+        expected = np.median(x.double().numpy(), axis=-1, keepdims=True)
+        np.testing.assert_allclose(nonnegative_median(x).double().numpy(), expected, rtol=1e-7)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -91,3 +91,11 @@ def test_whiten_a_stretch_with_the_surrounding_psd_and_a_highpass(h1):
     assert single.dtype == torch.float32
     np.testing.assert_allclose(single.numpy(), expected, rtol=0, atol=0.05)
     assert np.corrcoef(single.numpy(), expected)[0, 1] > 0.9999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_whitening_matches_gwpy(h1):
+    strain = torch.from_numpy(h1.value).cuda()
+    ours = whiten(strain[None, None], h1.sample_rate.value)[0, 0]
+    assert ours.device.type == "cuda"
+    np.testing.assert_allclose(ours.cpu().numpy(), h1.whiten(2, 1, method="median").value, rtol=0, atol=1e-7)

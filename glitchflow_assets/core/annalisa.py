@@ -42,7 +42,8 @@ class AnnalisaConfig:
     snr2_threshold: float = 20.0  # peak normalised energy (~SNR^2)
     time_tolerance: float = 0.0  # s: a channel peak this close in time to a strain peak counts ...
     row_tolerance: int = 0  # ... if also this many rows or fewer apart (0, 0: exact pixels, as the original)
-    fftlength: float = 2.0  # s, PSD estimate
+    fftlength: float = 2.0  # s, PSD estimate ...
+    psd_seconds: float = 64.0  # ... over at most this much valid data of the window (median of ~60 averages)
     selection: str = "corr_iou"  # corr_iou: mean corr > corr_threshold and mean IoU > iou_threshold (the original's rule)
     corr_threshold: float = 0.17  # significance: -log10 p >= significance_threshold
     iou_threshold: float = 0.08
@@ -107,9 +108,12 @@ def coincidence_counts(strain: torch.Tensor, aux: torch.Tensor, tolerance: tuple
     return {"intersection": intersection, "strain": strain_n, "aux": aux_n, "union": strain_n + aux_n - intersection, "aux_area": dilated.sum((-2, -1))}
 
 
-def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, fftlength: float) -> torch.Tensor | None:
-    pieces = [row[int(round((s - t0) * rate)) : int(round((e - t0) * rate))] for s, e in segments if e - s >= 2 * fftlength]
-    return psd_median(torch.cat(pieces), rate, fftlength) if pieces else None
+def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, config: "AnnalisaConfig") -> torch.Tensor | None:
+    """Median PSD ``[freq]`` of up to ``config.psd_seconds`` of the channel's valid data (None if too little)."""
+    pieces = [row[int(round((s - t0) * rate)) : int(round((e - t0) * rate))] for s, e in segments if e - s >= 2 * config.fftlength]
+    if not pieces:
+        return None
+    return psd_median(torch.cat(pieces)[: int(config.psd_seconds * rate)], rate, config.fftlength)
 
 
 def _covers(segments: Segments, start: float, end: float) -> bool:
@@ -151,14 +155,14 @@ def score_window(
     Events whose ``config.duration`` span is not all valid strain are left out.
     """
     device = device or torch.device("cpu")
-    x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)
+    x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=device)  # whitened peaks need no more
     half = config.duration / 2
     events = np.array([g for g in event_gps if _covers(segments[0], g - half, g + half)], dtype=np.float64)
     n_aux = len(channels) - 1
     n_rows, n_cols = config.shape
     counts = {k: np.zeros((len(events), n_aux), dtype=np.int64) for k in ("intersection", "strain", "aux", "union", "aux_area")}
     scored = np.zeros((len(events), n_aux), dtype=bool)
-    psds = [_psd(x[c], t0, sample_rate, segments[c], config.fftlength) for c in range(len(channels))]
+    psds = [_psd(x[c], t0, sample_rate, segments[c], config) for c in range(len(channels))]
     usable = [p is not None for p in psds]
     freqs = config.frequencies()
     # rows a channel cannot see (above 95 % of its native Nyquist) never hold its peaks

@@ -9,7 +9,7 @@ input must already be whitened (:func:`.whitening.whiten`), as for gwpy's ``q_tr
 Python loop, and it takes medians with ``torch.quantile``, which sorts every row. Its default bicubic
 interpolation is not gwpy's spline, and its ``"spline"`` mode solves the spline system again on every
 call. In this module, all rows with the same number of tiles share one gather and one batched ifft, and
-the splines are banded operators that are computed once.
+the splines are operators that are computed once.
 
 Tensors are created on the input's device with the input's dtype, and the FFTs use the matching complex
 dtype. gwpy casts the normalised energies to float32, but this module keeps float64 input in float64.
@@ -77,6 +77,8 @@ class QTiling:
         frange = normalise_frange(self.frange, (self.q,), self.duration, self.sample_rate)
         object.__setattr__(self, "frange", frange)  # frozen dataclass: normalised once, at construction
         for row in range(self.frequencies.size):
+            if np.any(np.diff(self.data_indices(row)) != 1):  # frequencies are multiples of 1 / duration
+                raise ValueError(f"row {row}'s window bins are not consecutive")
             if self.data_indices(row).max() > self.nsamples // 2:
                 raise ValueError(f"frange {frange} reaches past Nyquist for q={self.q}")
             if self.data_indices(row).size > self.ntiles[row]:
@@ -133,15 +135,12 @@ class QTiling:
         return (1 - x**2) ** 2 * norm
 
     def stacked_windows(self, rows: range) -> tuple[np.ndarray, np.ndarray]:
-        """``(index, weight)``, both ``[rows, max windowsize]``, zero-weight padded: the rfft bins under each row's window."""
-        size = max(self.data_indices(row).size for row in rows)
-        index = np.zeros((len(rows), size), dtype=np.int64)
-        weight = np.zeros((len(rows), size))
+        """``(start, weight)``: the first rfft bin ``[rows]`` of each row's window and the windows
+        ``[rows, max windowsize]``, zero-padded on the right. The bins under a window are consecutive."""
+        weight = np.zeros((len(rows), max(self.data_indices(row).size for row in rows)))
         for i, row in enumerate(rows):
-            bins = self.data_indices(row)
-            index[i, : bins.size] = bins
-            weight[i, : bins.size] = self.window(row)
-        return index, weight
+            weight[i, : self.data_indices(row).size] = self.window(row)
+        return np.array([self.data_indices(row)[0] for row in rows]), weight
 
     def row_groups(self) -> list[range]:
         """Consecutive runs of rows with the same number of tiles (ntiles grows with frequency)."""
@@ -149,16 +148,21 @@ class QTiling:
         return [range(start, stop) for start, stop in pairwise(edges)]
 
 
-def numpy_median(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
-    """``numpy.median`` along ``dim``. For an even count it is the mean of the two middle values, and gwpy uses that.
+_SAME_ORDER_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def nonnegative_median(x: Tensor) -> Tensor:
+    """``numpy.median`` of non-negative floats over the last dimension, ``[..., n] -> [..., 1]``. gwpy uses it to
+    normalise, and for an even count it is the mean of the two middle values.
 
     ``torch.median`` returns only the lower middle value. The middle values are the largest of the
     ``n // 2 + 1`` smallest, and repeated values count separately, so ties come out exact. An unsorted
-    ``topk`` is a selection, not a sort: it costs about one ``torch.median``.
+    ``topk`` is a selection, not a sort, and costs about one ``torch.median``. It runs on the bit patterns,
+    which sort like the values for non-negative IEEE floats and are ~15% faster to compare.
     """
-    size = x.shape[dim]
-    smallest = x.topk(size // 2 + 1, dim, largest=False, sorted=False).values
-    return smallest.topk(2 - size % 2, dim).values.mean(dim, keepdim=keepdim)
+    size = x.shape[-1]
+    smallest = x.view(_SAME_ORDER_INT[x.dtype]).topk(size // 2 + 1, largest=False, sorted=False).values
+    return smallest.topk(2 - size % 2).values.view(x.dtype).mean(-1, keepdim=True)
 
 
 def gwpy_fft(x: Tensor) -> Tensor:
@@ -209,20 +213,25 @@ class _RowGroup(nn.Module):
 
     def __init__(self, tiling: QTiling, rows: range, times: np.ndarray) -> None:
         super().__init__()
-        index, window = tiling.stacked_windows(rows)
+        start, window = tiling.stacked_windows(rows)
         self.ntiles = int(tiling.ntiles[rows[0]])
-        self.register_buffer("index", torch.from_numpy(index))  # [rows, bins]
+        self.register_buffer("start", torch.from_numpy(start))  # [rows]
         self.register_buffer("window", torch.from_numpy(window))  # [rows, bins]
         self.interpolate = _Resample(spline_matrix(tiling.tile_times(rows[0]), times))  # gwpy's spline in time
 
     def energies(self, fseries: Tensor) -> Tensor:
         """gwpy-scaled rfft ``[..., freq]`` -> median-normalised tile energies ``[..., rows, ntiles]``."""
         window = self.window.to(fseries.device, fseries.real.dtype)
+        rows, size = window.shape
+        bins = fseries.unfold(-1, size, 1)[..., self.start.to(fseries.device), :]  # [..., rows, bins]
         # gwpy zero-pads each windowed row to ntiles and ifftshifts it. A circular shift of the ifft input only
-        # changes the phase of the output, so ifft(n=ntiles) padding after the bins gives the same energies.
-        tiles = torch.fft.ifft(fseries[..., self.index.to(fseries.device)] * window, n=self.ntiles)
-        energy = tiles.real.square() + tiles.imag.square()
-        return energy / numpy_median(energy, keepdim=True)
+        # changes the phase of the output, so padding after the bins gives the same energies.
+        padded = fseries.new_empty(*fseries.shape[:-1], rows, self.ntiles)
+        torch.mul(bins, window, out=padded[..., :size])
+        padded[..., size:] = 0
+        tiles = torch.fft.ifft(padded)
+        energy = tiles.real.square().addcmul_(tiles.imag, tiles.imag)
+        return energy.div_(nonnegative_median(energy))
 
 
 class SingleQTransform(nn.Module):
@@ -232,8 +241,8 @@ class SingleQTransform(nn.Module):
     where ``freq = spectrogram_shape[0]`` (:func:`output_frequencies`, gwpy's ``fres`` grid) and
     ``time = spectrogram_shape[1]`` samples starting at ``outseg[0]``, spaced ``(outseg[1] - outseg[0]) / time``.
     ``outseg`` is given in seconds from the input start, and the default is the whole input. Any leading
-    dimensions work. Values read like gwpy's: energy / row median, which is about 1 for Gaussian noise, and
-    the peak SNR is about ``sqrt(2 E)``.
+    dimensions work. Values are gwpy's normalised energies E: tile energy / its row's median, so noise sits
+    near 1, and gwpy's tile SNR is ``sqrt(2 E)``.
 
     The splines are exact up to ``1e-10`` relative (:func:`.spline.spline_matrix`). Across frequency the spline is
     the same not-a-knot cubic in linear Hz that gwpy uses. Output rows outside the tiled rows take the
@@ -335,7 +344,7 @@ def _module(cls: type[nn.Module], device: torch.device, dtype: torch.dtype, *arg
 
 
 def _args(x: Tensor, sample_rate: float, spectrogram_shape: tuple[int, int], outseg: tuple | None) -> tuple:
-    return x.shape[-1] / sample_rate, float(sample_rate), tuple(spectrogram_shape), outseg and tuple(outseg)
+    return x.shape[-1] / sample_rate, float(sample_rate), tuple(spectrogram_shape), None if outseg is None else tuple(outseg)
 
 
 def q_transform(

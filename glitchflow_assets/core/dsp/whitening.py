@@ -28,8 +28,9 @@ def psd_median(x: Tensor, sample_rate: float, fftlength: float, overlap: float |
     """One-sided median-averaged Welch PSD ``[..., time] -> [..., fftlength * sample_rate // 2 + 1]``, float64.
 
     It equals gwpy's ``TimeSeries.psd(fftlength, overlap, method="median")``, with ``overlap=None`` meaning
-    ``fftlength / 2`` (gwpy's default for Hann). The result is float64 even for float32 input, because a
-    strain PSD (~1e-46 / Hz) is below float32's normal range.
+    ``fftlength / 2`` (gwpy's default for Hann). Agreement is ~2e-8 relative, because ml4gw computes the
+    median bias factor in float32. The result is float64 even for float32 input, because a strain PSD
+    (~1e-46 / Hz) is below float32's normal range.
     """
     nperseg = int(fftlength * sample_rate)
     window = torch.hann_window(nperseg, dtype=torch.float64, device=x.device)  # periodic, as scipy's
@@ -55,6 +56,10 @@ def whiten(
     for example from :func:`psd_median`, and may be estimated from other data than ``x``. When it is None,
     it is estimated from ``x`` with ``fftlength`` and half overlap, as gwpy's ``q_transform(whiten=True)``
     does. The output has ``x``'s shape, dtype and device.
+
+    The filtering runs in ``x``'s dtype. Raw strain spans ~1e4 in amplitude between low and high
+    frequencies, so in float32 its whitened output (unit variance) is only good to ~1e-2. Whiten raw strain
+    in float64 and cast the output.
     """
     ntaps = int(fduration * sample_rate)
     if x.shape[-1] < ntaps:
