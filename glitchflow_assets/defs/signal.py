@@ -32,20 +32,25 @@ def _md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
     return "\n".join([header, *body])
 
 
-def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
-    raw_key = dg.AssetKey([run.name, RAW])
-
-    @dg.asset(
-        key=[run.name, EVENTS],
+def _gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description: str):
+    """Decorator for a GPU-tagged, window-partitioned asset of ``run`` reading its window's upstream files."""
+    return dg.asset(
+        key=[run.name, name],
         group_name=run.name,
-        deps=[raw_key],
+        deps=[dg.AssetKey([run.name, d]) for d in deps],
         partitions_def=window_partitions(run),
         pool=GPU_POOL,
         kinds=GPU_KINDS,
         op_tags=GPU_OP_TAGS,
         tags={"glitchflow/level": "window"},
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        description="Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): GPS, frequency, SNR, Q, duration, bandwidth.",
+        description=description,
+    )
+
+
+def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
+    @_gpu_window_asset(
+        run, EVENTS, [RAW], "Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): GPS, frequency, SNR, Q, duration, bandwidth."
     )
     def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         window = window_for_key(context.partition_key, run.cadence)
@@ -71,17 +76,8 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=[run.name, SCORES],
-        group_name=run.name,
-        deps=[dg.AssetKey([run.name, RAW]), dg.AssetKey([run.name, EVENTS])],
-        partitions_def=window_partitions(run),
-        pool=GPU_POOL,
-        kinds=GPU_KINDS,
-        op_tags=GPU_OP_TAGS,
-        tags={"glitchflow/level": "window"},
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        description="ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel).",
+    @_gpu_window_asset(
+        run, SCORES, [RAW, EVENTS], "ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel)."
     )
     def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         window = window_for_key(context.partition_key, run.cadence)
