@@ -138,6 +138,7 @@ def test_q_scan_picks_gwpys_plane_per_channel():
     long = _noise_with_glitch(seed=5, q=60.0, f0=80.0, amplitude=2.0)
     batch = np.stack([short, long])
     scan = MultiQTransform(DURATION, RATE, qrange=(4, 64), spectrogram_shape=SHAPE)
+    assert scan.qs.tolist() == list(GwpyQTiling(DURATION, RATE, qrange=(4, 64)).qs)
     spectrograms, qs = scan(torch.from_numpy(batch)[None])
     assert qs.shape == (1, 2) and qs[0, 0] < qs[0, 1]
     for channel, data in enumerate(batch):

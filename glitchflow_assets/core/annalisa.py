@@ -155,7 +155,7 @@ def score_window(
     Events whose ``config.duration`` span is not all valid strain are left out.
     """
     device = device or torch.device("cpu")
-    x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=device)  # whitened peaks need no more
+    x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)  # raw strain needs float64 to whiten
     half = config.duration / 2
     events = np.array([g for g in event_gps if _covers(segments[0], g - half, g + half)], dtype=np.float64)
     n_aux = len(channels) - 1
@@ -174,7 +174,7 @@ def score_window(
         gps = events[b0 : b0 + config.batch]
         starts = [int(round((g - half - t0) * sample_rate)) for g in gps]
         segment = torch.stack([x[:, s : s + n] for s in starts])  # [event, channel, time]
-        white = whiten(segment, sample_rate, psd=psd)
+        white = whiten(segment, sample_rate, psd=psd).float()  # whitened data: float32 is plenty for peaks
         energy = q_transform(white, sample_rate, q=config.q, frange=config.frange, spectrogram_shape=(n_rows, n_cols), logf=config.logf, outseg=(config.crop, config.duration - config.crop))
         masks = peak_mask(energy, config.snr2_threshold)
         aux = masks[:, 1:] & in_band

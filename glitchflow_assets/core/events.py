@@ -96,9 +96,13 @@ def find_events(
     for s, e in valid:
         length = min(config.chunk, e - s)
         step = length - 2 * config.edge
-        planes = [SingleQTransform(length, sample_rate, q, config.frange, config.mismatch).to(device) for q in q_values(config.qrange, config.mismatch)]
+        planes = [
+            SingleQTransform(length, sample_rate, q, config.frange, config.mismatch).to(device, torch.float32)
+            for q in q_values(config.qrange, config.mismatch)
+        ]
         starts = [*np.arange(s, e - length, step), e - length]
-        stretch = whiten(x[index(s) : index(e)][None, None], sample_rate, psd=psd[None, None])[0, 0]
+        # whiten raw strain in float64 (its dynamic range needs it); tiles of whitened data are fine in float32
+        stretch = whiten(x[index(s) : index(e)][None, None], sample_rate, psd=psd[None, None])[0, 0].float()
         covered = s + config.edge  # keep ranges of consecutive chunks tile the stretch without overlap
         for c0 in starts:
             chunk = stretch[index(c0) - index(s) :][: int(round(length * sample_rate))][None, None]

@@ -111,7 +111,7 @@ class QTiling:
         return np.array([2 ** math.ceil(math.log(t / deltam(self.mismatch), 2)) for t in tcum_mismatch])
 
     def tile_times(self, row: int) -> np.ndarray:
-        """Start time of each tile of ``row`` ``[ntiles]``; gwpy's row time series starts at the input's start."""
+        """Time of each tile of ``row`` ``[ntiles]``, as stamped by gwpy: ``k * duration / ntiles`` from the input start."""
         ntiles = self.ntiles[row]
         return np.arange(ntiles) * (self.duration / ntiles)
 

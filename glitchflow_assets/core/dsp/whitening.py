@@ -66,7 +66,7 @@ def whiten(
         raise ValueError(f"{x.shape[-1]} samples is shorter than fduration ({ntaps} samples)")
     if psd is None:
         psd = psd_median(x, sample_rate, fftlength)
-    fir = whitening_filter(psd, sample_rate, x.shape[-1], ntaps, highpass).to(x.dtype)
+    fir = whitening_filter(psd.to(x.device), sample_rate, x.shape[-1], ntaps, highpass).to(x.dtype)
     data = x - x.mean(-1, keepdim=True)  # gwpy's detrend("constant")
     return _convolve_same(data * _edge_taper(x.shape[-1], ntaps, data), fir)
 
@@ -80,19 +80,30 @@ def whitening_filter(
     """
     df = sample_rate / nsamples
     transfer = 1 / _interpolate(psd.to(torch.float64).sqrt(), sample_rate / (2 * (psd.shape[-1] - 1)), df)
-    ncorner = int(highpass / df) if highpass else 0
-    taper = torch.hann_window(2 * TRANSFER_TAPER, periodic=False, dtype=torch.float64, device=psd.device)
-    transfer[..., :ncorner] = 0  # hard highpass
+    impulse = torch.fft.irfft(_taper_transfer(transfer, int(highpass / df) if highpass else 0))
+    fir = torch.roll(_truncate_impulse(impulse, ntaps), int(ntaps / 2 - 1), dims=-1)[..., :ntaps]
+    return fir * math.sqrt(2 / sample_rate)
+
+
+def _taper_transfer(transfer: Tensor, ncorner: int) -> Tensor:
+    """gwpy's ``_truncate_transfer`` on ``[..., freq]``. It zeroes the first ``ncorner`` bins (a hard highpass)
+    and Hann-tapers TRANSFER_TAPER bins at each end."""
+    taper = torch.hann_window(2 * TRANSFER_TAPER, periodic=False, dtype=transfer.dtype, device=transfer.device)
+    transfer[..., :ncorner] = 0
     transfer[..., ncorner : ncorner + TRANSFER_TAPER] *= taper[:TRANSFER_TAPER]
     transfer[..., -TRANSFER_TAPER:] *= taper[TRANSFER_TAPER:]
-    impulse = torch.fft.irfft(transfer)
+    return transfer
+
+
+def _truncate_impulse(impulse: Tensor, ntaps: int) -> Tensor:
+    """gwpy's ``_truncate_impulse`` on ``[..., time]``. It keeps the zero-phase impulse's first and last ``ntaps / 2``
+    samples, under the two halves of a Hann window."""
     half = int(ntaps / 2)
     window = _hann(ntaps, impulse)
     truncation = impulse.new_zeros(impulse.shape[-1])
-    truncation[:half] = window[half:]  # keep the zero-phase impulse's first and last ntaps / 2 samples
+    truncation[:half] = window[half:]
     truncation[-half:] = window[:half]
-    fir = torch.roll(impulse * truncation, int(ntaps / 2 - 1), dims=-1)[..., :ntaps]
-    return fir * math.sqrt(2 / sample_rate)
+    return impulse * truncation
 
 
 def _interpolate(asd: Tensor, step_in: float, step_out: float) -> Tensor:
