@@ -121,3 +121,12 @@ def test_registry_annalisa_blocks_are_valid_and_bad_keys_are_named():
         AnnalisaConfig.from_mapping({"snr_treshold": 20})
     with pytest.raises(ValueError, match="selection"):
         AnnalisaConfig.from_mapping({"selection": "vibes"})
+
+
+def test_windows_without_aux_channels_or_events_score_nothing():
+    x = _white_noise(16, seed=5, channels=2)
+    strain_only = score_window(x[:1], 0.0, RATE, ["S"], [[(0.0, 16.0)]], [RATE], np.array([8.0]))
+    no_events = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE] * 2, np.array([]))
+    assert strain_only.channels == [] and strain_only.scored.shape == (1, 0)
+    assert no_events.channels == ["A"] and no_events.scored.shape == (0, 1)
+    assert channel_table([no_events]).iloc[0].n_events == 0

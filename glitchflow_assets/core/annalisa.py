@@ -162,6 +162,8 @@ def score_window(
     n_rows, n_cols = config.shape
     counts = {k: np.zeros((len(events), n_aux), dtype=np.int64) for k in ("intersection", "strain", "aux", "union", "aux_area")}
     scored = np.zeros((len(events), n_aux), dtype=bool)
+    if n_aux == 0 or len(events) == 0:
+        return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols)
     psds = [_psd(x[c], t0, sample_rate, segments[c], config) for c in range(len(channels))]
     usable = [p is not None for p in psds]
     freqs = config.frequencies()
