@@ -33,13 +33,24 @@ def antialias_taps(up: int, down: int) -> np.ndarray:
     return firwin(numtaps, (1.0 - TRANSITION / 2) * band, window=("kaiser", beta))
 
 
-def _decimate_fft(data: np.ndarray, taps: np.ndarray, down: int) -> np.ndarray:
+def _decimate_fft(data: np.ndarray, taps: np.ndarray, down: int, block: int = 1 << 18) -> np.ndarray:
     """Same output as ``resample_poly(data, 1, down, window=taps, padtype="line")``, by overlap-add FFT
     convolution: ~5x faster for the long filters of 16384 Hz channels (polyphase costs taps/down per
-    output sample, FFT convolution ~log(taps))."""
-    trend = np.linspace(data[0], data[-1], data.size)  # padtype="line": filter the detrended data
-    half = len(taps) // 2
-    return oaconvolve(data - trend, taps, mode="full")[half : half + data.size : down] + trend[::down]
+    output sample, FFT convolution ~log(taps)). ``block`` input samples are detrended and convolved at a
+    time, so the working memory stays small whatever the window length."""
+    n, half = data.size, len(taps) // 2
+    slope = (data[-1] - data[0]) / (n - 1) if n > 1 else 0.0
+    line = lambda idx: data[0] + slope * idx  # noqa: E731  padtype="line": filter the detrended data
+    block -= block % down
+    out = np.empty(-(-n // down))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        lo, hi = max(start - half, 0), min(stop + half, n)
+        segment = np.zeros(stop - start + 2 * half)  # zeros beyond the data, as resample_poly pads
+        segment[lo - (start - half) : hi - (start - half)] = data[lo:hi] - line(np.arange(lo, hi))
+        kept = np.arange(start, stop, down)
+        out[start // down : start // down + kept.size] = oaconvolve(segment, taps, mode="valid")[::down] + line(kept)
+    return out
 
 
 def resample(data: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
