@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=16, help="events transformed at once")
+    parser.add_argument("--batch", type=int, default=4, help="events transformed at once")
     args = parser.parse_args()
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
@@ -46,8 +46,11 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     best = min(times)
     channel_seconds = args.events * N_AUX * config.duration
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}")
-    print("| events | channels | wall (s, best of %d) | channel-s/s | vs original A100 (49,000/s) |" % args.repeat)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, device {device}"
+    )
+    print(f"| events | channels | wall (s, best of {args.repeat}) | channel-s/s | vs original A100 (49,000/s) |")
     print("|---|---|---|---|---|")
     print(f"| {args.events} | {N_AUX} | {best:.2f} | {channel_seconds / best:,.0f} | {channel_seconds / best / 49_000:.2f}x |")
 

@@ -98,9 +98,9 @@ def gwpy_span(run: ObservingRun, windows: list[Window]) -> None:
     gwpy_read(run, windows[0].gps_start, windows[-1].gps_end)
 
 
-def ingest_windows(run: ObservingRun, windows: list[Window], options: IngestOptions = IngestOptions()) -> None:
+def ingest_windows(run: ObservingRun, windows: list[Window], options: IngestOptions | None = None) -> None:
     for window in windows:
-        ingest_window(run, window, OUT / "ingest" / f"{run.name}-{window.gps_start}.h5", options=options)
+        ingest_window(run, window, OUT / "ingest" / f"{run.name}-{window.gps_start}.h5", options=options or IngestOptions())
 
 
 def frame_bytes(run: ObservingRun, windows: list[Window], pad: float) -> int:
@@ -150,7 +150,9 @@ def ingest_stages(run: ObservingRun, windows: list[Window]) -> tuple[dict[str, l
         for name, label in stages.items():
             patches.enter_context(mock.patch.object(ingest, name, timed(getattr(ingest, name), label)))
         for name in ("write_channel", "finish"):
-            patches.enter_context(mock.patch.object(RawSegmentWriter, name, timed(getattr(RawSegmentWriter, name), lambda *_: "HDF5 write")))
+            patches.enter_context(
+                mock.patch.object(RawSegmentWriter, name, timed(getattr(RawSegmentWriter, name), lambda *_: "HDF5 write"))
+            )
         start = time.perf_counter()
         ingest_windows(run, windows)
         total = time.perf_counter() - start

@@ -133,8 +133,14 @@ def main() -> None:
     reference = np.stack([gwpy_qtransform(series) for series in baseline.reshape(-1, noise.shape[-1])[:ACCURACY_CHANNELS]])
     n_baseline = baseline.shape[0] * baseline.shape[1]
     for processes in sorted({1, cores}):
-        rows.append((f"gwpy, {processes} process{'es' if processes > 1 else ''}", n_baseline,
-                     time_gwpy(baseline.reshape(n_baseline, -1), processes, args.repeat), None))
+        rows.append(
+            (
+                f"gwpy, {processes} process{'es' if processes > 1 else ''}",
+                n_baseline,
+                time_gwpy(baseline.reshape(n_baseline, -1), processes, args.repeat),
+                None,
+            )
+        )
 
     accuracy_input = torch.from_numpy(baseline.reshape(-1, noise.shape[-1])[:ACCURACY_CHANNELS])[None]
     for mode in ("bicubic", "spline"):
@@ -163,16 +169,35 @@ def main() -> None:
     gwpy_one, gwpy_all = rates["gwpy, 1 process"], rates[f"gwpy, {cores} process{'es' if cores > 1 else ''}"]
     ml4gw_rate = rates["ml4gw `bicubic`, float32, batch 1"]
     print(machine())
-    print(f"device: {device}; input {args.events} events x {args.channels} channels x {DURATION:g} s at {RATE} Hz; "
-          f"baselines on {args.baseline_events} events; best of {args.repeat}\n")
-    columns = ["run", "channels", "best wall (s)", "channel-s/s", "x gwpy 1 process", "x gwpy all cores", "x ml4gw bicubic",
-               "error vs gwpy (median / max)"]
+    print(
+        f"device: {device}; input {args.events} events x {args.channels} channels x {DURATION:g} s at {RATE} Hz; "
+        f"baselines on {args.baseline_events} events; best of {args.repeat}\n"
+    )
+    columns = [
+        "run",
+        "channels",
+        "best wall (s)",
+        "channel-s/s",
+        "x gwpy 1 process",
+        "x gwpy all cores",
+        "x ml4gw bicubic",
+        "error vs gwpy (median / max)",
+    ]
     print("| " + " | ".join(columns) + " |\n|---|" + "---:|" * 6 + "---|")
     for what, channels, seconds, error in rows:
         rate = rates[what]
-        cells = [what, channels, f"{seconds:.3f}", f"{rate:.0f}", f"{rate / gwpy_one:.1f}", f"{rate / gwpy_all:.1f}",
-                 f"{rate / ml4gw_rate:.1f}", "-" if error is None else f"{error[0]:.1e} / {error[1]:.1e}"]
+        cells = [
+            what,
+            channels,
+            f"{seconds:.3f}",
+            f"{rate:.0f}",
+            f"{rate / gwpy_one:.1f}",
+            f"{rate / gwpy_all:.1f}",
+            f"{rate / ml4gw_rate:.1f}",
+            "-" if error is None else f"{error[0]:.1e} / {error[1]:.1e}",
+        ]
         print("| " + " | ".join(map(str, cells)) + " |")
+
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """``glitchflow`` command: simulate frames, run the demo pipeline.
 
-    glitchflow simulate --run SIM --minutes 30        write simulated GWF frames + ground truth
-    glitchflow demo --minutes 30                      simulate SIM and materialize it end to end
+glitchflow simulate --run SIM --minutes 30        write simulated GWF frames + ground truth
+glitchflow demo --minutes 30                      simulate SIM and materialize it end to end
 """
 
 import argparse
@@ -73,11 +73,15 @@ def _demo(args: argparse.Namespace) -> int:
         for i, key in enumerate(keys, 1):
             result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
             status = "ok" if result.success else "FAILED"
-            _say(f"  [{i}/{len(keys)}] SIM window {key} (raw_strain_segments, glitch_events, annalisa_scores): {status} ({time.monotonic() - t0:.0f} s)")
+            elapsed = time.monotonic() - t0
+            _say(f"  [{i}/{len(keys)}] SIM window {key} (raw_strain_segments, glitch_events, annalisa_scores): {status} ({elapsed:.0f} s)")
             if not result.success:
                 return 1
         selection = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))], instance=instance, resources={"storage": GlitchflowStorage()}, run_config=QUIET
+            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))],
+            instance=instance,
+            resources={"storage": GlitchflowStorage()},
+            run_config=QUIET,
         )
         if not selection.success:
             return 1

@@ -73,7 +73,9 @@ def _real_run(tmp_path, monkeypatch, name: str, file: str, spec: str) -> Observi
     frames.mkdir()
     shutil.copy(real_file(file), frames)
     registry = tmp_path / "runs.yaml"
-    registry.write_text(f"runs:\n  {name}: {{{spec}, frames: {{kind: {'gwf' if file.endswith('.gwf') else 'gwosc-hdf5'}, path: '{frames}'}}}}\n")
+    registry.write_text(
+        f"runs:\n  {name}: {{{spec}, frames: {{kind: {'gwf' if file.endswith('.gwf') else 'gwosc-hdf5'}, path: '{frames}'}}}}\n"
+    )
     monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
     return load_registry()[name]
 
@@ -88,8 +90,5 @@ def gw150914_run(tmp_path, monkeypatch) -> ObservingRun:
 @pytest.fixture
 def hw100916_run(tmp_path, monkeypatch) -> ObservingRun:
     """1 s of real H1/L1/V1 strain (GWF, 16384 Hz) from 2010, V1 as the strain channel."""
-    spec = (
-        "gps_start: 968654552, gps_end: 968654553, window: 1min, strain_channel: 'V1:h_16384Hz',"
-        " aux_channels: ['H1:*', 'L1:*']"
-    )
+    spec = "gps_start: 968654552, gps_end: 968654553, window: 1min, strain_channel: 'V1:h_16384Hz', aux_channels: ['H1:*', 'L1:*']"
     return _real_run(tmp_path, monkeypatch, "HW100916", "HLV-HW100916-968654552-1.gwf", spec)

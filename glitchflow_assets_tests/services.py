@@ -48,7 +48,12 @@ class DagsterServices:
         log = open(self.logs / f"{name}.log", "wb")
         # SIGINT/SIGTERM reset to default: a background shell would hand them down ignored.
         self.processes[name] = subprocess.Popen(
-            args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            args,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), signal.signal(signal.SIGTERM, signal.SIG_DFL)),
         )
 

@@ -123,7 +123,12 @@ def test_hostile_and_foreign_names_are_skipped_with_reasons(frames_copy, tmp_pat
     (frames_copy / "notes.txt").write_text("not a frame, not reported")
     found, skipped = scan_frame_dir(frames_copy)
     reasons = {s.path.name: s.reason for s in skipped}
-    assert set(reasons) == {"V-V1SIM-1400000118-60 copy.gwf", "V-V1SIM-1400000118-0.gwf", "V-V1SIM-14000-60.gwf", "V-V1SIM-1500000000-60.gwf"}
+    assert set(reasons) == {
+        "V-V1SIM-1400000118-60 copy.gwf",
+        "V-V1SIM-1400000118-0.gwf",
+        "V-V1SIM-14000-60.gwf",
+        "V-V1SIM-1500000000-60.gwf",
+    }
     assert "outside the frame directory" in reasons["V-V1SIM-1500000000-60.gwf"]
     assert "OBS-TAG-GPSSTART-DURATION" in reasons["V-V1SIM-14000-60.gwf"]
     assert len(found) == 12 and all(f.path.parent == frames_copy for f, _ in found)

@@ -106,7 +106,12 @@ def test_pattern_channels_resolve_from_the_frames(sim_frames, sim_windows, tmp_p
     window = windows_overlapping(run.gps_start, run.gps_start + 60, run.cadence)[0]
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert [c.name for c in summary.channels][1:] == [
-        "V1:LSC_DARM_ERR", "V1:LSC_MICH_ERR", "V1:LSC_PRCL_ERR", "V1:ENV_CEB_MIC_V", "V1:ENV_CEB_SEIS_V", "V1:ENV_CEB_UPS_CURR_R",
+        "V1:LSC_DARM_ERR",
+        "V1:LSC_MICH_ERR",
+        "V1:LSC_PRCL_ERR",
+        "V1:ENV_CEB_MIC_V",
+        "V1:ENV_CEB_SEIS_V",
+        "V1:ENV_CEB_UPS_CURR_R",
     ]
 
 

@@ -67,7 +67,10 @@ def test_aux_patterns_resolve_against_the_table_of_contents(tmp_path):
         ("runs: {X: {gps_start: 1, gps_end: 2, window: 7min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "N must divide 60"),
         ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: ftp, path: /x}}}", "frames needs kind"),
         ("runs: {'../evil': {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "run names"),
-        ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, sample_rate: 1000, strain_channel: a, frames: {kind: gwf, path: /x}}}", "power of two"),
+        (
+            "runs: {X: {gps_start: 1, gps_end: 2, window: 5min, sample_rate: 1000, strain_channel: a, frames: {kind: gwf, path: /x}}}",
+            "power of two",
+        ),
         ("runs: [1, 2]", "top-level 'runs:' mapping"),
         ("runs: {X: [unclosed", "cannot read run registry"),
     ],

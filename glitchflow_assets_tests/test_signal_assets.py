@@ -42,8 +42,10 @@ def test_channel_selection_without_scores_fails_clearly(tmp_path):
     defs = build_definitions({"SIM": sim_run(tmp_path)})
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))], instance=instance,
-            resources={"storage": GlitchflowStorage()}, raise_on_error=False,
+            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))],
+            instance=instance,
+            resources={"storage": GlitchflowStorage()},
+            raise_on_error=False,
         )
         assert not result.success
         assert "no materialized SIM/annalisa_scores" in result.failure_data_for_node("SIM__channel_selection").error.message

@@ -72,8 +72,16 @@ def test_annalisa_selects_exactly_the_true_witnesses(analysed):
     truth, windows = analysed
     config = AnnalisaConfig.from_mapping(load_registry()["SIM"].annalisa)
     scores = [
-        score_window(data, float(s.attrs["gps_start"]), 4096, [c.name for c in s.channels], [c.segments for c in s.channels],
-                     [c.native_rate for c in s.channels], events.gps.to_numpy(), config)
+        score_window(
+            data,
+            float(s.attrs["gps_start"]),
+            4096,
+            [c.name for c in s.channels],
+            [c.segments for c in s.channels],
+            [c.native_rate for c in s.channels],
+            events.gps.to_numpy(),
+            config,
+        )
         for s, data, events, _ in windows
     ]
     table = channel_table(scores, config).set_index("channel")

@@ -24,12 +24,14 @@ def _inject(x, t0, gps, f0, q, snr):
 
 
 def test_cluster_tiles_merges_in_time_and_keeps_the_loudest_tile():
-    tiles = np.array([
-        [10.00, 10.05, 100.0, 20.0, 49.0, 8.0],
-        [10.04, 10.10, 120.0, 25.0, 81.0, 8.0],  # overlaps the first: same event, louder
-        [10.15, 10.20, 300.0, 50.0, 36.0, 16.0],  # 0.05 s later: joins (cluster_dt 0.1)
-        [12.00, 12.10, 40.0, 10.0, 30.0, 4.0],  # far away: its own event
-    ])
+    tiles = np.array(
+        [
+            [10.00, 10.05, 100.0, 20.0, 49.0, 8.0],
+            [10.04, 10.10, 120.0, 25.0, 81.0, 8.0],  # overlaps the first: same event, louder
+            [10.15, 10.20, 300.0, 50.0, 36.0, 16.0],  # 0.05 s later: joins (cluster_dt 0.1)
+            [12.00, 12.10, 40.0, 10.0, 30.0, 4.0],  # far away: its own event
+        ]
+    )
     events = cluster_tiles(tiles, cluster_dt=0.1)
     assert len(events) == 2
     first = events.iloc[0]

@@ -20,7 +20,7 @@ def test_frames_are_named_gwf_files_with_every_channel_at_its_rate(sim_frames):
     assert len(files) == 12
     spans = [parse_frame_name(f) for f in files]
     assert all(s.observatory == "V" and s.tag == "V1SIM" and s.duration == 60 for s in spans)
-    assert all(b.gps_start == a.gps_end for a, b in zip(spans, spans[1:]))
+    assert all(b.gps_start == a.gps_end for a, b in zip(spans, spans[1:], strict=True))
     data = TimeSeriesDict.read(str(files[0]), [c.name for c in VIRGO_SCENARIO.channels])
     for spec in VIRGO_SCENARIO.channels:
         assert data[spec.name].sample_rate.value == spec.sample_rate
@@ -54,7 +54,7 @@ def test_ground_truth_round_trips_through_gwf(sim_frames):
         frame = parse_frame_name(path)
         rows = truth[(truth.gps + truth.half_length > frame.gps_start) & (truth.gps - truth.half_length < frame.gps_end)]
         planned = plan_glitches(VIRGO_SCENARIO, SIM_SEED, frame.gps_start, frame.gps_end)
-        listed = [g for g in planned if (g.event_id, g.channel) in set(zip(rows.event_id, rows.channel))]
+        listed = [g for g in planned if (g.event_id, g.channel) in set(zip(rows.event_id, rows.channel, strict=True))]
         for channel in (VIRGO_SCENARIO.strain, "V1:LSC_DARM_ERR", "V1:SDB2_B1_PD1", "V1:ENV_CEB_MIC_V"):
             r = renderers[channel]
             fs = r.spec.sample_rate
@@ -97,7 +97,7 @@ def test_witnesses_see_the_strain_glitch_and_self_glitches_stay_local(sim_frames
     assert {roles[c] for c in witness_rows.channel} == {"witness"}
     assert {roles[c] for c in truth[truth.role == "self"].channel} == {"self_glitching"}
     # coupling: the strain sees each event delay_s after its witnesses
-    for event_id, rows in truth[truth.event_id.isin(strain_events)].groupby("event_id"):
+    for _event_id, rows in truth[truth.event_id.isin(strain_events)].groupby("event_id"):
         strain = rows[rows.role == "strain"].iloc[0]
         for _, w in rows[rows.role == "witness"].iterrows():
             assert strain.gps - w.gps == pytest.approx(strain.delay_s, abs=1e-6)  # GPS float64 ulp ~2e-7 s
@@ -125,7 +125,7 @@ def test_same_seed_same_data_and_extension_is_seamless(tmp_path):
     simulate(two, 1400000178, 60, frame_length=60, seed=3)  # continue later
     simulate(other, 1400000118, 60, frame_length=60, seed=4)
     channels = [c.name for c in VIRGO_SCENARIO.channels]
-    for a, b in zip(_frames(one), _frames(two)):
+    for a, b in zip(_frames(one), _frames(two), strict=True):
         assert a.name == b.name
         da, db = TimeSeriesDict.read(str(a), channels), TimeSeriesDict.read(str(b), channels)
         for c in channels:

@@ -48,7 +48,7 @@ class AnnalisaConfig:
     corr_threshold: float = 0.17  # significance: -log10 p >= significance_threshold
     iou_threshold: float = 0.08
     significance_threshold: float = 5.0
-    batch: int = 16  # events transformed at once (bounds memory)
+    batch: int = 4  # events transformed at once (bounds memory; 1-4 is fastest on CPU, see bench/RESULTS.md)
 
     def __post_init__(self) -> None:
         if self.selection not in ("corr_iou", "significance"):
@@ -105,7 +105,13 @@ def coincidence_counts(strain: torch.Tensor, aux: torch.Tensor, tolerance: tuple
     intersection = (s & dilated).sum((-2, -1))
     strain_n = strain.sum((-2, -1))[:, None].expand_as(intersection)
     aux_n = aux.sum((-2, -1))
-    return {"intersection": intersection, "strain": strain_n, "aux": aux_n, "union": strain_n + aux_n - intersection, "aux_area": dilated.sum((-2, -1))}
+    return {
+        "intersection": intersection,
+        "strain": strain_n,
+        "aux": aux_n,
+        "union": strain_n + aux_n - intersection,
+        "aux_area": dilated.sum((-2, -1)),
+    }
 
 
 def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, config: "AnnalisaConfig") -> torch.Tensor | None:
@@ -177,7 +183,15 @@ def score_window(
         starts = [int(round((g - half - t0) * sample_rate)) for g in gps]
         segment = torch.stack([x[:, s : s + n] for s in starts])  # [event, channel, time]
         white = whiten(segment, sample_rate, psd=psd).float()  # whitened data: float32 is plenty for peaks
-        energy = q_transform(white, sample_rate, q=config.q, frange=config.frange, spectrogram_shape=(n_rows, n_cols), logf=config.logf, outseg=(config.crop, config.duration - config.crop))
+        energy = q_transform(
+            white,
+            sample_rate,
+            q=config.q,
+            frange=config.frange,
+            spectrogram_shape=(n_rows, n_cols),
+            logf=config.logf,
+            outseg=(config.crop, config.duration - config.crop),
+        )
         masks = peak_mask(energy, config.snr2_threshold)
         aux = masks[:, 1:] & in_band
         result = coincidence_counts(masks[:, 0], aux, config.tolerance)
@@ -195,7 +209,7 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
     """Aggregate window scores into one row per channel (CHANNEL_COLUMNS), sorted by mean corr."""
     channels = windows[0].channels if windows else []
     rows = []
-    for j, ch in enumerate(channels):
+    for _j, ch in enumerate(channels):
         corr, iou, n_events, observed, expected = [], [], 0, 0, 0.0
         for w in windows:
             j_w = w.channels.index(ch)
@@ -209,11 +223,18 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
         mean_corr = float(np.mean(corr)) if corr else 0.0
         mean_iou = float(np.mean(iou)) if iou else 0.0
         significance = -math.log10(max(poisson.sf(observed - 1, expected), 1e-300)) if expected > 0 and observed > 0 else 0.0
-        rows.append({
-            "channel": ch, "n_events": n_events, "mean_corr": mean_corr, "mean_iou": mean_iou, "coincidences": observed,
-            "expected": expected, "significance": significance,
-            "selected": bool(n_events) and config.keeps(mean_corr, mean_iou, significance),
-        })
+        rows.append(
+            {
+                "channel": ch,
+                "n_events": n_events,
+                "mean_corr": mean_corr,
+                "mean_iou": mean_iou,
+                "coincidences": observed,
+                "expected": expected,
+                "significance": significance,
+                "selected": bool(n_events) and config.keeps(mean_corr, mean_iou, significance),
+            }
+        )
     return pd.DataFrame(rows, columns=CHANNEL_COLUMNS).sort_values("mean_corr", ascending=False).reset_index(drop=True)
 
 

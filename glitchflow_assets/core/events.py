@@ -51,7 +51,11 @@ def _tile_table(tiling: QTiling, energies: list[torch.Tensor], t0: float, keep: 
         f = float(tiling.frequencies[row])
         bandwidth = 2.0 * math.sqrt(math.pi) * f / tiling.q
         n = int(inside.sum())
-        out.append(np.column_stack([times[inside] - half, times[inside] + half, np.full(n, f), np.full(n, bandwidth), snr2[hits][inside], np.full(n, tiling.q)]))
+        out.append(
+            np.column_stack(
+                [times[inside] - half, times[inside] + half, np.full(n, f), np.full(n, bandwidth), snr2[hits][inside], np.full(n, tiling.q)]
+            )
+        )
     return np.concatenate(out) if out else np.zeros((0, 6))
 
 
@@ -68,16 +72,31 @@ def cluster_tiles(tiles: np.ndarray, cluster_dt: float) -> pd.DataFrame:
         peak = group[np.argmax(group[:, 4])]
         fmin, fmax = (group[:, 2] - group[:, 3] / 2).min(), (group[:, 2] + group[:, 3] / 2).max()
         start, end = group[:, 0].min(), group[:, 1].max()
-        rows.append({
-            "gps": 0.5 * (peak[0] + peak[1]), "frequency": peak[2], "snr": math.sqrt(peak[4]), "q": peak[5],
-            "start": start, "end": end, "duration": end - start, "fmin": max(fmin, 0.0), "fmax": fmax,
-            "bandwidth": fmax - max(fmin, 0.0), "n_tiles": len(group),
-        })
+        rows.append(
+            {
+                "gps": 0.5 * (peak[0] + peak[1]),
+                "frequency": peak[2],
+                "snr": math.sqrt(peak[4]),
+                "q": peak[5],
+                "start": start,
+                "end": end,
+                "duration": end - start,
+                "fmin": max(fmin, 0.0),
+                "fmax": fmax,
+                "bandwidth": fmax - max(fmin, 0.0),
+                "n_tiles": len(group),
+            }
+        )
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
 def find_events(
-    strain: np.ndarray, t0: float, sample_rate: float, segments: Segments, config: EventSearchConfig = EventSearchConfig(), device: torch.device | None = None
+    strain: np.ndarray,
+    t0: float,
+    sample_rate: float,
+    segments: Segments,
+    config: EventSearchConfig = EventSearchConfig(),
+    device: torch.device | None = None,
 ) -> tuple[pd.DataFrame, Segments]:
     """Events in ``strain[time]`` (starting at GPS ``t0``), searched only inside the valid ``segments``.
 

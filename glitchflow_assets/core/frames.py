@@ -154,9 +154,7 @@ def channels_in_file(frame: FrameFile, kind: str, strain_channel: str) -> list[s
         raise FrameError(f"{frame.path}: cannot read the table of contents ({exc})") from exc
 
 
-def read_channels(
-    frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float
-) -> dict[str, ChannelData]:
+def read_channels(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:
     """Read ``channels`` over [gps_start, gps_end) ∩ the file's span through gwpy.
 
     ``kind='gwosc-hdf5'`` reads a GWOSC strain file; its single series is named ``channels[0]``.

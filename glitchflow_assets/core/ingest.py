@@ -58,7 +58,7 @@ def _drop_overlaps(frames: list[FrameFile]) -> tuple[list[FrameFile], list[tuple
 def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) index pairs of the True runs in a boolean ``[time]`` array."""
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
@@ -198,11 +198,19 @@ def ingest_window(
             raise IngestError(f"{where}: strain channel {run.strain_channel} could not be read from any file; skipped: {skipped}")
         livetime = total(stats[0].segments)
         attrs = {
-            "run": run.name, "window": window.key, "gps_start": window.gps_start, "gps_end": window.gps_end,
-            "sample_rate": run.sample_rate, "strain_channel": run.strain_channel, "livetime": livetime,
+            "run": run.name,
+            "window": window.key,
+            "gps_start": window.gps_start,
+            "gps_end": window.gps_end,
+            "sample_rate": run.sample_rate,
+            "strain_channel": run.strain_channel,
+            "livetime": livetime,
             "gap_fraction": 1.0 - livetime / window.duration,
         }
-        records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in sorted(used, key=lambda f: f.gps_start)]
+        records = [
+            FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size)
+            for f in sorted(used, key=lambda f: f.gps_start)
+        ]
         writer.finish(attrs, stats, records, skipped)
     except BaseException as exc:
         writer.abort(exc)

@@ -15,7 +15,7 @@ Layout (schema version 1)::
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -89,8 +89,14 @@ class RawSegmentWriter:
 
     def finish(self, attrs: dict, channels: list[ChannelStats], frames: list[FrameRecord], skipped: list[tuple[str, str]]) -> None:
         f = self.file
-        f.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "software": f"glitchflow {glitchflow_assets.__version__}",
-                        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        f.attrs.update(
+            {
+                "schema": SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "software": f"glitchflow {glitchflow_assets.__version__}",
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
         f.attrs.update(attrs)
         self.data.attrs.update({"axes": json.dumps(["channel", "time"]), "t0": attrs["gps_start"], "dt": 1.0 / attrs["sample_rate"]})
         g = f.create_group("channels")
@@ -134,12 +140,27 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
         names = _strings(g["name"])
         channels = [
             ChannelStats(
-                name=n, unit=u, native_rate=float(r), present=bool(p), nonfinite_count=int(nf), first_nonfinite_gps=float(fn),
-                max_flat_seconds=float(mf), first_flat_gps=float(ff), rate_mismatch=rm,
+                name=n,
+                unit=u,
+                native_rate=float(r),
+                present=bool(p),
+                nonfinite_count=int(nf),
+                first_nonfinite_gps=float(fn),
+                max_flat_seconds=float(mf),
+                first_flat_gps=float(ff),
+                rate_mismatch=rm,
             )
             for n, u, r, p, nf, fn, mf, ff, rm in zip(
-                names, _strings(g["unit"]), g["native_rate"][()], g["present"][()], g["nonfinite_count"][()],
-                g["first_nonfinite_gps"][()], g["max_flat_seconds"][()], g["first_flat_gps"][()], _strings(g["rate_mismatch"]),
+                names,
+                _strings(g["unit"]),
+                g["native_rate"][()],
+                g["present"][()],
+                g["nonfinite_count"][()],
+                g["first_nonfinite_gps"][()],
+                g["max_flat_seconds"][()],
+                g["first_flat_gps"][()],
+                _strings(g["rate_mismatch"]),
+                strict=True,
             )
         ]
         for i, start, end in f["segments"][()]:
@@ -147,13 +168,17 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
         g = f["frames"]
         frames = [
             FrameRecord(n, int(s), int(d), h, int(b))
-            for n, s, d, h, b in zip(_strings(g["name"]), g["gps_start"][()], g["duration"][()], _strings(g["sha256"]), g["size_bytes"][()])
+            for n, s, d, h, b in zip(
+                _strings(g["name"]), g["gps_start"][()], g["duration"][()], _strings(g["sha256"]), g["size_bytes"][()], strict=True
+            )
         ]
-        skipped = list(zip(_strings(f["skipped/name"]), _strings(f["skipped/reason"])))
+        skipped = list(zip(_strings(f["skipped/name"]), _strings(f["skipped/reason"]), strict=True))
     return RawSegmentSummary(path, attrs, channels, frames, skipped)
 
 
-def read_data(path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None) -> tuple[np.ndarray, list[str], float]:
+def read_data(
+    path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
+) -> tuple[np.ndarray, list[str], float]:
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
     with h5py.File(path, "r") as f:
         names = _strings(f["channels/name"])

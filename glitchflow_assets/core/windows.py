@@ -6,7 +6,7 @@ the GPS span [gps_start, gps_end) of the same instants (leap seconds included).
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import lal
 
@@ -44,13 +44,13 @@ class Cadence:
 def gps_to_utc(gps: float) -> datetime:
     whole = int(gps // 1)
     y, mo, d, h, mi, s = lal.GPSToUTC(whole)[:6]
-    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc) + timedelta(seconds=gps - whole)
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC) + timedelta(seconds=gps - whole)
 
 
 def utc_to_gps(when: datetime) -> float:
     if when.tzinfo is None:
         raise ValueError("naive datetime: pass a UTC-aware datetime")
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     whole = when.replace(microsecond=0)
     return lal.UTCToGPS(whole.timetuple()) + when.microsecond / 1e6
 
@@ -87,7 +87,7 @@ def validate_partition_key(key: str) -> str:
 
 
 def window_for_key(key: str, cadence: Cadence) -> Window:
-    start = datetime.strptime(validate_partition_key(key), PARTITION_KEY_FORMAT).replace(tzinfo=timezone.utc)
+    start = datetime.strptime(validate_partition_key(key), PARTITION_KEY_FORMAT).replace(tzinfo=UTC)
     if floor_to_cadence(start, cadence) != start:
         raise ValueError(f"partition key {key!r} is not aligned to the {cadence.text} cadence")
     end = start + timedelta(seconds=cadence.seconds)

@@ -4,9 +4,9 @@ import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
 from glitchflow_assets.defs.ingest import raw_strain_segments
-from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
+from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
 
 
 def run_family(run: ObservingRun) -> dg.Definitions:

@@ -58,7 +58,9 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"hdf5", "gwpy"},
         tags={"glitchflow/level": "window"},
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]) for name in CHECKS],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]) for name in CHECKS
+        ],
         metadata={"observing_run": run.name, "frame_source": str(run.frames.path), "strain_channel": run.strain_channel},
         description=(
             f"Strain + auxiliary channels of one {run.cadence.text} window of {run.name}, read from its "
@@ -81,7 +83,10 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
             data_version=dg.DataVersion(version),
             check_results=[
                 dg.AssetCheckResult(
-                    check_name=name, passed=o.passed, severity=dg.AssetCheckSeverity(o.severity), description=o.description,
+                    check_name=name,
+                    passed=o.passed,
+                    severity=dg.AssetCheckSeverity(o.severity),
+                    description=o.description,
                     metadata={"problems": len(o.messages)},
                 )
                 for name, o in outcomes.items()

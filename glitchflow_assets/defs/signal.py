@@ -28,7 +28,9 @@ EVENTS, SCORES, SELECTION = "glitch_events", "annalisa_scores", "channel_selecti
 
 def _md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
-    body = ["| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
     return "\n".join([header, *body])
 
 
@@ -50,7 +52,11 @@ def _gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description
 
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
     @_gpu_window_asset(
-        run, EVENTS, [RAW], "Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): GPS, frequency, SNR, Q, duration, bandwidth."
+        run,
+        EVENTS,
+        [RAW],
+        "Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): "
+        "GPS, frequency, SNR, Q, duration, bandwidth.",
     )
     def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         window = window_for_key(context.partition_key, run.cadence)
@@ -61,23 +67,38 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
         events, searched = find_events(data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device())
         livetime = total(searched)
         path = storage.window_file(run.name, EVENTS, window)
-        attrs = {"schema": "glitchflow.glitch_events", "schema_version": 1, "run": run.name, "window": window.key,
-                 "gps_start": window.gps_start, "gps_end": window.gps_end, "searched": json.dumps(searched),
-                 "searched_livetime": livetime, "config": json.dumps(asdict(config))}
+        attrs = {
+            "schema": "glitchflow.glitch_events",
+            "schema_version": 1,
+            "run": run.name,
+            "window": window.key,
+            "gps_start": window.gps_start,
+            "gps_end": window.gps_end,
+            "searched": json.dumps(searched),
+            "searched_livetime": livetime,
+            "config": json.dumps(asdict(config)),
+        }
         write_table(path, events, attrs)
         loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(path)), "n_events": len(events), "searched_livetime_s": livetime,
-            "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
-            "loudest": dg.MetadataValue.md(_md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "n_events": len(events),
+                "searched_livetime_s": livetime,
+                "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
+                "loudest": dg.MetadataValue.md(_md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+            }
+        )
 
     return _events
 
 
 def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
     @_gpu_window_asset(
-        run, SCORES, [RAW, EVENTS], "ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel)."
+        run,
+        SCORES,
+        [RAW, EVENTS],
+        "ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel).",
     )
     def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         window = window_for_key(context.partition_key, run.cadence)
@@ -87,17 +108,36 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
         events, _ = read_table(storage.window_file(run.name, EVENTS, window))
         config = AnnalisaConfig.from_mapping(run.annalisa)
         scores = score_window(
-            data, t0, float(summary.attrs["sample_rate"]), channels, [c.segments for c in summary.channels],
-            [c.native_rate for c in summary.channels], events["gps"].to_numpy(), config, select_device(),
+            data,
+            t0,
+            float(summary.attrs["sample_rate"]),
+            channels,
+            [c.segments for c in summary.channels],
+            [c.native_rate for c in summary.channels],
+            events["gps"].to_numpy(),
+            config,
+            select_device(),
         )
         path = storage.window_file(run.name, SCORES, window)
-        save_scores(path, scores, {"schema": "glitchflow.annalisa_scores", "schema_version": 1, "run": run.name, "window": window.key,
-                                   "config": json.dumps(asdict(config))})
+        save_scores(
+            path,
+            scores,
+            {
+                "schema": "glitchflow.annalisa_scores",
+                "schema_version": 1,
+                "run": run.name,
+                "window": window.key,
+                "config": json.dumps(asdict(config)),
+            },
+        )
         table = channel_table([scores], config)
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(path)), "n_events_scored": len(scores.event_gps),
-            "channels": dg.MetadataValue.md(_md_table(table)),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "n_events_scored": len(scores.event_gps),
+                "channels": dg.MetadataValue.md(_md_table(table)),
+            }
+        )
 
     return _scores
 
@@ -153,11 +193,15 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         with atomic_path(base / f"{run.name}-{SELECTION}.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
         image = base64.b64encode(png).decode()
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(base / f"{run.name}-{SELECTION}.json")),
-            "selected": dg.MetadataValue.json(selected), "n_selected": len(selected), "n_windows": len(keys),
-            "channels": dg.MetadataValue.md(_md_table(table)),
-            "plot": dg.MetadataValue.md(f"![ANNALISA scores](data:image/png;base64,{image})"),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(base / f"{run.name}-{SELECTION}.json")),
+                "selected": dg.MetadataValue.json(selected),
+                "n_selected": len(selected),
+                "n_windows": len(keys),
+                "channels": dg.MetadataValue.md(_md_table(table)),
+                "plot": dg.MetadataValue.md(f"![ANNALISA scores](data:image/png;base64,{image})"),
+            }
+        )
 
     return _selection

@@ -44,9 +44,7 @@ def q_values(qrange: tuple[float, float], mismatch: float = DEFAULT_MISMATCH) ->
     return [qrange[0] * math.exp(2 ** (1 / 2.0) * step * (i + 0.5)) for i in range(nplanes)]
 
 
-def normalise_frange(
-    frange: tuple[float, float], qs: tuple[float, ...], duration: float, sample_rate: float
-) -> tuple[float, float]:
+def normalise_frange(frange: tuple[float, float], qs: tuple[float, ...], duration: float, sample_rate: float) -> tuple[float, float]:
     """Apply gwpy's ``QTiling`` rules. ``fmin=0`` becomes ``50 max(q) / (2 pi duration)``. ``fmax`` is capped at the
     highest frequency that the lowest Q can tile below Nyquist, and ``inf`` means that cap."""
     fmin, fmax = float(frange[0]), float(frange[1])
@@ -127,11 +125,7 @@ class QTiling:
         """Bisquare window ``[windowsize]`` of ``row``, with gwpy's normalisation."""
         frequency = self.frequencies[row]
         x = self._offsets(row) / self.duration * self.qprime / frequency
-        norm = (
-            self.ntiles[row]
-            / (self.duration * self.sample_rate)
-            * (315 * self.qprime / (128 * frequency)) ** (1 / 2.0)
-        )
+        norm = self.ntiles[row] / (self.duration * self.sample_rate) * (315 * self.qprime / (128 * frequency)) ** (1 / 2.0)
         return (1 - x**2) ** 2 * norm
 
     def stacked_windows(self, rows: range) -> tuple[np.ndarray, np.ndarray]:

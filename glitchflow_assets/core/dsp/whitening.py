@@ -71,9 +71,7 @@ def whiten(
     return _convolve_same(data * _edge_taper(x.shape[-1], ntaps, data), fir)
 
 
-def whitening_filter(
-    psd: Tensor, sample_rate: float, nsamples: int, ntaps: int, highpass: float | None = None
-) -> Tensor:
+def whitening_filter(psd: Tensor, sample_rate: float, nsamples: int, ntaps: int, highpass: float | None = None) -> Tensor:
     """FIR ``[..., ntaps]`` (float64) that whitens ``nsamples``-long data with one-sided ``psd`` ``[..., freq]``.
 
     This is gwpy's ``fir_from_transfer(1 / asd)`` with the ``sqrt(2 / sample_rate)`` output scaling folded in.

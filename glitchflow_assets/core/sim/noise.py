@@ -68,9 +68,7 @@ class NoiseStream:
 
     def _white(self, start: int, stop: int) -> np.ndarray:
         first, last = start // self.block, (stop - 1) // self.block
-        blocks = [
-            np.random.default_rng([self.seed, self.stream, k]).standard_normal(self.block) for k in range(first, last + 1)
-        ]
+        blocks = [np.random.default_rng([self.seed, self.stream, k]).standard_normal(self.block) for k in range(first, last + 1)]
         joined = np.concatenate(blocks)
         offset = start - first * self.block
         return joined[offset : offset + (stop - start)]

@@ -108,7 +108,16 @@ def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
             half = sine_gaussian_half_length(f0, q)
         common = dict(morphology=morph.name, frequency=f0, q=q, modulation_hz=f_mod, n_arches=n_arches, phase=phase)
         rows.append(
-            Glitch(event_id, scenario.strain, "strain", gps=t_source + morph.delay_s, snr=snr, delay_s=morph.delay_s, half_length=half, **common)
+            Glitch(
+                event_id,
+                scenario.strain,
+                "strain",
+                gps=t_source + morph.delay_s,
+                snr=snr,
+                delay_s=morph.delay_s,
+                half_length=half,
+                **common,
+            )
         )
         for channel, probability in morph.witnesses:
             seen = rng.random() < probability
@@ -126,9 +135,19 @@ def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
             f0, q = _log_uniform(rng, *spec.f0_range), float(rng.uniform(*spec.q_range))
             rows.append(
                 Glitch(
-                    f"{block}-s{c_index}-{i}", spec.channel, "self", "self_burst", gps=t, snr=_log_uniform(rng, *spec.snr_range),
-                    frequency=f0, q=q, modulation_hz=0.0, n_arches=0, phase=float(rng.uniform(0, 2 * np.pi)),
-                    delay_s=0.0, half_length=sine_gaussian_half_length(f0, q),
+                    f"{block}-s{c_index}-{i}",
+                    spec.channel,
+                    "self",
+                    "self_burst",
+                    gps=t,
+                    snr=_log_uniform(rng, *spec.snr_range),
+                    frequency=f0,
+                    q=q,
+                    modulation_hz=0.0,
+                    n_arches=0,
+                    phase=float(rng.uniform(0, 2 * np.pi)),
+                    delay_s=0.0,
+                    half_length=sine_gaussian_half_length(f0, q),
                 )
             )
     return rows
@@ -253,7 +272,9 @@ def simulate(
             fs = r.spec.sample_rate
             data = r.samples(t0 * fs, length * fs, glitches)
             dtype = np.float64 if r.spec.role == "strain" else np.float32
-            series[r.spec.name] = TimeSeries(data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit)
+            series[r.spec.name] = TimeSeries(
+                data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit
+            )
         with atomic_path(path) as tmp:
             series.write(str(tmp), format="gwf")
         written.append(path)
