@@ -1,5 +1,7 @@
 """The simulator: realistic noise, glitches where the ground truth says, reproducible and extendable."""
 
+import itertools
+
 import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
@@ -20,7 +22,7 @@ def test_frames_are_named_gwf_files_with_every_channel_at_its_rate(sim_frames):
     assert len(files) == 12
     spans = [parse_frame_name(f) for f in files]
     assert all(s.observatory == "V" and s.tag == "V1SIM" and s.duration == 60 for s in spans)
-    assert all(b.gps_start == a.gps_end for a, b in zip(spans, spans[1:], strict=True))
+    assert all(b.gps_start == a.gps_end for a, b in itertools.pairwise(spans))
     data = TimeSeriesDict.read(str(files[0]), [c.name for c in VIRGO_SCENARIO.channels])
     for spec in VIRGO_SCENARIO.channels:
         assert data[spec.name].sample_rate.value == spec.sample_rate
