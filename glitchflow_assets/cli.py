@@ -77,16 +77,29 @@ def _demo(args: argparse.Namespace) -> int:
             _say(f"  [{i}/{len(keys)}] SIM window {key} (raw_strain_segments, glitch_events, annalisa_scores): {status} ({elapsed:.0f} s)")
             if not result.success:
                 return 1
+        resources = {"storage": GlitchflowStorage()}
         selection = dg.materialize(
             [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))],
             instance=instance,
-            resources={"storage": GlitchflowStorage()},
+            resources=resources,
             run_config=QUIET,
         )
         if not selection.success:
             return 1
         (event,) = selection.asset_materializations_for_node("SIM__channel_selection")
         _say(f"  SIM/channel_selection: witnesses {', '.join(event.metadata['selected'].value) or 'none'}")
+        spectrograms = defs.get_assets_def(dg.AssetKey(["SIM", "spectrograms"]))
+        for key in keys:
+            if not dg.materialize([spectrograms], partition_key=key, instance=instance, resources=resources, run_config=QUIET).success:
+                return 1
+        _say(f"  SIM/spectrograms: {len(keys)} windows ({time.monotonic() - t0:.0f} s)")
+        split = dg.materialize(
+            [defs.get_assets_def(dg.AssetKey(["SIM", "dataset_split"]))], instance=instance, resources=resources, run_config=QUIET
+        )
+        if not split.success:
+            return 1
+        (event,) = split.asset_materializations_for_node("SIM__dataset_split")
+        _say(f"  SIM/dataset_split: tiles per split and class {event.metadata['class_balance'].value}")
     _say("")
     _say("Done. Results:")
     _say(f"  frames + ground truth : {load_registry()['SIM'].frames.path}")

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.defs.datasets import dataset_split, spectrograms
 from glitchflow_assets.defs.ingest import raw_strain_segments
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
@@ -17,7 +18,7 @@ def run_family(run: ObservingRun) -> dg.Definitions:
         description=f"Ingest and analyse windows of {run.name} (what the new-frame sensor launches).",
     )
     return dg.Definitions(
-        assets=[*window_assets, channel_selection(run)],
+        assets=[*window_assets, channel_selection(run), spectrograms(run), dataset_split(run)],
         jobs=[ingest_job],
         sensors=[new_frames_sensor(run, ingest_job.name)],
     )

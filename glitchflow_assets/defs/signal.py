@@ -2,6 +2,7 @@
 run-level ``channel_selection``."""
 
 import base64
+import hashlib
 import io
 import json
 from dataclasses import asdict
@@ -34,7 +35,7 @@ def _md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
     return "\n".join([header, *body])
 
 
-def _gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description: str):
+def gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description: str):
     """Decorator for a GPU-tagged, window-partitioned asset of ``run`` reading its window's upstream files."""
     return dg.asset(
         key=[run.name, name],
@@ -51,7 +52,7 @@ def _gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description
 
 
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
-    @_gpu_window_asset(
+    @gpu_window_asset(
         run,
         EVENTS,
         [RAW],
@@ -94,7 +95,7 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
-    @_gpu_window_asset(
+    @gpu_window_asset(
         run,
         SCORES,
         [RAW, EVENTS],
@@ -166,6 +167,11 @@ def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig) -> bytes:
     return buffer.getvalue()
 
 
+def selection_file(storage: GlitchflowStorage, run: ObservingRun):
+    """The run's channel-selection JSON (``selected``, ``version``, per-channel table, windows used)."""
+    return storage.base() / run.name / SELECTION / f"{run.name}-{SELECTION}.json"
+
+
 def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
     scores_key = dg.AssetKey([run.name, SCORES])
 
@@ -185,23 +191,33 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         config = AnnalisaConfig.from_mapping(run.annalisa)
         table = channel_table([load_scores(storage.window_file(run.name, SCORES, w)) for w in windows], config)
         selected = table.loc[table.selected, "channel"].tolist()
+        # Downstream spectrograms go stale only when the selection itself changes, not on every re-aggregation.
+        version = hashlib.sha256(json.dumps([selected, asdict(config)]).encode()).hexdigest()[:24]
         base = storage.base() / run.name / SELECTION
         png = _bar_plot(table, config)
         with atomic_path(base / f"{run.name}-{SELECTION}.png") as tmp:
             tmp.write_bytes(png)
-        result = {"run": run.name, "selected": selected, "windows": keys, "config": asdict(config), "channels": table.to_dict("records")}
-        with atomic_path(base / f"{run.name}-{SELECTION}.json") as tmp:
+        result = {
+            "run": run.name,
+            "selected": selected,
+            "version": version,
+            "windows": keys,
+            "config": asdict(config),
+            "channels": table.to_dict("records"),
+        }
+        with atomic_path(selection_file(storage, run)) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
         image = base64.b64encode(png).decode()
         return dg.MaterializeResult(
+            data_version=dg.DataVersion(version),
             metadata={
-                "path": dg.MetadataValue.path(str(base / f"{run.name}-{SELECTION}.json")),
+                "path": dg.MetadataValue.path(str(selection_file(storage, run))),
                 "selected": dg.MetadataValue.json(selected),
                 "n_selected": len(selected),
                 "n_windows": len(keys),
                 "channels": dg.MetadataValue.md(_md_table(table)),
                 "plot": dg.MetadataValue.md(f"![ANNALISA scores](data:image/png;base64,{image})"),
-            }
+            },
         )
 
     return _selection

@@ -1,0 +1,106 @@
+"""Whitened Q-transform spectrograms of the strain and the selected witnesses around each glitch event.
+
+Per event: ``duration`` s of every channel centred on the event GPS, whitened in float64 against a median PSD
+of the same window's valid data *away from events* (so a glitch never whitens itself), Q-transformed (Q=12,
+8-500 Hz, 64 log rows) and interpolated to ``time_bins`` bins over the central ``span`` s. Stored in float32
+HDF5 with true axes: frequency in Hz, time in s relative to the event GPS.
+
+Layout (schema version 1)::
+
+    /spectrograms   float32 [event, channel, freq, time]   normalised energy (noise ~1, reads as SNR^2)
+    /frequencies    [freq] Hz        /times  [time] s from the event GPS
+    /event_gps      [event]          /event_snr [event]       /channels [channel] (strain first)
+    attrs: run, window, q, frange, duration, span, fftlength, psd_seconds, inputs (upstream data versions)
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from glitchflow_assets.core.dsp import SingleQTransform, psd_median, whiten
+from glitchflow_assets.core.segments import Segments, subtract
+from glitchflow_assets.core.storage import atomic_path
+
+SCHEMA = "glitchflow.spectrograms"
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    q: float = 12.0
+    frange: tuple[float, float] = (8.0, 500.0)
+    freq_rows: int = 64
+    time_bins: int = 256
+    duration: float = 8.0  # s transformed per event (edges are not kept)
+    span: float = 6.0  # s kept, centred on the event
+    fftlength: float = 2.0  # s, PSD estimate ...
+    psd_seconds: float = 64.0  # ... over at most this much event-free valid data of the window
+    event_guard: float = 4.0  # s around every event excluded from the PSD estimate
+    batch: int = 4  # events per transform call
+
+
+def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, config: SpectrogramConfig) -> torch.Tensor | None:
+    pieces = [row[round((s - t0) * rate) : round((e - t0) * rate)] for s, e in segments if e - s >= 2 * config.fftlength]
+    return psd_median(torch.cat(pieces)[: int(config.psd_seconds * rate)], rate, config.fftlength) if pieces else None
+
+
+def build_spectrograms(
+    data: np.ndarray,
+    t0: float,
+    sample_rate: float,
+    segments: list[Segments],
+    event_gps: np.ndarray,
+    config: SpectrogramConfig = SpectrogramConfig(),
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``data[channel, time]`` -> (spectrograms ``[event, channel, freq, time]`` float32, frequencies ``[freq]``,
+    times ``[time]`` relative to the event, GPS of the events kept ``[event]``).
+
+    Events whose ``duration`` span is not valid in every channel are left out.
+    """
+    device = device or torch.device("cpu")
+    x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)
+    half = config.duration / 2
+    keep = [g for g in event_gps if all(any(s <= g - half and g + half <= e for s, e in seg) for seg in segments)]
+    guards = [(g - config.event_guard, g + config.event_guard) for g in event_gps]
+    psds = [_psd(x[c], t0, sample_rate, subtract(segments[c], guards), config) for c in range(x.shape[0])]
+    if keep and any(p is None for p in psds):
+        raise ValueError("too little event-free valid data in the window to estimate a PSD for every channel")
+    offset = (config.duration - config.span) / 2
+    transform = SingleQTransform(
+        config.duration,
+        sample_rate,
+        config.q,
+        config.frange,
+        spectrogram_shape=(config.freq_rows, config.time_bins),
+        outseg=(offset, offset + config.span),
+    ).to(device, torch.float32)
+    n = round(config.duration * sample_rate)
+    out = np.zeros((len(keep), x.shape[0], config.freq_rows, config.time_bins), dtype=np.float32)
+    if keep:
+        psd = torch.stack(psds)[None]
+        for b0 in range(0, len(keep), config.batch):
+            starts = [round((g - half - t0) * sample_rate) for g in keep[b0 : b0 + config.batch]]
+            segment = torch.stack([x[:, s : s + n] for s in starts])
+            out[b0 : b0 + len(starts)] = transform(whiten(segment, sample_rate, psd=psd).float()).cpu().numpy()
+    times = transform.times - half  # transform times count from the segment start
+    return out, np.asarray(transform.output_frequencies), np.asarray(times), np.asarray(keep, dtype=np.float64)
+
+
+def write_spectrograms(
+    path: str | Path, spectrograms, frequencies, times, event_gps, event_snr, channels, config: SpectrogramConfig, attrs: dict
+) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update({"schema": SCHEMA, "schema_version": 1, "config": json.dumps(asdict(config)), **attrs})
+        chunks = (1, *spectrograms.shape[1:]) if len(spectrograms) else None
+        d = f.create_dataset("spectrograms", data=spectrograms, chunks=chunks)
+        d.attrs["axes"] = json.dumps(["event", "channel", "frequency", "time"])
+        d.attrs["units"] = "normalised energy (row median = 1)"
+        f.create_dataset("frequencies", data=frequencies).attrs["units"] = "Hz"
+        f.create_dataset("times", data=times).attrs["units"] = "s from event GPS"
+        f.create_dataset("event_gps", data=event_gps)
+        f.create_dataset("event_snr", data=event_snr)
+        f.create_dataset("channels", data=np.array(channels, dtype=object), dtype=h5py.string_dtype())

@@ -1,0 +1,142 @@
+"""Spectrogram datasets and splits: true axes, no leakage, determinism, staleness on a new selection."""
+
+import dataclasses
+
+import dagster as dg
+import h5py
+import numpy as np
+import pytest
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
+
+from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, split_of, tiles_of, verify_dataset
+from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
+from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets_tests.conftest import sim_run
+from glitchflow_assets_tests.test_signal_units import RATE, _inject, _white_noise
+
+
+def test_spectrogram_axes_and_gps_round_trip(tmp_path):
+    x = _white_noise(64, seed=6, channels=2)
+    t0, gps = 1_000_000_000.0, 1_000_000_030.25
+    _inject(x[0], t0, gps, f0=80.0, q=8.0, snr=25.0)
+    _inject(x[1], t0, gps + 0.5, f0=200.0, q=8.0, snr=25.0)
+    spec, freqs, times, kept = build_spectrograms(x, t0, RATE, [[(t0, t0 + 64)]] * 2, np.array([gps]))
+    assert spec.shape == (1, 2, 64, 256) and kept.tolist() == [gps]
+    assert freqs[0] == pytest.approx(8.0) and freqs[-1] == pytest.approx(500.0)
+    assert times[0] == pytest.approx(-3.0) and times[1] - times[0] == pytest.approx(6.0 / 256)
+    write_spectrograms(tmp_path / "s.h5", spec, freqs, times, kept, np.array([25.0]), ["S", "W"], SpectrogramConfig(), {"window": "w"})
+    with h5py.File(tmp_path / "s.h5") as f:  # a scientist needs only the file: peak at the true time and frequency
+        data, f_axis, t_axis = f["spectrograms"][0], f["frequencies"][()], f["times"][()]
+        for channel, (dt, f0) in enumerate([(0.0, 80.0), (0.5, 200.0)]):
+            row, col = np.unravel_index(np.argmax(data[channel]), data[channel].shape)
+            assert abs(t_axis[col] - dt) <= 2 * (t_axis[1] - t_axis[0])
+            assert 0.8 * f0 < f_axis[row] < 1.25 * f0
+        assert f["event_gps"][0] == gps and f["frequencies"].attrs["units"] == "Hz"
+
+
+def test_the_event_never_whitens_itself():
+    x = _white_noise(64, seed=7)
+    _inject(x[0], 0.0, 32.0, f0=60.0, q=6.0, snr=200.0)  # so loud it would dent its own PSD
+    spec, *_ = build_spectrograms(x, 0.0, RATE, [[(0.0, 64.0)]], np.array([32.0]), SpectrogramConfig(psd_seconds=64))
+    guarded = spec[0, 0].max()
+    spec_self, *_ = build_spectrograms(x, 0.0, RATE, [[(0.0, 64.0)]], np.array([32.0]), SpectrogramConfig(event_guard=0.0, psd_seconds=8))
+    assert guarded > spec_self[0, 0].max()
+
+
+def _fake_window(rng, n_events, start):
+    spec = rng.exponential(1.44, (n_events, 2, 64, 256)).astype(np.float32)  # noise: row median ~1
+    spec[:, :, 20:40, 120:136] += 60.0  # a glitch at the centre of every event
+    return spec, start + np.sort(rng.uniform(0, 300, n_events))
+
+
+def _build(path, config, windows):
+    writer = DatasetWriter(path, ["S", "W"], config)
+    writer.set_axes(np.geomspace(8, 500, 64), np.linspace(-3, 3, 256, endpoint=False))
+    for key, (spec, gps) in windows.items():
+        writer.add_window(key, spec, gps)
+    return writer.close({})
+
+
+@pytest.fixture
+def windows():
+    rng = np.random.default_rng(0)
+    return {f"w{i}": _fake_window(rng, 40, 1e9 + 300 * i) for i in range(3)}
+
+
+def test_splits_are_by_event_with_train_only_statistics(tmp_path, windows):
+    summary = _build(tmp_path / "d.h5", DatasetConfig(), windows)
+    assert all(ok for ok, _ in verify_dataset(tmp_path / "d.h5").values())
+    with h5py.File(tmp_path / "d.h5") as f:
+        total = sum(f[s]["label"].shape[0] for s in SPLITS)
+        assert total == 3 * 40 * 5
+        for split in SPLITS:  # every tile knows its event, window and offset
+            g = f[split]
+            for gps, window in zip(g["event_gps"][:5], g["window"].asstr()[:5], strict=True):
+                assert split_of(float(gps), DatasetConfig()) == split and window.startswith("w")
+            assert set(g["tile_offset"][()]) <= {0, 64, 96, 128, 192}
+        train = f["train/tiles"][()][f["train/label"][()] == 1]
+        np.testing.assert_allclose(f["normalisation/channel_scale"][()], train.max(axis=(2, 3)).mean(0), rtol=1e-6)
+    counts = summary["counts"]
+    assert counts["train"]["glitch"] > counts["test"]["glitch"] > 0 and counts["train"]["background"] > 0
+
+
+def test_time_blocks_keep_neighbouring_events_together(tmp_path, windows):
+    config = DatasetConfig(block_seconds=300.0)
+    gps = np.concatenate([w[1] for w in windows.values()])
+    blocks = {}
+    for g in gps:
+        blocks.setdefault(int(g // 300), set()).add(split_of(float(g), config))
+    assert all(len(s) == 1 for s in blocks.values())
+
+
+def test_same_seed_same_dataset_other_seed_other_split(tmp_path, windows):
+    _build(tmp_path / "a.h5", DatasetConfig(seed=1), windows)
+    _build(tmp_path / "b.h5", DatasetConfig(seed=1), windows)
+    _build(tmp_path / "c.h5", DatasetConfig(seed=2), windows)
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b, h5py.File(tmp_path / "c.h5") as c:
+        for split in SPLITS:
+            for name in ("tiles", "label", "event_gps", "tile_offset"):
+                np.testing.assert_array_equal(a[split][name][()], b[split][name][()])
+        assert not np.array_equal(a["test/event_gps"][()], c["test/event_gps"][()])
+
+
+def test_bad_dataset_configs_are_refused():
+    with pytest.raises(ValueError, match="overlap"):
+        DatasetConfig(glitch_threshold=4, background_threshold=6)
+    with pytest.raises(ValueError, match="sum to 1"):
+        DatasetConfig(fractions=(0.9, 0.2, 0.1))
+    tiles, offsets = tiles_of(np.full((1, 64, 256), 1e6, dtype=np.float32), DatasetConfig())
+    assert tiles.max() == 10_000 and offsets.tolist() == [0, 64, 96, 128, 192]  # clamped
+
+
+def test_spectrograms_go_stale_when_the_selection_changes(sim_frames, isolated_home):
+    run = sim_run(sim_frames)
+    storage = {"storage": GlitchflowStorage()}
+    key = "2024-05-17T16:55"
+    spectrograms_key = dg.AssetKey(["SIM", "spectrograms"])
+
+    def materialize(defs, asset, partition=None):
+        result = dg.materialize(
+            [defs.get_assets_def(dg.AssetKey(["SIM", asset]))], instance=instance, resources=storage, partition_key=partition
+        )
+        assert result.success
+        return result
+
+    def status(defs):
+        resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+        return resolver.get_status(spectrograms_key, key)
+
+    defs = build_definitions({"SIM": run})
+    with dg.instance_for_test() as instance:
+        defs.resolve_job_def("SIM_ingest").execute_in_process(instance=instance, partition_key=key)
+        materialize(defs, "channel_selection")
+        materialize(defs, "spectrograms", key)
+        split = materialize(defs, "dataset_split")
+        assert all(e.passed for e in split.get_asset_check_evaluations())
+        materialize(defs, "channel_selection")  # same selection again: nothing to recompute
+        assert status(defs) == StaleStatus.FRESH
+        stricter = build_definitions({"SIM": dataclasses.replace(run, annalisa={**run.annalisa, "significance_threshold": 1e9})})
+        materialize(stricter, "channel_selection")  # now nothing is selected
+        assert status(stricter) == StaleStatus.STALE
