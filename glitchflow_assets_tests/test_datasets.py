@@ -95,6 +95,7 @@ def test_same_seed_same_dataset_other_seed_other_split(tmp_path, windows):
     _build(tmp_path / "a.h5", DatasetConfig(seed=1), windows)
     _build(tmp_path / "b.h5", DatasetConfig(seed=1), windows)
     _build(tmp_path / "c.h5", DatasetConfig(seed=2), windows)
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()  # byte for byte
     with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b, h5py.File(tmp_path / "c.h5") as c:
         for split in SPLITS:
             for name in ("tiles", "label", "event_gps", "tile_offset"):

@@ -21,6 +21,7 @@ from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file
 
 SPECTROGRAMS, SPLIT = "spectrograms", "dataset_split"
+EXAMPLES_PER_SPLIT = 2
 
 
 def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> str:
@@ -152,7 +153,9 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
                     spec, gps = f["spectrograms"][()], f["event_gps"][()]
                     writer.add_window(k, spec, gps)
                     for g, s in zip(gps, spec, strict=True):
-                        examples.setdefault(split_of(float(g), dataset_config), (g, s, f["frequencies"][()], f["times"][()]))
+                        shown = examples.setdefault(split_of(float(g), dataset_config), [])
+                        if len(shown) < EXAMPLES_PER_SPLIT:
+                            shown.append((g, s, f["frequencies"][()], f["times"][()]))
             summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
         except BaseException as exc:
             if writer:
@@ -164,8 +167,9 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
             "n_windows": len(keys),
             "class_balance": dg.MetadataValue.json(summary["counts"]),
         }
-        for split, (g, s, freqs, times) in examples.items():
-            metadata[f"example_{split}"] = dg.MetadataValue.md(_png(s, writer.channels, freqs, times, f"{split}: event GPS {g:.3f}"))
+        for split, shown in examples.items():
+            images = [_png(s, writer.channels, freqs, times, f"{split}: event GPS {g:.3f}") for g, s, freqs, times in shown]
+            metadata[f"examples_{split}"] = dg.MetadataValue.md("\n\n".join(images))
         return dg.MaterializeResult(
             metadata=metadata,
             check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in outcomes.items()],
