@@ -11,14 +11,14 @@ import numpy as np
 
 from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter, split_of, verify_dataset
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.raw_segments import read_data, read_summary
+from glitchflow_assets.core.raw_segments import read_data
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.windows import window_for_key
 from glitchflow_assets.defs.ingest import ASSET as RAW
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file
+from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file, window_raw
 
 SPECTROGRAMS, SPLIT = "spectrograms", "dataset_split"
 EXAMPLES_PER_SPLIT = 2
@@ -56,9 +56,7 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
         "around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
     def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window = window_for_key(context.partition_key, run.cadence)
-        raw = storage.window_file(run.name, RAW, window)
-        summary = read_summary(raw)
+        window, raw, summary = window_raw(context, storage, run)
         selection = json.loads(selection_file(storage, run).read_text())
         channels = [run.strain_channel, *selection["selected"]]
         data, _, t0 = read_data(raw, channels)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -13,12 +14,12 @@ import pandas as pd
 from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, load_scores, save_scores, score_window
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.events import EventSearchConfig, find_events
-from glitchflow_assets.core.raw_segments import read_data, read_summary
+from glitchflow_assets.core.raw_segments import RawSegmentSummary, read_data, read_summary
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import total
 from glitchflow_assets.core.storage import atomic_path
 from glitchflow_assets.core.tables import read_table, write_table
-from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.gpu import GPU_KINDS, GPU_OP_TAGS, GPU_POOL
 from glitchflow_assets.defs.ingest import ASSET as RAW
 from glitchflow_assets.defs.partitions import window_partitions
@@ -51,6 +52,13 @@ def gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description:
     )
 
 
+def window_raw(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> tuple[Window, Path, RawSegmentSummary]:
+    """The partition's window, its raw_strain_segments file and that file's summary."""
+    window = window_for_key(context.partition_key, run.cadence)
+    raw = storage.window_file(run.name, RAW, window)
+    return window, raw, read_summary(raw)
+
+
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
     @gpu_window_asset(
         run,
@@ -60,9 +68,7 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
         "GPS, frequency, SNR, Q, duration, bandwidth.",
     )
     def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window = window_for_key(context.partition_key, run.cadence)
-        raw = storage.window_file(run.name, RAW, window)
-        summary = read_summary(raw)
+        window, raw, summary = window_raw(context, storage, run)
         data, _, t0 = read_data(raw, [run.strain_channel])
         config = EventSearchConfig()
         events, searched = find_events(data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device())
@@ -102,9 +108,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
         "ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel).",
     )
     def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window = window_for_key(context.partition_key, run.cadence)
-        raw = storage.window_file(run.name, RAW, window)
-        summary = read_summary(raw)
+        window, raw, summary = window_raw(context, storage, run)
         data, channels, t0 = read_data(raw)
         events, _ = read_table(storage.window_file(run.name, EVENTS, window))
         config = AnnalisaConfig.from_mapping(run.annalisa)
