@@ -20,14 +20,16 @@ dilutes a witness of one glitch family among events of several families.
 import math
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.stats import poisson
 
-from glitchflow_assets.core.dsp import psd_median, q_transform, whiten
+from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
 from glitchflow_assets.core.segments import Segments
+from glitchflow_assets.core.storage import atomic_path
 
 
 @dataclass(frozen=True)
@@ -114,14 +116,6 @@ def coincidence_counts(strain: torch.Tensor, aux: torch.Tensor, tolerance: tuple
     }
 
 
-def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, config: "AnnalisaConfig") -> torch.Tensor | None:
-    """Median PSD ``[freq]`` of up to ``config.psd_seconds`` of the channel's valid data (None if too little)."""
-    pieces = [row[int(round((s - t0) * rate)) : int(round((e - t0) * rate))] for s, e in segments if e - s >= 2 * config.fftlength]
-    if not pieces:
-        return None
-    return psd_median(torch.cat(pieces)[: int(config.psd_seconds * rate)], rate, config.fftlength)
-
-
 def _covers(segments: Segments, start: float, end: float) -> bool:
     return any(s <= start and end <= e for s, e in segments)
 
@@ -170,7 +164,7 @@ def score_window(
     scored = np.zeros((len(events), n_aux), dtype=bool)
     if n_aux == 0 or len(events) == 0:
         return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols)
-    psds = [_psd(x[c], t0, sample_rate, segments[c], config) for c in range(len(channels))]
+    psds = [psd_of_segments(x[c], t0, sample_rate, segments[c], config.fftlength, config.psd_seconds) for c in range(len(channels))]
     usable = [p is not None for p in psds]
     freqs = config.frequencies()
     # rows a channel cannot see (above 95 % of its native Nyquist) never hold its peaks
@@ -243,10 +237,6 @@ _COUNTS = ("intersection", "strain", "aux", "union", "aux_area")
 
 def save_scores(path, scores: WindowScores, attrs: dict) -> None:
     """Write one window's scores to HDF5 atomically (``/counts/<name>`` are ``[event, channel]``)."""
-    import h5py
-
-    from glitchflow_assets.core.storage import atomic_path
-
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({**attrs, "pixels": scores.pixels})
         f.create_dataset("channels", data=np.array(scores.channels, dtype=object), dtype=h5py.string_dtype())
@@ -257,8 +247,6 @@ def save_scores(path, scores: WindowScores, attrs: dict) -> None:
 
 
 def load_scores(path) -> WindowScores:
-    import h5py
-
     with h5py.File(path, "r") as f:
         return WindowScores(
             channels=list(f["channels"].asstr()[()]),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.dsp import QTiling, SingleQTransform, psd_median, q_values, whiten
+from glitchflow_assets.core.dsp import QTiling, SingleQTransform, psd_of_segments, q_values, whiten
 from glitchflow_assets.core.segments import Segments
 
 EVENT_COLUMNS = ["gps", "frequency", "snr", "q", "start", "end", "duration", "fmin", "fmax", "bandwidth", "n_tiles"]
@@ -109,7 +109,7 @@ def find_events(
     if not valid:
         return pd.DataFrame(columns=EVENT_COLUMNS), []
     index = lambda gps: int(round((gps - t0) * sample_rate))  # noqa: E731
-    psd = psd_median(torch.cat([x[index(s) : index(e)] for s, e in valid]), sample_rate, config.fftlength)
+    psd = psd_of_segments(x, t0, sample_rate, valid, config.fftlength)
     snr2_min = config.tile_snr**2
     tiles, searched = [], []
     for s, e in valid:

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch
 
-from glitchflow_assets.core.dsp import SingleQTransform, psd_median, whiten
+from glitchflow_assets.core.dsp import SingleQTransform, psd_of_segments, whiten
 from glitchflow_assets.core.segments import Segments, subtract
 from glitchflow_assets.core.storage import atomic_path
 
@@ -40,11 +40,6 @@ class SpectrogramConfig:
     psd_seconds: float = 64.0  # ... over at most this much event-free valid data of the window
     event_guard: float = 4.0  # s around every event excluded from the PSD estimate
     batch: int = 4  # events per transform call
-
-
-def _psd(row: torch.Tensor, t0: float, rate: float, segments: Segments, config: SpectrogramConfig) -> torch.Tensor | None:
-    pieces = [row[round((s - t0) * rate) : round((e - t0) * rate)] for s, e in segments if e - s >= 2 * config.fftlength]
-    return psd_median(torch.cat(pieces)[: int(config.psd_seconds * rate)], rate, config.fftlength) if pieces else None
 
 
 def build_spectrograms(
@@ -66,7 +61,10 @@ def build_spectrograms(
     half = config.duration / 2
     keep = [g for g in event_gps if all(any(s <= g - half and g + half <= e for s, e in seg) for seg in segments)]
     guards = [(g - config.event_guard, g + config.event_guard) for g in event_gps]
-    psds = [_psd(x[c], t0, sample_rate, subtract(segments[c], guards), config) for c in range(x.shape[0])]
+    psds = [
+        psd_of_segments(x[c], t0, sample_rate, subtract(segments[c], guards), config.fftlength, config.psd_seconds)
+        for c in range(x.shape[0])
+    ]
     if keep and any(p is None for p in psds):
         raise ValueError("too little event-free valid data in the window to estimate a PSD for every channel")
     offset = (config.duration - config.span) / 2

@@ -38,6 +38,18 @@ def psd_median(x: Tensor, sample_rate: float, fftlength: float, overlap: float |
     return density(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
+def psd_of_segments(
+    row: Tensor, t0: float, sample_rate: float, segments: list[tuple[float, float]], fftlength: float, max_seconds: float | None = None
+) -> Tensor | None:
+    """:func:`psd_median` of the valid stretches of ``row[time]`` (starting at GPS ``t0``) long enough for two
+    averages, concatenated and cut to ``max_seconds``; ``None`` when no stretch is long enough."""
+    pieces = [row[round((s - t0) * sample_rate) : round((e - t0) * sample_rate)] for s, e in segments if e - s >= 2 * fftlength]
+    if not pieces:
+        return None
+    data = torch.cat(pieces)
+    return psd_median(data if max_seconds is None else data[: int(max_seconds * sample_rate)], sample_rate, fftlength)
+
+
 def whiten(
     x: Tensor,
     sample_rate: float,
