@@ -21,8 +21,15 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progre
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
 
+EVALUATION_SHOWN = ("denoising_accuracy_snr2_16", "veto_accuracy_snr2_16", "l1", "l1_zero_baseline", "l1_mean_tile_baseline")
+
+
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _short(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _simulate(run_name: str, minutes: float, seed: int, frame_length: int, out: str | None, start: int | None) -> list[str]:
@@ -62,6 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.defs.model import EVALUATION, SYNTHETIC, TRAINED, MlflowTracking
     from glitchflow_assets.defs.resources import GlitchflowStorage
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
@@ -100,14 +108,35 @@ def _demo(args: argparse.Namespace) -> int:
             return 1
         (event,) = split.asset_materializations_for_node("SIM__dataset_split")
         _say(f"  SIM/dataset_split: tiles per split and class {event.metadata['class_balance'].value}")
+        tracking = MlflowTracking()
+        training = {"epochs": args.epochs, "time_budget_s": args.train_budget_s, "seed": args.seed}
+        model = defs.resolve_job_def("SIM_model").execute_in_process(
+            instance=instance, run_config={**QUIET, "ops": {f"SIM__{TRAINED}": {"config": training}}}, raise_on_error=False
+        )
+        for node, shown in (
+            (TRAINED, ("model_uri", "best_epoch", "train_seconds")),
+            (EVALUATION, EVALUATION_SHOWN),
+            (SYNTHETIC, ("items",)),
+        ):
+            for event in model.asset_materializations_for_node(f"SIM__{node}"):
+                values = ", ".join(f"{k} {_short(event.metadata[k].value)}" for k in shown)
+                _say(f"  SIM/{node}: {values} ({time.monotonic() - t0:.0f} s)")
+        for check in model.get_asset_check_evaluations():
+            _say(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'} - {check.description}")
+        if not model.success:
+            return 1
     _say("")
     _say("Done. Results:")
     _say(f"  frames + ground truth : {load_registry()['SIM'].frames.path}")
     _say(f"  asset files (HDF5)    : {storage_root() / 'SIM'}")
+    _say(f"  synthetic glitches    : {storage_root() / 'SIM' / SYNTHETIC}")
+    _say(f"  MLflow store          : {tracking.tracker().uri}")
     _say(f"  Dagster instance      : {dagster_home}")
     _say("Open the Dagster UI (lineage, partitions, checks) with:")
     _say(f"  DAGSTER_HOME={dagster_home} GLITCHFLOW_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000")
     _say("  then browse http://127.0.0.1:3000")
+    _say("Open the MLflow UI (runs, metrics, registered model glitchflow-SIM) with:")
+    _say(f"  .venv/bin/mlflow ui --backend-store-uri {tracking.tracker().uri} -h 127.0.0.1 -p 5000")
     return 0
 
 
@@ -125,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--minutes", type=float, default=30.0)
     demo.add_argument("--frame-length", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
+    demo.add_argument("--train-budget-s", type=float, default=300.0, help="stop training after this many seconds (0: no limit)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,22 +1,55 @@
 """Atomic file writes: readers see the old file or the complete new one, never a partial file."""
 
+import glob
 import os
+import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_temporaries(final: Path) -> list[Path]:
+    """Delete temporaries of ``final`` left by writers on this host that no longer exist (a killed run).
+
+    Temporaries of other hosts are left alone: their process ids mean nothing here.
+    """
+    prefix, removed = _temporary_prefix(final), []
+    for tmp in final.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = tmp.name[len(prefix) :].split("-")[0]  # .NAME.tmp-HOST-PID-UUID
+        if pid.isdigit() and not _alive(int(pid)):
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _temporary_prefix(final: Path) -> str:
+    return f".{final.name}.tmp-{socket.gethostname()}-"
 
 
 @contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``final``; on success fsync and rename it onto ``final``.
 
-    On any exception the temporary file is removed and ``final`` is left as it was. Temporaries start
-    with '.' so frame discovery and listings never pick them up.
+    On any exception the temporary file is removed and ``final`` is left as it was; a writer killed outright
+    leaves its temporary behind, and the next write of ``final`` on the same host removes it. Temporaries
+    start with '.' so frame discovery and listings never pick them up.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    remove_dead_temporaries(final)
+    tmp = final.with_name(f"{_temporary_prefix(final)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -1,8 +1,6 @@
 """Dataset assets of one observing run: ``spectrograms`` per window and the run-level ``dataset_split``."""
 
-import base64
 import hashlib
-import io
 import json
 
 import dagster as dg
@@ -11,12 +9,14 @@ import numpy as np
 
 from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter, split_of, verify_dataset
 from glitchflow_assets.core.device import select_device
+from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.raw_segments import read_data
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.windows import window_for_key
 from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.metadata import md_image
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file, window_raw
 
@@ -26,12 +26,7 @@ EXAMPLES_PER_SPLIT = 2
 
 def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> str:
     """Markdown image of ``spectrogram[channel, freq, time]`` with its true axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(channels), figsize=(3.2 * len(channels), 2.8), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.2 * len(channels), 2.8), squeeze=False)
     for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
         mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=max(25.0, float(image.max())))
         ax.set_yscale("log")
@@ -41,10 +36,7 @@ def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, 
     axes[0][0].set_ylabel("frequency [Hz]")
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=70)
-    plt.close(fig)
-    return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+    return md_image(to_png(fig, dpi=70), title)
 
 
 def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
@@ -135,7 +127,7 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
         if not keys:
             raise dg.Failure(description=f"no materialized {run.name}/{SPECTROGRAMS} window to build a dataset from")
         dataset_config = config.dataset_config()
-        path = storage.base() / run.name / SPLIT / f"{run.name}-{SPLIT}.h5"
+        path = storage.run_file(run.name, SPLIT)
         writer = None
         examples = {}
         try:

@@ -23,3 +23,7 @@ class GlitchflowStorage(dg.ConfigurableResource):
         # run names and windows are validated upstream (registry regex, partition-key parsing); every
         # component here is therefore a plain identifier or an integer.
         return self.base() / run / asset / f"{run}-{asset}-{window.gps_start}-{window.duration}.h5"
+
+    def run_file(self, run: str, asset: str, suffix: str = ".h5") -> Path:
+        """The file of a run-level asset: ``ROOT/RUN/ASSET/RUN-ASSET<suffix>``."""
+        return self.base() / run / asset / f"{run}-{asset}{suffix}"

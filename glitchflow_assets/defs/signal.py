@@ -1,9 +1,7 @@
 """Signal-core assets of one observing run: ``glitch_events`` and ``annalisa_scores`` per window, and the
 run-level ``channel_selection``."""
 
-import base64
 import hashlib
-import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +12,7 @@ import pandas as pd
 from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, load_scores, save_scores, score_window
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.events import EventSearchConfig, find_events
+from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.raw_segments import RawSegmentSummary, read_data, read_summary
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import total
@@ -22,18 +21,11 @@ from glitchflow_assets.core.tables import read_table, write_table
 from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.gpu import GPU_KINDS, GPU_OP_TAGS, GPU_POOL
 from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.metadata import md_image, md_table
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 
 EVENTS, SCORES, SELECTION = "glitch_events", "annalisa_scores", "channel_selection"
-
-
-def _md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
-    body = [
-        "| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)
-    ]
-    return "\n".join([header, *body])
 
 
 def gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description: str):
@@ -93,7 +85,7 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
                 "n_events": len(events),
                 "searched_livetime_s": livetime,
                 "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
-                "loudest": dg.MetadataValue.md(_md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+                "loudest": dg.MetadataValue.md(md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
             }
         )
 
@@ -140,7 +132,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "n_events_scored": len(scores.event_gps),
-                "channels": dg.MetadataValue.md(_md_table(table)),
+                "channels": dg.MetadataValue.md(md_table(table)),
             }
         )
 
@@ -148,12 +140,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(table) + 1.5), sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 0.35 * len(table) + 1.5), sharey=True)
     labels = table["channel"]
     colours = ["tab:green" if s else "tab:grey" for s in table["selected"]]
     axes[0].barh(labels, table["mean_corr"], color=colours)
@@ -165,15 +152,12 @@ def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig) -> bytes:
         axes[1].axvline(config.significance_threshold, color="k", ls="--", lw=1)
     axes[0].invert_yaxis()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return to_png(fig, dpi=90)
 
 
-def selection_file(storage: GlitchflowStorage, run: ObservingRun):
+def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
     """The run's channel-selection JSON (``selected``, ``version``, per-channel table, windows used)."""
-    return storage.base() / run.name / SELECTION / f"{run.name}-{SELECTION}.json"
+    return storage.run_file(run.name, SELECTION, ".json")
 
 
 def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
@@ -197,9 +181,8 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         selected = table.loc[table.selected, "channel"].tolist()
         # Downstream spectrograms go stale only when the selection itself changes, not on every re-aggregation.
         version = hashlib.sha256(json.dumps([selected, asdict(config)]).encode()).hexdigest()[:24]
-        base = storage.base() / run.name / SELECTION
         png = _bar_plot(table, config)
-        with atomic_path(base / f"{run.name}-{SELECTION}.png") as tmp:
+        with atomic_path(storage.run_file(run.name, SELECTION, ".png")) as tmp:
             tmp.write_bytes(png)
         result = {
             "run": run.name,
@@ -211,7 +194,6 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         }
         with atomic_path(selection_file(storage, run)) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
-        image = base64.b64encode(png).decode()
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version),
             metadata={
@@ -219,8 +201,8 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
                 "selected": dg.MetadataValue.json(selected),
                 "n_selected": len(selected),
                 "n_windows": len(keys),
-                "channels": dg.MetadataValue.md(_md_table(table)),
-                "plot": dg.MetadataValue.md(f"![ANNALISA scores](data:image/png;base64,{image})"),
+                "channels": dg.MetadataValue.md(md_table(table)),
+                "plot": dg.MetadataValue.md(md_image(png, "ANNALISA scores")),
             },
         )
 

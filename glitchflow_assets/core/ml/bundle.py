@@ -1,0 +1,69 @@
+"""A self-contained, pickle-free model: ``weights.safetensors`` + ``glitchflow_model.json`` in one directory.
+
+The JSON holds the architecture (:class:`ModelConfig`), the dataset's normalisation (channel names and scales,
+strain first) and provenance; loading rebuilds the network with our code and fills it from safetensors, so a
+model file can never execute anything.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from glitchflow_assets.core.ml.data import Normalisation
+from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
+from glitchflow_assets.core.ml.training import TrainConfig, predict
+
+FORMAT = "glitchflow.model"
+FORMAT_VERSION = 1
+WEIGHTS, MANIFEST = "weights.safetensors", "glitchflow_model.json"
+
+
+@dataclass
+class GlitchModel:
+    """A trained network with the normalisation it was trained under."""
+
+    network: AttentionUNet
+    normalisation: Normalisation
+    provenance: dict
+
+    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+        """Physical tiles ``[B, channel, H, W]`` (strain first; only the witnesses are used) -> generated strain
+        ``[B, H, W]`` in SNR^2."""
+        aux, _ = self.normalisation.split(torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)))
+        out = predict(self.network.to(device), aux, device, batch_size, TrainConfig(mixed_precision=device.type == "cuda"))
+        return self.normalisation.strain_to_physical(out)[:, 0].numpy()
+
+
+def save_bundle(directory: str | Path, model: GlitchModel) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    save_file(state, directory / WEIGHTS)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model.network.config.to_dict(),
+        "normalisation": model.normalisation.to_dict(),
+        "provenance": model.provenance,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return directory
+
+
+def load_bundle(directory: str | Path, device: torch.device | str = "cpu") -> GlitchModel:
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.exists() or not (directory / WEIGHTS).exists():
+        raise FileNotFoundError(f"{directory} is not a glitchflow model: expected {MANIFEST} and {WEIGHTS}")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{manifest_path}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not {FORMAT} v{FORMAT_VERSION}"
+        )
+    network = AttentionUNet(ModelConfig.from_dict(manifest["model"]))
+    network.load_state_dict(load_file(directory / WEIGHTS, device=str(device)))
+    return GlitchModel(network.to(device).eval(), Normalisation.from_dict(manifest["normalisation"]), manifest["provenance"])

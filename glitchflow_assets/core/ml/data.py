@@ -1,0 +1,108 @@
+"""Reading a ``dataset_split`` file for the model: normalised auxiliary inputs and strain targets.
+
+Channel 0 of every tile is the strain (the target), channels 1.. are the selected witnesses (the inputs). Both are
+divided by the training split's per-channel scale (stored in the dataset and, later, in the model), so the model
+works in normalised units and ``Normalisation.strain_to_physical`` brings its output back to SNR^2.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from glitchflow_assets.core.datasets import LABELS, SPLITS
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel divisors ``[channel]`` (strain first) from the training split."""
+
+    channels: tuple[str, ...]
+    scale: tuple[float, ...]
+
+    @property
+    def aux_channels(self) -> tuple[str, ...]:
+        return self.channels[1:]
+
+    def split(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Physical ``[B, channel, F, T]`` -> normalised (aux ``[B, n_aux, F, T]``, strain ``[B, 1, F, T]``)."""
+        scale = torch.as_tensor(self.scale, dtype=tiles.dtype, device=tiles.device).view(1, -1, 1, 1)
+        normalised = tiles / scale
+        return normalised[:, 1:], normalised[:, :1]
+
+    def strain_to_physical(self, strain: torch.Tensor) -> torch.Tensor:
+        return strain * self.scale[0]
+
+    def to_dict(self) -> dict:
+        return {"channels": list(self.channels), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Normalisation":
+        return cls(tuple(values["channels"]), tuple(float(v) for v in values["scale"]))
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """One split in memory: aux ``[N, n_aux, 64, 64]`` and strain ``[N, 1, 64, 64]`` (normalised), label ``[N]``."""
+
+    aux: torch.Tensor
+    strain: torch.Tensor
+    label: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def read_normalisation(path: str | Path) -> Normalisation:
+    with h5py.File(path, "r") as f:
+        return Normalisation(tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]))
+
+
+def split_size(path: str | Path, split: str) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f[split]["label"].shape[0])
+
+
+def load_split(path: str | Path, split: str, normalisation: Normalisation) -> TileSet:
+    """A whole split in memory (``N * channels * 16 KiB``): for training, which revisits every tile each epoch."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
+    with h5py.File(path, "r") as f:
+        tiles = torch.from_numpy(f[split]["tiles"][()])
+        label = torch.from_numpy(f[split]["label"][()].astype(np.int64))
+    aux, strain = normalisation.split(tiles)
+    return TileSet(aux.contiguous(), strain.contiguous(), label)
+
+
+@dataclass(frozen=True)
+class TileBatch:
+    """A slice of a split as stored: physical tiles ``[B, channel, F, T]`` plus per-tile provenance."""
+
+    index: np.ndarray
+    tiles: np.ndarray
+    label: np.ndarray
+    event_gps: np.ndarray
+    window: np.ndarray
+    tile_offset: np.ndarray
+
+
+def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
+    """Stream a split in stored order, ``batch_size`` tiles at a time (bounded memory)."""
+    with h5py.File(path, "r") as f:
+        g = f[split]
+        for start in range(0, g["label"].shape[0], batch_size):
+            stop = min(start + batch_size, g["label"].shape[0])
+            yield TileBatch(
+                np.arange(start, stop),
+                g["tiles"][start:stop],
+                g["label"][start:stop],
+                g["event_gps"][start:stop],
+                g["window"].asstr()[start:stop],
+                g["tile_offset"][start:stop],
+            )
+
+
+GLITCH = LABELS["glitch"]

@@ -1,0 +1,87 @@
+"""Training a run's model end to end: data -> network -> MLflow run -> registered version (pure; no Dagster)."""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from glitchflow_assets.core.ml.bundle import GlitchModel
+from glitchflow_assets.core.ml.data import load_split, read_normalisation
+from glitchflow_assets.core.ml.evaluation import evaluate
+from glitchflow_assets.core.ml.figures import training_curves_png
+from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig, parameter_count
+from glitchflow_assets.core.ml.tracking import ModelVersionRef, Tracker, registered_model_name, system_info
+from glitchflow_assets.core.ml.training import TrainConfig, TrainResult, train
+
+
+@dataclass
+class TrainingOutcome:
+    ref: ModelVersionRef
+    result: TrainResult
+    validation: dict[str, float]  # Evaluation.summary() on the validation split
+    model_config: ModelConfig
+    parameters: int
+    curves_png: bytes
+
+
+def model_config_for(config: TrainConfig, n_aux: int, device: torch.device) -> ModelConfig:
+    size = config.model_size if config.model_size != "auto" else ("original" if device.type == "cuda" else "small")
+    return ModelConfig.original(n_aux) if size == "original" else ModelConfig.small(n_aux)
+
+
+def beats_baselines(summary: dict[str, float]) -> bool:
+    """The model's mean L1 is below both an all-zero tile's and the training mean tile's."""
+    return summary["l1"] < min(summary["l1_zero_baseline"], summary["l1_mean_tile_baseline"])
+
+
+def train_and_register(
+    dataset: str | Path,
+    observing_run: str,
+    config: TrainConfig,
+    device: torch.device,
+    tracker: Tracker,
+    tags: dict[str, str],
+    log: Callable[[str], None],
+) -> TrainingOutcome:
+    """Train on ``train``, select on ``validation``, log everything to one MLflow run (always ended) and register
+    the self-contained model as a new ``candidate`` version of ``glitchflow-<run>``."""
+    normalisation = read_normalisation(dataset)
+    train_set, validation_set = (load_split(dataset, s, normalisation) for s in ("train", "validation"))
+    model_config = model_config_for(config, len(normalisation.aux_channels), device)
+    torch.manual_seed(config.seed)  # weight initialisation is part of the seeded result
+    network = AttentionUNet(model_config)
+    name = registered_model_name(observing_run)
+    with tracker.run(name, f"{observing_run}/trained_model", tags) as run_id:
+        log(f"MLflow run {run_id} at {tracker.uri}; {len(train_set)} train / {len(validation_set)} validation tiles on {device}")
+        tracker.set_tags(run_id, system_info(device))
+        tracker.log_params(
+            run_id,
+            {
+                **{f"train.{k}": v for k, v in asdict(config).items()},
+                **{f"model.{k}": v for k, v in model_config.to_dict().items()},
+                "model.parameters": parameter_count(network),
+                "data.path": str(dataset),
+                "data.channels": ",".join(normalisation.channels),
+                "data.train_tiles": len(train_set),
+                "data.validation_tiles": len(validation_set),
+            },
+        )
+
+        def on_epoch(metrics: dict) -> None:
+            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step=metrics["epoch"])
+            log(
+                f"epoch {metrics['epoch']}: train {metrics['train_loss']:.4f}, validation {metrics['validation_loss']:.4f}, "
+                f"lr {metrics['learning_rate']:.1e} ({metrics['seconds']:.0f} s)"
+            )
+
+        result = train(network, train_set, validation_set, config, device, on_epoch)
+        model = GlitchModel(network.cpu().eval(), normalisation, {**tags, "mlflow_run_id": run_id, "dataset": str(dataset)})
+        validation = evaluate(model, dataset, device, split="validation").summary()
+        tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in validation.items()} | {"best_epoch": result.best_epoch})
+        curves = training_curves_png(result.history, result.best_epoch)
+        tracker.log_bytes(run_id, curves, "figures/training_curves.png")
+        tracker.log_model(run_id, model)
+        ref = tracker.register(name, run_id, tags)
+    log(f"registered {ref.uri} (alias candidate); stopped by {result.stopped} after {len(result.history)} epochs, best {result.best_epoch}")
+    return TrainingOutcome(ref, result, validation, model_config, parameter_count(network), curves)

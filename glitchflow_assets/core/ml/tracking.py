@@ -1,0 +1,170 @@
+"""MLflow tracking and registry through an explicit :class:`MlflowClient` (no process-global active run).
+
+Embedded default: ``sqlite:///$GLITCHFLOW_HOME/mlflow/mlflow.db`` with artifacts in ``$GLITCHFLOW_HOME/mlflow/artifacts``;
+``$MLFLOW_TRACKING_URI`` (e.g. an MLflow server) replaces both unchanged. Runs are always ended: FINISHED, or FAILED
+(KILLED on interrupt) when the block raises.
+"""
+
+import contextlib
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from glitchflow_assets.core.home import glitchflow_home
+from glitchflow_assets.core.ml.bundle import GlitchModel, load_bundle, save_bundle
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in step logs
+
+MODEL_ARTIFACT = "model"
+CANDIDATE, CHAMPION = "candidate", "champion"
+DAGSTER_RUN_TAG = "dagster_run_id"  # the tag dagster-mlflow's resource uses: runs are found the same way
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{glitchflow_home() / 'mlflow' / 'mlflow.db'}"
+
+
+def registered_model_name(run: str) -> str:
+    return f"glitchflow-{run}"
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class Tracker:
+    """One tracking store (and its registry)."""
+
+    def __init__(self, tracking_uri: str = ""):
+        self.uri = tracking_uri or default_tracking_uri()
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _artifact_location(self) -> str | None:
+        """Local stores keep artifacts beside the database; a server decides for itself."""
+        if self.uri.startswith("sqlite:///"):
+            return (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+        return None
+
+    def experiment_id(self, name: str) -> str:
+        try:
+            experiment = self.client.get_experiment_by_name(name)
+        except MlflowException as exc:
+            raise ConnectionError(f"MLflow tracking store {self.uri} is not reachable: {exc}") from exc
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=self._artifact_location())
+        except MlflowException:  # created concurrently by another run
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def close_orphans(self, experiment_id: str, asset_key: str) -> list[str]:
+        """Mark FAILED the runs of ``asset_key`` still RUNNING: an earlier attempt lost the store (or its process)
+        before it could end them. Returns their ids."""
+        query = f"attributes.status = 'RUNNING' and tags.dagster_asset_key = '{asset_key}'"
+        orphans = [r.info.run_id for r in self.client.search_runs([experiment_id], query, max_results=1000)]
+        for run_id in orphans:
+            self.client.set_terminated(run_id, "FAILED")
+        return orphans
+
+    @contextlib.contextmanager
+    def run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
+        """Start a run, yield its id, and always end it (FINISHED / FAILED / KILLED). A tracking store that stops
+        answering midway raises :class:`ConnectionError` naming the store and the run."""
+        experiment_id = self.experiment_id(experiment)
+        if "dagster_asset_key" in tags:
+            self.close_orphans(experiment_id, tags["dagster_asset_key"])
+        run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+        try:
+            yield run_id
+        except KeyboardInterrupt:
+            self.client.set_terminated(run_id, "KILLED")
+            raise
+        except (MlflowException, OSError) as exc:
+            with contextlib.suppress(MlflowException, OSError):  # the store itself may be what failed
+                self.client.set_terminated(run_id, "FAILED")
+            raise ConnectionError(f"MLflow tracking store {self.uri} failed during run {run_id} ({run_name}): {exc}") from exc
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        timestamp = int(1000 * time.time())
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, step) for k, v in metrics.items()])
+
+    def log_model(self, run_id: str, model: GlitchModel) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.client.log_artifacts(run_id, str(save_bundle(Path(tmp) / MODEL_ARTIFACT, model)), MODEL_ARTIFACT)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """One file at ``artifact_file`` (``dir/name``) in the run's artifacts."""
+        directory, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).write_bytes(data)
+            self.client.log_artifact(run_id, str(Path(tmp) / name), directory or None)
+
+    def register(self, name: str, run_id: str, tags: dict[str, str]) -> ModelVersionRef:
+        """New version of ``name`` from the run's model artifact, aliased ``candidate``."""
+        with contextlib.suppress(MlflowException):  # already registered
+            self.client.create_registered_model(name, description="Glitchflow: auxiliary-channel spectrograms -> strain spectrogram")
+        version = self.client.create_model_version(name, source=f"runs:/{run_id}/{MODEL_ARTIFACT}", run_id=run_id, tags=tags)
+        self.client.set_registered_model_alias(name, CANDIDATE, version.version)
+        return ModelVersionRef(name, str(version.version), run_id)
+
+    def promote(self, ref: ModelVersionRef, alias: str = CHAMPION) -> None:
+        self.client.set_registered_model_alias(ref.name, alias, ref.version)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, ref: ModelVersionRef, device: torch.device | str = "cpu") -> GlitchModel:
+        """Exactly this version (never "latest")."""
+        source = self.client.get_model_version_download_uri(ref.name, ref.version)  # through our registry, not the global one
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri)
+            return load_bundle(local, device)
+
+
+def system_info(device: torch.device) -> dict[str, str]:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu_count": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

@@ -1,0 +1,155 @@
+"""Real PostgreSQL and MLflow servers on 127.0.0.1 for the production tests, started and stopped by the tests
+themselves (so fault tests can restart them). PostgreSQL comes from Debian's packages (``.ci/run`` installs
+them); a missing installation is a test failure naming the package, never a skip.
+"""
+
+import glob
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from glitchflow_assets_tests.services import free_port, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL server binaries not found: install Debian's `postgresql` package (.ci/run does)")
+    return Path(found[-1]).parent
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    """initdb/postgres refuse to run as root: drop to the `postgres` system user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+def _run(args: list[str], **kwargs) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+
+@dataclass
+class PostgresServer:
+    """A throw-away cluster: password authentication over TCP on 127.0.0.1 only. Its directory is made under
+    the system temp dir (the ``postgres`` user must be able to reach it when we run as root)."""
+
+    port: int = field(default_factory=free_port)
+    user: str = "glitchflow"
+    password: str = field(default_factory=lambda: secrets.token_hex(12))
+
+    def __post_init__(self) -> None:
+        self.bin = _postgres_bin()
+        self.root = Path(tempfile.mkdtemp(prefix="glitchflow-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "pgdata"
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(pwfile, "postgres")
+        subprocess.run(
+            _as_postgres_user(
+                [str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, f"--pwfile={pwfile}", "-A", "scram-sha-256"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        pwfile.unlink()
+
+    def _ctl(self, *args: str) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        subprocess.run(
+            _as_postgres_user(
+                [str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-o", options, "-w", *args]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self) -> None:
+        self._ctl("stop", "-m", "fast")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        self._ctl("restart", "-m", "fast")
+
+    def create_database(self, name: str) -> None:
+        env = dict(os.environ, PGPASSWORD=self.password)
+        _run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'], env=env
+        )
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def dagster_env(self, database: str) -> dict[str, str]:
+        """The environment deploy/dagster.yaml reads its credentials from."""
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": database,
+        }
+
+
+@dataclass
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and proxied local artifacts."""
+
+    backend_uri: str
+    root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        args += ["--backend-store-uri", self.backend_uri, "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts"]
+        log = open(self.root / "mlflow.log", "ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_for(self._healthy, 180, f"the MLflow server on {self.uri} (log: {self.root / 'mlflow.log'})")
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {self.process.returncode}; see {self.root / 'mlflow.log'}")
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
+        time.sleep(0.5)

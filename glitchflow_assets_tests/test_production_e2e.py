@@ -1,0 +1,137 @@
+"""End to end on the production configuration: dagster-webserver + dagster-daemon on 127.0.0.1 against PostgreSQL
+(deploy/dagster.yaml) and an MLflow server backed by PostgreSQL. The sensor is switched on through GraphQL, frames
+dropped in are ingested, a backfill over a time range of SIM runs through to a model registered in the server;
+and a daemon SIGKILLed in the middle of a backfill finishes it after a restart, no window lost or duplicated.
+"""
+
+import os
+import shutil
+import signal
+from collections import Counter
+
+import dagster as dg
+import pytest
+from dagster._core.instance.ref import InstanceRef
+from mlflow import MlflowClient
+
+from glitchflow_assets.core.ml.tracking import CANDIDATE
+from glitchflow_assets_tests.servers import MlflowServer, PostgresServer
+from glitchflow_assets_tests.services import REPO, DagsterServices, wait_for
+from glitchflow_assets_tests.test_e2e_daemon import BACKFILL_STATUS, RUNS
+from glitchflow_assets_tests.test_production_services import WINDOWS, _sim_registry
+
+START_SENSOR = """mutation { startSensor(sensorSelector: {repositoryName: "__repository__",
+  repositoryLocationName: "glitchflow", sensorName: "SIM_new_frames"}) {
+  __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+BACKFILL = """mutation($names: [String!], $assets: [AssetKeyInput!]) { launchPartitionBackfill(backfillParams: {
+  assetSelection: $assets, partitionNames: $names }) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+THROUGH_TRAINING = [
+    "raw_strain_segments",
+    "glitch_events",
+    "annalisa_scores",
+    "channel_selection",
+    "spectrograms",
+    "dataset_split",
+    "trained_model",
+]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    postgres = PostgresServer()
+    postgres.start()
+    postgres.create_database("mlflow")
+    mlflow = MlflowServer(postgres.url("mlflow"), tmp_path_factory.mktemp("mlflow-e2e"))
+    mlflow.start()
+    yield postgres, mlflow
+    mlflow.stop()
+    postgres.stop()
+    postgres.remove()
+
+
+def _services(tmp_path, isolated_home, servers, database: str, frames) -> DagsterServices:
+    postgres, mlflow = servers
+    postgres.create_database(database)
+    dagster_home = tmp_path / "dagster"
+    shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = dict(
+        os.environ,
+        **postgres.dagster_env(database),
+        DAGSTER_HOME=str(dagster_home),
+        GLITCHFLOW_HOME=str(isolated_home),
+        GLITCHFLOW_RUNS=str(_sim_registry(tmp_path, frames)),  # SIM with its sensor off until switched on
+        GLITCHFLOW_SENSOR_INTERVAL_S="3",
+        MLFLOW_TRACKING_URI=mlflow.uri,
+    )
+    return DagsterServices(env, logs=tmp_path)
+
+
+def _backfill(svc: DagsterServices, assets: list[str], names: list[str]) -> str:
+    selection = [{"path": ["SIM", a]} for a in assets]
+    launched = svc.graphql(BACKFILL, {"names": names, "assets": selection})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
+def _wait_backfill(svc: DagsterServices, backfill_id: str, timeout: float) -> str:
+    def finished():
+        status = svc.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+        return status if status not in ("REQUESTED", "CANCELING") else None
+
+    return wait_for(finished, timeout, f"backfill {backfill_id}", interval=2)
+
+
+def test_sensor_and_backfill_through_to_a_model_in_the_mlflow_server(tmp_path, isolated_home, servers, sim_frames):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    svc = _services(tmp_path, isolated_home, servers, "dagster_e2e", frames)
+    try:
+        svc.start_webserver()
+        svc.start_daemon()
+        started = svc.graphql(START_SENSOR)["startSensor"]
+        assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
+        gwf = sorted(sim_frames.glob("*.gwf"))
+        for path in gwf[:7]:  # completes the first window (plus its 1 s pads)
+            shutil.copy(path, frames)
+
+        def sensor_run_succeeded():
+            runs = svc.graphql(RUNS % WINDOWS[0])["runsOrError"]["results"]
+            statuses = [r["status"] for r in runs if {"key": "dagster/sensor_name", "value": "SIM_new_frames"} in r["tags"]]
+            assert "FAILURE" not in statuses, "the sensor's run failed"
+            return "SUCCESS" in statuses
+
+        wait_for(sensor_run_succeeded, 300, f"the sensor's run for {WINDOWS[0]}")
+        for path in gwf[7:]:
+            shutil.copy(path, frames)
+        backfill_id = _backfill(svc, THROUGH_TRAINING, WINDOWS)
+        assert _wait_backfill(svc, backfill_id, 900) == "COMPLETED_SUCCESS"
+    finally:
+        svc.stop()
+    _, mlflow = servers
+    client = MlflowClient(tracking_uri=mlflow.uri, registry_uri=mlflow.uri)
+    version = client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE)
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_asset_key"] == "SIM/trained_model"
+    assert mlflow.uri.startswith("http://127.0.0.1:")
+
+
+def test_daemon_killed_mid_backfill_finishes_with_no_window_lost_or_duplicated(tmp_path, isolated_home, servers, sim_frames, monkeypatch):
+    svc = _services(tmp_path, isolated_home, servers, "dagster_fault", sim_frames)
+    for key, value in servers[0].dagster_env("dagster_fault").items():
+        monkeypatch.setenv(key, value)  # for reading the instance from this process afterwards
+    window_assets = ["raw_strain_segments", "glitch_events", "annalisa_scores"]
+    try:
+        svc.start_webserver()
+        svc.start_daemon()
+        backfill_id = _backfill(svc, window_assets, WINDOWS)
+        wait_for(lambda: svc.graphql(RUNS % WINDOWS[0])["runsOrError"]["results"], 120, "the backfill's first run")
+        svc.kill("daemon", signal.SIGKILL)  # mid-backfill: runs queued or in flight, no clean shutdown
+        svc.start_daemon()
+        assert _wait_backfill(svc, backfill_id, 600) == "COMPLETED_SUCCESS"
+    finally:
+        svc.stop()
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "dagster"))) as instance:
+        for asset in window_assets:
+            records = instance.fetch_materializations(dg.AssetKey(["SIM", asset]), limit=100).records
+            assert Counter(r.partition_key for r in records) == {w: 1 for w in WINDOWS}, asset

@@ -1,0 +1,214 @@
+"""The production configuration against real servers on 127.0.0.1: deploy/dagster.yaml on PostgreSQL, training
+tracked in an MLflow server backed by PostgreSQL, and the faults those servers bring (restarts, outages)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import dagster as dg
+import h5py
+import pytest
+from dagster._core.instance.ref import InstanceRef
+from mlflow import MlflowClient
+
+from glitchflow_assets.core.ml.tracking import CANDIDATE
+from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.defs.model import TRAINED, MlflowTracking
+from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets_tests.conftest import sim_run
+from glitchflow_assets_tests.servers import MlflowServer, PostgresServer
+from glitchflow_assets_tests.services import BIN, REPO, wait_for
+
+WINDOWS = ["2024-05-17T16:55", "2024-05-17T17:00"]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    server = PostgresServer()
+    server.start()
+    for database in ("dagster", "mlflow"):
+        server.create_database(database)
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres, tmp_path_factory):
+    server = MlflowServer(postgres.url("mlflow"), tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def production_home(postgres, tmp_path_factory):
+    """A DAGSTER_HOME holding deploy/dagster.yaml, with its credentials in the environment."""
+    home = tmp_path_factory.mktemp("dagster-prod")
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in postgres.dagster_env("dagster").items():
+            mp.setenv(k, v)
+        mp.setenv("DAGSTER_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def dataset(production_home, sim_frames, tmp_path_factory):
+    """SIM's first two windows up to dataset_split, materialized on the PostgreSQL instance."""
+    root = tmp_path_factory.mktemp("prod-storage")
+    defs = build_definitions({"SIM": sim_run(sim_frames)})
+    storage = GlitchflowStorage(root=str(root))
+    with _instance(production_home) as instance:
+
+        def materialize(names, partition=None, run_config=None):
+            assets = [defs.get_assets_def(dg.AssetKey(["SIM", a])) for a in names]
+            result = dg.materialize(
+                assets, instance=instance, resources={"storage": storage}, partition_key=partition, run_config=run_config
+            )
+            assert result.success
+
+        for key in WINDOWS:
+            materialize(["raw_strain_segments", "glitch_events", "annalisa_scores"], key)
+        materialize(["channel_selection"])
+        for key in WINDOWS:
+            materialize(["spectrograms"], key)
+        materialize(
+            ["dataset_split"], run_config={"ops": {"SIM__dataset_split": {"config": {"train_fraction": 0.6, "validation_fraction": 0.2}}}}
+        )
+    return defs, storage
+
+
+def _instance(home) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def test_production_instance_loads_against_postgresql(production_home, postgres):
+    with _instance(production_home) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.pool_config.default_pool_limit == 2
+        assert {limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits} == {"dagster/backfill", "glitchflow/gpu"}
+        assert instance.run_monitoring_enabled and instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+        assert postgres.password not in instance.get_settings("storage").__repr__()  # credentials stay env references
+        assert postgres.password not in (production_home / "dagster.yaml").read_text()
+
+
+def test_postgresql_restart_and_the_instance_reconnects(production_home, postgres):
+    @dg.asset
+    def heartbeat() -> int:
+        return 1
+
+    with _instance(production_home) as instance:
+        assert dg.materialize([heartbeat], instance=instance).success
+        postgres.restart()
+        assert dg.materialize([heartbeat], instance=instance).success  # same instance object, new connections
+        assert len(instance.get_runs(dg.RunsFilter(job_name="__ephemeral_asset_job__"))) >= 2
+
+
+def test_training_is_tracked_and_registered_in_the_mlflow_server(dataset, production_home, mlflow_server):
+    defs, storage = dataset
+    resources = {"storage": storage, "mlflow": MlflowTracking(tracking_uri=mlflow_server.uri)}
+    config = {"ops": {f"SIM__{TRAINED}": {"config": {"epochs": 3}}}}
+    with _instance(production_home) as instance:
+        result = dg.materialize(
+            [defs.get_assets_def(dg.AssetKey(["SIM", TRAINED]))],
+            instance=instance,
+            resources=resources,
+            run_config=config,
+            raise_on_error=False,
+        )
+    (event,) = result.asset_materializations_for_node(f"SIM__{TRAINED}")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["tracking_uri"] == mlflow_server.uri
+    client = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
+    assert client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE).version == meta["model_version"]
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_id"] == result.run_id
+    assert (mlflow_server.root / "artifacts").is_dir() and any((mlflow_server.root / "artifacts").rglob("weights.safetensors"))
+
+
+def test_mlflow_server_down_during_training_fails_clearly_then_retries(dataset, production_home, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast instead of MLflow's 2-minute backoff
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    defs, storage = dataset
+    resources = {"storage": storage, "mlflow": MlflowTracking(tracking_uri=mlflow_server.uri)}
+    config = {"ops": {f"SIM__{TRAINED}": {"config": {"epochs": 25, "early_stopping_patience": 100}}}}
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    experiment = client.get_experiment_by_name("glitchflow-SIM")
+    before = {r.info.run_id for r in client.search_runs([experiment.experiment_id])} if experiment else set()
+    outcome = {}
+
+    def train():
+        with _instance(production_home) as instance:
+            outcome["result"] = dg.materialize(
+                [defs.get_assets_def(dg.AssetKey(["SIM", TRAINED]))],
+                instance=instance,
+                resources=resources,
+                run_config=config,
+                raise_on_error=False,
+            )
+
+    worker = threading.Thread(target=train)
+    worker.start()
+
+    def training_started():
+        experiment = client.get_experiment_by_name("glitchflow-SIM")
+        runs = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_id not in before] if experiment else []
+        return runs and client.get_metric_history(runs[0].info.run_id, "validation_loss")
+
+    wait_for(training_started, 120, "the first epoch's metrics in the MLflow server", interval=0.2)
+    mlflow_server.stop()  # mid-training
+    time.sleep(8)  # the attempt fails on its next MLflow call; the retry waits 15 s
+    mlflow_server.start()
+    worker.join(300)
+    result = outcome["result"]
+    assert result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert failures, "the step was not retried"
+    error = failures[0].event_specific_data.error.to_string()  # with its cause chain, as the UI shows it
+    assert f"MLflow tracking store {mlflow_server.uri} failed during run" in error and "Connection refused" in error
+    experiment = client.get_experiment_by_name("glitchflow-SIM")
+    runs = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id]) if r.info.run_id not in before}
+    assert sorted(runs.values()) == ["FAILED", "FINISHED"]  # the interrupted run is closed, not left RUNNING
+
+
+def test_a_run_killed_mid_write_leaves_no_partial_file_and_reruns(sim_frames, tmp_path):
+    """A real ``dagster asset materialize`` process SIGKILLed while it writes its HDF5 file."""
+    storage = tmp_path / "storage"
+    registry = _sim_registry(tmp_path, sim_frames)
+    env = dict(os.environ, GLITCHFLOW_STORAGE=str(storage), DAGSTER_HOME=str(tmp_path / "dagster"), GLITCHFLOW_RUNS=str(registry))
+    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "glitchflow_assets.definitions"]
+    args += ["--select", "SIM/raw_strain_segments", "--partition", WINDOWS[0]]
+    final = storage / "SIM" / "raw_strain_segments" / "SIM-raw_strain_segments-1400000118-300.h5"
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    writing = lambda: final.parent.exists() and list(final.parent.glob(f".{final.name}.tmp-*"))  # noqa: E731
+    wait_for(writing, 180, "the temporary file", interval=0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert not final.exists()  # readers never see a partial file under the real name
+    assert [p for p in final.parent.iterdir() if not p.name.startswith(".")] == []
+    subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
+    with h5py.File(final) as f:
+        assert f.attrs["schema"]
+    assert list(final.parent.glob(".*tmp-*")) == []  # the dead writer's temporary was cleaned up by the re-run
+
+
+def _sim_registry(tmp_path, frames) -> os.PathLike:
+    import yaml
+
+    from glitchflow_assets.core.runs import SHIPPED_REGISTRY
+
+    doc = yaml.safe_load(SHIPPED_REGISTRY.read_text())
+    sim = doc["runs"]["SIM"]
+    sim["frames"]["path"] = str(frames)
+    sim["watch"] = False
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump({"runs": {"SIM": sim}}))
+    return path
