@@ -1,7 +1,7 @@
 """``glitchflow`` command: simulate frames, run the demo pipeline.
 
 glitchflow simulate --run SIM --minutes 30        write simulated GWF frames + ground truth
-glitchflow demo --minutes 30                      simulate SIM and materialize it end to end
+glitchflow demo --minutes 60                      simulate SIM and run the whole pipeline on it
 """
 
 import argparse
@@ -151,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--frame-length", type=int, default=60, help="seconds per frame file")
     sim.add_argument("--seed", type=int, default=0)
     demo = sub.add_parser("demo", help="simulate the SIM run and materialize it with the embedded defaults")
-    demo.add_argument("--minutes", type=float, default=30.0)
+    demo.add_argument("--minutes", type=float, default=60.0)
     demo.add_argument("--frame-length", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
-    demo.add_argument("--train-budget-s", type=float, default=300.0, help="stop training after this many seconds (0: no limit)")
+    demo.add_argument("--train-budget-s", type=float, default=240.0, help="stop training after this many seconds (0: no limit)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -77,7 +77,7 @@ def test_training_registers_a_version_with_lineage_both_ways(pipeline):
     version = client.get_model_version(meta["model_name"], meta["model_version"])
     assert meta["model_name"] == "glitchflow-SIM" and meta["model_uri"] == f"models:/glitchflow-SIM/{meta['model_version']}"
     assert version.run_id == meta["mlflow_run_id"]
-    assert client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE).version == meta["model_version"]
+    assert str(client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE).version) == meta["model_version"]
     run = client.get_run(meta["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["dagster_run_id"] == pipeline.first.run_id
@@ -98,7 +98,7 @@ def test_the_model_beats_trivial_baselines_on_held_out_data(pipeline):
     assert check.passed, check.description
     meta = pipeline.metadata(pipeline.first, TRAINED)
     client = MlflowClient(tracking_uri=pipeline.tracking_uri, registry_uri=pipeline.tracking_uri)
-    assert client.get_model_version_by_alias("glitchflow-SIM", CHAMPION).version == meta["model_version"]  # promoted by the check
+    assert str(client.get_model_version_by_alias("glitchflow-SIM", CHAMPION).version) == meta["model_version"]  # promoted by the check
     test = pipeline.metadata(pipeline.first, EVALUATION)
     assert test["n_tiles"] >= 10
     assert test["l1"] < test["l1_zero_baseline"] and test["l1"] < test["l1_mean_tile_baseline"]

@@ -128,7 +128,7 @@ def test_training_is_tracked_and_registered_in_the_mlflow_server(dataset, produc
     meta = {k: v.value for k, v in event.metadata.items()}
     assert meta["tracking_uri"] == mlflow_server.uri
     client = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
-    assert client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE).version == meta["model_version"]
+    assert str(client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE).version) == meta["model_version"]
     run = client.get_run(meta["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["dagster_run_id"] == result.run_id
     assert (mlflow_server.root / "artifacts").is_dir() and any((mlflow_server.root / "artifacts").rglob("weights.safetensors"))

@@ -21,8 +21,10 @@ MODEL_SIZES = ("auto", "small", "original")
 @dataclass(frozen=True)
 class TrainConfig:
     """Defaults follow the original (AdamW 1e-4 / wd 1e-4, plateau x0.5 after 7 epochs down to 1e-7, clip 5,
-    0.8 L1 + 0.2 (1 - SSIM)) except: a larger learning rate and batch for the small CPU model, early stopping,
-    and SSIM's data range at 1 (the mean training glitch maximum is 1 in normalised units; the original used 21)."""
+    0.8 L1 + 0.2 (1 - SSIM)) except: a larger learning rate and batch for the small CPU model, early stopping, and
+    SSIM's data range. In normalised units the mean training glitch maximum is 1 and the noise floor ~0.002-0.05; with
+    a range of 1 (or the original's 21) SSIM is ~1 on every noise pixel and adds no gradient. 0.05 (~25 SNR^2 on SIM)
+    measured best on the 60-minute demo: validation L1 1.87 SNR^2 vs 2.06 with 1 and 2.03 with plain L1."""
 
     model_size: str = "auto"  # auto: the original's size on CUDA, the small one on CPU
     epochs: int = 100
@@ -35,7 +37,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     early_stopping_patience: int = 15
     l1_weight: float = 0.8
-    ssim_data_range: float = 1.0
+    ssim_data_range: float = 0.05
     seed: int = 0
     mixed_precision: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True
@@ -131,7 +133,10 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place and leave it at its best validation epoch. ``on_epoch`` gets each epoch's metrics."""
     if len(train_set) < 2 or len(validation_set) == 0:
-        raise ValueError(f"need >= 2 training and >= 1 validation tiles, got {len(train_set)} and {len(validation_set)}")
+        raise ValueError(
+            f"need >= 2 training and >= 1 validation tiles, got {len(train_set)} and {len(validation_set)}: "
+            "materialize more windows, or raise dataset_split's validation_fraction"
+        )
     result, start = TrainResult(), time.monotonic()
     with deterministic(config.seed):
         generator = torch.Generator().manual_seed(config.seed)
