@@ -30,6 +30,8 @@ THROUGH_SPECTROGRAMS = ["raw_strain_segments", "glitch_events", "annalisa_scores
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } } }"""
+BACKFILL_RUNS = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { runId } } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 # What the Launchpad sends for the run-level assets: 12 minutes of SIM need a larger validation share.
 MODEL_RUN_CONFIG = {
@@ -53,7 +55,7 @@ def servers(tmp_path_factory):
     postgres.remove()
 
 
-def _services(tmp_path, isolated_home, servers, database: str, frames) -> DagsterServices:
+def _services(tmp_path, isolated_home, servers, database: str, frames, backfill_batch: int | None = None) -> DagsterServices:
     postgres, mlflow = servers
     postgres.create_database(database)
     dagster_home = tmp_path / "dagster"
@@ -63,7 +65,7 @@ def _services(tmp_path, isolated_home, servers, database: str, frames) -> Dagste
         **postgres.dagster_env(database),
         DAGSTER_HOME=str(dagster_home),
         GLITCHFLOW_HOME=str(isolated_home),
-        GLITCHFLOW_RUNS=str(_sim_registry(tmp_path, frames)),  # SIM with its sensor off until switched on
+        GLITCHFLOW_RUNS=str(_sim_registry(tmp_path, frames, backfill_batch)),  # SIM with its sensor off until switched on
         GLITCHFLOW_SENSOR_INTERVAL_S="3",
         MLFLOW_TRACKING_URI=mlflow.uri,
     )
@@ -131,7 +133,7 @@ def test_sensor_and_backfill_through_to_a_model_in_the_mlflow_server(tmp_path, i
 
 
 def test_daemon_killed_mid_backfill_finishes_with_no_window_lost_or_duplicated(tmp_path, isolated_home, servers, sim_frames, monkeypatch):
-    svc = _services(tmp_path, isolated_home, servers, "dagster_fault", sim_frames)
+    svc = _services(tmp_path, isolated_home, servers, "dagster_fault", sim_frames, backfill_batch=1)  # a run per window
     for key, value in servers[0].dagster_env("dagster_fault").items():
         monkeypatch.setenv(key, value)  # for reading the instance from this process afterwards
     window_assets = ["raw_strain_segments", "glitch_events", "annalisa_scores"]
@@ -139,7 +141,7 @@ def test_daemon_killed_mid_backfill_finishes_with_no_window_lost_or_duplicated(t
         svc.start_webserver()
         svc.start_daemon()
         backfill_id = _backfill(svc, window_assets, WINDOWS)
-        wait_for(lambda: svc.graphql(RUNS % WINDOWS[0])["runsOrError"]["results"], 120, "the backfill's first run")
+        wait_for(lambda: svc.graphql(BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"], 120, "the backfill's first run")
         svc.kill("daemon", signal.SIGKILL)  # mid-backfill: runs queued or in flight, no clean shutdown
         svc.start_daemon()
         assert _wait_backfill(svc, backfill_id, 600) == "COMPLETED_SUCCESS"

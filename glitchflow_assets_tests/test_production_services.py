@@ -200,7 +200,7 @@ def test_a_run_killed_mid_write_leaves_no_partial_file_and_reruns(sim_frames, tm
     assert list(final.parent.glob(".*tmp-*")) == []  # the dead writer's temporary was cleaned up by the re-run
 
 
-def _sim_registry(tmp_path, frames) -> os.PathLike:
+def _sim_registry(tmp_path, frames, backfill_batch: int | None = None) -> os.PathLike:
     import yaml
 
     from glitchflow_assets.core.runs import SHIPPED_REGISTRY
@@ -209,6 +209,8 @@ def _sim_registry(tmp_path, frames) -> os.PathLike:
     sim = doc["runs"]["SIM"]
     sim["frames"]["path"] = str(frames)
     sim["watch"] = False
+    if backfill_batch:
+        sim["backfill_batch"] = backfill_batch
     path = tmp_path / "runs.yaml"
     path.write_text(yaml.safe_dump({"runs": {"SIM": sim}}))
     return path

@@ -49,3 +49,27 @@ def test_channel_selection_without_scores_fails_clearly(tmp_path):
         )
         assert not result.success
         assert "no materialized SIM/annalisa_scores" in result.failure_data_for_node("SIM__channel_selection").error.message
+
+
+def test_a_batched_run_materializes_each_window_of_its_range(sim_frames, isolated_home):
+    """What a backfill launches with the run's ``backfill_batch``: one run, two windows, a file and a
+    materialization per window, checks that hold for every window."""
+    run = sim_run(sim_frames)
+    defs = build_definitions({"SIM": run})
+    assert defs.get_assets_def(dg.AssetKey(["SIM", "raw_strain_segments"])).backfill_policy.max_partitions_per_run == run.backfill_batch > 1
+    windows = ["2024-05-17T16:55", "2024-05-17T17:00"]
+    tags = {"dagster/asset_partition_range_start": windows[0], "dagster/asset_partition_range_end": windows[1]}
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("SIM_ingest").execute_in_process(instance=instance, tags=tags)
+        assert result.success
+        for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
+            key = dg.AssetKey(["SIM", asset])
+            assert instance.get_materialized_partitions(key) == set(windows), asset
+            (event,) = result.asset_materializations_for_node(f"SIM__{asset}")[:1]
+            rows = event.metadata["windows"].value
+            assert [r["window"] for r in rows] == windows and event.metadata["n_windows"].value == 2
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert checks["sample_rates"].passed and "all 2 windows" in checks["sample_rates"].description
+    storage = GlitchflowStorage()
+    assert all(p.name.startswith("SIM-glitch_events-") for p in (storage.base() / "SIM" / "glitch_events").iterdir())
+    assert len(list((storage.base() / "SIM" / "glitch_events").iterdir())) == 2

@@ -47,6 +47,7 @@ class ObservingRun:
     description: str = ""
     watch: bool = False  # new-frame sensor on by default
     annalisa: dict = field(default_factory=dict)  # AnnalisaConfig overrides for this run
+    backfill_batch: int = 1  # windows per run when backfilling window assets
 
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
@@ -94,6 +95,9 @@ def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
     frames = spec["frames"]
     if not isinstance(frames, dict) or frames.get("kind") not in FRAME_KINDS or not frames.get("path"):
         raise RegistryError(f"{where}: frames needs kind ({' | '.join(FRAME_KINDS)}) and path")
+    batch = spec.get("backfill_batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise RegistryError(f"{where}: backfill_batch {batch!r} must be a positive integer (windows per backfill run)")
     aux = spec.get("aux_channels", [])
     aux = [aux] if isinstance(aux, str) else list(aux)
     return ObservingRun(
@@ -109,6 +113,7 @@ def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
         description=str(spec.get("description", "")),
         watch=bool(spec.get("watch", False)),
         annalisa=dict(spec.get("annalisa") or {}),
+        backfill_batch=batch,
     )
 
 

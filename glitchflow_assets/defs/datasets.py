@@ -14,11 +14,12 @@ from glitchflow_assets.core.raw_segments import read_data
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.core.tables import read_table
-from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.ingest import ASSET as RAW
 from glitchflow_assets.defs.metadata import md_image
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file, window_raw
+from glitchflow_assets.defs.windowed import for_each_window
 
 SPECTROGRAMS, SPLIT = "spectrograms", "dataset_split"
 EXAMPLES_PER_SPLIT = 2
@@ -48,33 +49,36 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
         "around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
     def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window, raw, summary = window_raw(context, storage, run)
-        selection = json.loads(selection_file(storage, run).read_text())
-        channels = [run.strain_channel, *selection["selected"]]
-        data, _, t0 = read_data(raw, channels)
-        segments = {c.name: c.segments for c in summary.channels}
-        events, _ = read_table(storage.window_file(run.name, EVENTS, window))
-        config = SpectrogramConfig()
-        rate = float(summary.attrs["sample_rate"])
-        spec, freqs, times, kept = build_spectrograms(
-            data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
-        )
-        snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
-        path = storage.window_file(run.name, SPECTROGRAMS, window)
-        inputs = {
-            "frames_sha256": hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24],
-            "selection": selection["version"],
-        }
-        write_spectrograms(
-            path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
-        )
-        metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
-        if len(kept):
-            loudest = int(np.argmax(snr))
-            metadata["loudest_event"] = dg.MetadataValue.md(
-                _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
+        def one(window: Window) -> dg.MaterializeResult:
+            raw, summary = window_raw(storage, run, window)
+            selection = json.loads(selection_file(storage, run).read_text())
+            channels = [run.strain_channel, *selection["selected"]]
+            data, _, t0 = read_data(raw, channels)
+            segments = {c.name: c.segments for c in summary.channels}
+            events, _ = read_table(storage.window_file(run.name, EVENTS, window))
+            config = SpectrogramConfig()
+            rate = float(summary.attrs["sample_rate"])
+            spec, freqs, times, kept = build_spectrograms(
+                data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
             )
-        return dg.MaterializeResult(metadata=metadata)
+            snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
+            path = storage.window_file(run.name, SPECTROGRAMS, window)
+            inputs = {
+                "frames_sha256": hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24],
+                "selection": selection["version"],
+            }
+            write_spectrograms(
+                path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
+            )
+            metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
+            if len(kept):
+                loudest = int(np.argmax(snr))
+                metadata["loudest_event"] = dg.MetadataValue.md(
+                    _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
+                )
+            return dg.MaterializeResult(metadata=metadata)
+
+        return for_each_window(context, run, one)
 
     return _spectrograms
 

@@ -9,9 +9,10 @@ from glitchflow_assets.core.quality import BLOCKING, CHECKS, assess
 from glitchflow_assets.core.raw_segments import RawSegmentSummary
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import total
-from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.core.windows import Window
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.windowed import for_each_window, window_backfill_policy
 
 ASSET = "raw_strain_segments"
 CHECK_DESCRIPTIONS = {
@@ -57,7 +58,7 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         partitions_def=window_partitions(run),
         kinds={"hdf5", "gwpy"},
         tags={"glitchflow/level": "window"},
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        backfill_policy=window_backfill_policy(run),
         check_specs=[
             dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]) for name in CHECKS
         ],
@@ -69,28 +70,30 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         ),
     )
     def _raw(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window = window_for_key(context.partition_key, run.cadence)
-        try:
-            summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window))
-        except IngestError as exc:
-            raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
-        for name, reason in summary.skipped:
-            context.log.warning(f"skipped {name}: {reason}")
-        outcomes = assess(summary, run)
-        version = hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24]
-        return dg.MaterializeResult(
-            metadata=_metadata(summary),
-            data_version=dg.DataVersion(version),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=o.passed,
-                    severity=dg.AssetCheckSeverity(o.severity),
-                    description=o.description,
-                    metadata={"problems": len(o.messages)},
-                )
-                for name, o in outcomes.items()
-            ],
-        )
+        def one(window: Window) -> dg.MaterializeResult:
+            try:
+                summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window))
+            except IngestError as exc:
+                raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
+            for name, reason in summary.skipped:
+                context.log.warning(f"skipped {name}: {reason}")
+            outcomes = assess(summary, run)
+            version = hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24]
+            return dg.MaterializeResult(
+                metadata=_metadata(summary),
+                data_version=dg.DataVersion(version),
+                check_results=[
+                    dg.AssetCheckResult(
+                        check_name=name,
+                        passed=o.passed,
+                        severity=dg.AssetCheckSeverity(o.severity),
+                        description=o.description,
+                        metadata={"problems": len(o.messages)},
+                    )
+                    for name, o in outcomes.items()
+                ],
+            )
+
+        return for_each_window(context, run, one)
 
     return _raw

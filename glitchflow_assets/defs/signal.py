@@ -24,6 +24,7 @@ from glitchflow_assets.defs.ingest import ASSET as RAW
 from glitchflow_assets.defs.metadata import md_image, md_table
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.windowed import for_each_window, window_backfill_policy
 
 EVENTS, SCORES, SELECTION = "glitch_events", "annalisa_scores", "channel_selection"
 
@@ -39,16 +40,15 @@ def gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description:
         kinds=GPU_KINDS,
         op_tags=GPU_OP_TAGS,
         tags={"glitchflow/level": "window"},
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        backfill_policy=window_backfill_policy(run),
         description=description,
     )
 
 
-def window_raw(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> tuple[Window, Path, RawSegmentSummary]:
-    """The partition's window, its raw_strain_segments file and that file's summary."""
-    window = window_for_key(context.partition_key, run.cadence)
+def window_raw(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> tuple[Path, RawSegmentSummary]:
+    """The window's raw_strain_segments file and that file's summary."""
     raw = storage.window_file(run.name, RAW, window)
-    return window, raw, read_summary(raw)
+    return raw, read_summary(raw)
 
 
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
@@ -60,34 +60,39 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
         "GPS, frequency, SNR, Q, duration, bandwidth.",
     )
     def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window, raw, summary = window_raw(context, storage, run)
-        data, _, t0 = read_data(raw, [run.strain_channel])
-        config = EventSearchConfig()
-        events, searched = find_events(data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device())
-        livetime = total(searched)
-        path = storage.window_file(run.name, EVENTS, window)
-        attrs = {
-            "schema": "glitchflow.glitch_events",
-            "schema_version": 1,
-            "run": run.name,
-            "window": window.key,
-            "gps_start": window.gps_start,
-            "gps_end": window.gps_end,
-            "searched": json.dumps(searched),
-            "searched_livetime": livetime,
-            "config": json.dumps(asdict(config)),
-        }
-        write_table(path, events, attrs)
-        loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "n_events": len(events),
-                "searched_livetime_s": livetime,
-                "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
-                "loudest": dg.MetadataValue.md(md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+        def one(window: Window) -> dg.MaterializeResult:
+            raw, summary = window_raw(storage, run, window)
+            data, _, t0 = read_data(raw, [run.strain_channel])
+            config = EventSearchConfig()
+            events, searched = find_events(
+                data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device()
+            )
+            livetime = total(searched)
+            path = storage.window_file(run.name, EVENTS, window)
+            attrs = {
+                "schema": "glitchflow.glitch_events",
+                "schema_version": 1,
+                "run": run.name,
+                "window": window.key,
+                "gps_start": window.gps_start,
+                "gps_end": window.gps_end,
+                "searched": json.dumps(searched),
+                "searched_livetime": livetime,
+                "config": json.dumps(asdict(config)),
             }
-        )
+            write_table(path, events, attrs)
+            loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
+            return dg.MaterializeResult(
+                metadata={
+                    "path": dg.MetadataValue.path(str(path)),
+                    "n_events": len(events),
+                    "searched_livetime_s": livetime,
+                    "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
+                    "loudest": dg.MetadataValue.md(md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+                }
+            )
+
+        return for_each_window(context, run, one)
 
     return _events
 
@@ -100,41 +105,44 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
         "ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events (per event and channel).",
     )
     def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        window, raw, summary = window_raw(context, storage, run)
-        data, channels, t0 = read_data(raw)
-        events, _ = read_table(storage.window_file(run.name, EVENTS, window))
-        config = AnnalisaConfig.from_mapping(run.annalisa)
-        scores = score_window(
-            data,
-            t0,
-            float(summary.attrs["sample_rate"]),
-            channels,
-            [c.segments for c in summary.channels],
-            [c.native_rate for c in summary.channels],
-            events["gps"].to_numpy(),
-            config,
-            select_device(),
-        )
-        path = storage.window_file(run.name, SCORES, window)
-        save_scores(
-            path,
-            scores,
-            {
-                "schema": "glitchflow.annalisa_scores",
-                "schema_version": 1,
-                "run": run.name,
-                "window": window.key,
-                "config": json.dumps(asdict(config)),
-            },
-        )
-        table = channel_table([scores], config)
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "n_events_scored": len(scores.event_gps),
-                "channels": dg.MetadataValue.md(md_table(table)),
-            }
-        )
+        def one(window: Window) -> dg.MaterializeResult:
+            raw, summary = window_raw(storage, run, window)
+            data, channels, t0 = read_data(raw)
+            events, _ = read_table(storage.window_file(run.name, EVENTS, window))
+            config = AnnalisaConfig.from_mapping(run.annalisa)
+            scores = score_window(
+                data,
+                t0,
+                float(summary.attrs["sample_rate"]),
+                channels,
+                [c.segments for c in summary.channels],
+                [c.native_rate for c in summary.channels],
+                events["gps"].to_numpy(),
+                config,
+                select_device(),
+            )
+            path = storage.window_file(run.name, SCORES, window)
+            save_scores(
+                path,
+                scores,
+                {
+                    "schema": "glitchflow.annalisa_scores",
+                    "schema_version": 1,
+                    "run": run.name,
+                    "window": window.key,
+                    "config": json.dumps(asdict(config)),
+                },
+            )
+            table = channel_table([scores], config)
+            return dg.MaterializeResult(
+                metadata={
+                    "path": dg.MetadataValue.path(str(path)),
+                    "n_events_scored": len(scores.event_gps),
+                    "channels": dg.MetadataValue.md(md_table(table)),
+                }
+            )
+
+        return for_each_window(context, run, one)
 
     return _scores
 
