@@ -127,9 +127,15 @@ class MlflowServer:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        # The backend URI carries the password: through the environment, never on the command line (ps shows that).
+        env = dict(
+            os.environ,
+            MLFLOW_DISABLE_TELEMETRY="true",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_BACKEND_STORE_URI=self.backend_uri,
+        )
         args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        args += ["--backend-store-uri", self.backend_uri, "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts"]
+        args += ["--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts"]
         log = open(self.root / "mlflow.log", "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_for(self._healthy, 180, f"the MLflow server on {self.uri} (log: {self.root / 'mlflow.log'})")

@@ -124,7 +124,9 @@ def test_sensor_and_backfill_through_to_a_model_in_the_mlflow_server(tmp_path, i
         assert wait_for(lambda: status() if status() in ("SUCCESS", "FAILURE", "CANCELED") else None, 600, "the model run") == "SUCCESS"
     finally:
         svc.stop()
-    _, mlflow = servers
+    postgres, mlflow = servers
+    for log in ("webserver.log", "daemon.log"):  # credentials never reach the logs
+        assert postgres.password not in (tmp_path / log).read_text(errors="replace"), log
     client = MlflowClient(tracking_uri=mlflow.uri, registry_uri=mlflow.uri)
     version = client.get_model_version_by_alias("glitchflow-SIM", CANDIDATE)
     run = client.get_run(version.run_id)

@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import h5py
+import psutil
 import pytest
 from dagster._core.instance.ref import InstanceRef
 from mlflow import MlflowClient
@@ -98,6 +99,13 @@ def test_production_instance_loads_against_postgresql(production_home, postgres)
         assert instance.run_monitoring_enabled and instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
         assert postgres.password not in instance.get_settings("storage").__repr__()  # credentials stay env references
         assert postgres.password not in (production_home / "dagster.yaml").read_text()
+
+
+def test_no_credentials_on_command_lines_or_in_server_logs(postgres, mlflow_server):
+    assert postgres.password not in " ".join(psutil.Process(mlflow_server.process.pid).cmdline())
+    for child in psutil.Process(mlflow_server.process.pid).children(recursive=True):
+        assert postgres.password not in " ".join(child.cmdline())
+    assert postgres.password not in (mlflow_server.root / "mlflow.log").read_text(errors="replace")
 
 
 def test_postgresql_restart_and_the_instance_reconnects(production_home, postgres):
