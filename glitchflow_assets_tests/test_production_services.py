@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 
 import dagster as dg
 import h5py
@@ -173,7 +172,13 @@ def test_mlflow_server_down_during_training_fails_clearly_then_retries(dataset, 
 
     wait_for(training_started, 120, "the first epoch's metrics in the MLflow server", interval=0.2)
     mlflow_server.stop()  # mid-training
-    time.sleep(8)  # the attempt fails on its next MLflow call; the retry waits 15 s
+
+    def attempt_failed():  # on its next MLflow call; the retry then waits 15 s
+        with _instance(production_home) as instance:
+            (latest,) = instance.get_runs(limit=1)
+            return instance.get_records_for_run(latest.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+
+    wait_for(attempt_failed, 120, "the training attempt to fail on the stopped server", interval=0.5)
     mlflow_server.start()
     worker.join(300)
     result = outcome["result"]
