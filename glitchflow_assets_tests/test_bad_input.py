@@ -181,3 +181,24 @@ def test_flatlined_channel_is_flagged_with_its_start(frames_copy, tmp_path):
     outcome = assess(ingest_window(run, window, tmp_path / "w.h5"), run)["no_flatlined_channels"]
     assert not outcome.passed and outcome.severity == "WARN"
     assert "V1:ENV_NEB_MAG_N" in outcome.description and f"{start:.4f}" in outcome.description and "5.0 s" in outcome.description
+
+
+def test_scan_survives_loops_directory_links_fifos_and_foreign_digits(frames_copy, tmp_path):
+    """Each of these once stopped every window and sensor tick (a loop or a link to a directory raised in the scan;
+    a FIFO hung ingest in open()); now each is skipped with its reason and the window still ingests."""
+    os.symlink("V-V1SIM-1400090000-60.gwf", frames_copy / "V-V1SIM-1400090000-60.gwf")  # a link to itself
+    os.symlink(frames_copy / "truth", frames_copy / "V-V1SIM-1400090060-60.gwf")  # a link to a directory
+    os.mkfifo(frames_copy / "V-V1SIM-1400090120-60.gwf")
+    os.symlink(tmp_path / "gone.gwf", frames_copy / "V-V1SIM-1400090180-60.gwf")  # dangling
+    (frames_copy / "V-V1SIM-\u0661\u0664\u0660\u0660\u0660\u0660\u0660\u0661\u0661\u0668-60.gwf").write_bytes(b"x")  # Arabic-Indic digits
+    found, skipped = scan_frame_dir(frames_copy)
+    reasons = {s.path.name: s.reason for s in skipped}
+    assert "does not resolve" in reasons["V-V1SIM-1400090000-60.gwf"]
+    assert "not a regular file" in reasons["V-V1SIM-1400090060-60.gwf"]
+    assert "not a regular file" in reasons["V-V1SIM-1400090120-60.gwf"]
+    assert "does not resolve" in reasons["V-V1SIM-1400090180-60.gwf"]
+    assert any("OBS-TAG-GPSSTART-DURATION" in r for n, r in reasons.items() if "\u0661" in n)
+    assert len(found) == 12
+    run, window = _five_minutes(frames_copy)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    assert summary.attrs["livetime"] > 290

@@ -17,7 +17,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_NAME_RE = re.compile(r"^(?P<obs>[A-Z][A-Z0-9]{0,7})-(?P<tag>[A-Za-z0-9_]{1,64})-(?P<gps>\d{9,10})-(?P<dur>\d{1,7})\.(?P<ext>gwf|hdf5)$")
+# ASCII only: \d would accept other scripts' digits ("١٤٠٠...") as GPS times
+_NAME_RE = re.compile(
+    r"^(?P<obs>[A-Z][A-Z0-9]{0,7})-(?P<tag>[A-Za-z0-9_]{1,64})-(?P<gps>[0-9]{9,10})-(?P<dur>[0-9]{1,7})\.(?P<ext>gwf|hdf5)$"
+)
 
 
 class FrameError(RuntimeError):
@@ -84,8 +87,8 @@ def scan_frame_dir(root: Path, extension: str = ".gwf") -> tuple[list[tuple[Fram
                     continue
                 if not entry.name.endswith(extension) or entry.name.startswith("."):
                     continue  # other files (truth tables, temporaries being written) are not frames
-                if entry.is_symlink() and not path.resolve().is_relative_to(real_root):
-                    skipped.append(Skipped(path, "symbolic link pointing outside the frame directory"))
+                if reason := _not_a_frame_file(entry, path, real_root):
+                    skipped.append(Skipped(path, reason))
                     continue
                 try:
                     frame = parse_frame_name(path)
@@ -94,6 +97,23 @@ def scan_frame_dir(root: Path, extension: str = ".gwf") -> tuple[list[tuple[Fram
                     skipped.append(Skipped(path, str(exc)))
     found.sort(key=lambda item: (item[0].gps_start, item[0].name))
     return found, skipped
+
+
+def _not_a_frame_file(entry: os.DirEntry, path: Path, real_root: Path) -> str:
+    """Why a directory entry named like a frame cannot be one (never opening it: a FIFO would block), or ''."""
+    if entry.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:  # a loop raises RuntimeError, a dangling link FileNotFoundError
+            return f"symbolic link that does not resolve to a file ({exc.__class__.__name__}: {exc})"
+        if not target.is_relative_to(real_root):
+            return "symbolic link pointing outside the frame directory"
+    try:
+        if not entry.is_file():  # follows a (checked) link; False for directories, FIFOs, sockets, devices
+            return "not a regular file (directory, FIFO, socket or device named like a frame)"
+    except OSError as exc:
+        return f"cannot stat: {exc}"
+    return ""
 
 
 def frames_overlapping(frames: list[FrameFile], gps_start: float, gps_end: float) -> list[FrameFile]:
