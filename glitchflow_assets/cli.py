@@ -1,41 +1,46 @@
-"""``glitchflow`` command: simulate frames, run the demo pipeline.
+"""``glitchflow`` command: simulate frames, run the demo pipeline, materialize an own run by GPS or UTC.
 
-glitchflow simulate --run SIM --minutes 30        write simulated GWF frames + ground truth
-glitchflow demo --minutes 60                      simulate SIM and run the whole pipeline on it
+glitchflow simulate --run SIM --minutes 30                    write simulated GWF frames + ground truth
+glitchflow demo                                               simulate 2 h of SIM and run the whole pipeline on it
+glitchflow partitions RUN [--gps T]                           a run's windows with their GPS spans (or the one holding T)
+glitchflow materialize RUN --gps-start S --gps-end E [--through STAGE]
+                                                              every window of the span (and, with --through, the stages
+                                                              after them) on the configured Dagster instance
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
 import sys
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 from glitchflow_assets.core.home import HOME_ENV, glitchflow_home, storage_root
 from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.windows import windows_overlapping
+from glitchflow_assets.core.windows import utc_to_gps, window_holding, windows_overlapping
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
 
-EVALUATION_SHOWN = ("denoising_accuracy_snr2_16", "veto_accuracy_snr2_16", "l1", "l1_zero_baseline", "l1_mean_tile_baseline")
+DEMO_GLITCH_RATE = 4.0
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _short(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def _simulate(
+    run_name: str, minutes: float, seed: int, frame_length: int, out: str | None, start: int | None, glitch_rate: float | None
+) -> list[str]:
+    from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 
+    scenario = VIRGO_SCENARIO if glitch_rate is None else dataclasses.replace(VIRGO_SCENARIO, glitch_rate_per_min=glitch_rate)
 
-def _simulate(run_name: str, minutes: float, seed: int, frame_length: int, out: str | None, start: int | None) -> list[str]:
-    from glitchflow_assets.core.sim import simulate
-
-    run = load_registry()[run_name]
+    run = _run(run_name)
     gps_start = run.gps_start if start is None else start
     duration = int(round(minutes * 60))
     target = Path(out) if out else run.frames.path
@@ -44,11 +49,126 @@ def _simulate(run_name: str, minutes: float, seed: int, frame_length: int, out: 
     def progress(i: int, n: int, path: Path) -> None:
         _say(f"  [{i}/{n}] wrote {path.name} ({time.monotonic() - t0:.0f} s)")
 
-    _say(f"Simulating {run_name}: GPS {gps_start}-{gps_start + duration} into {target} (seed {seed})")
-    result = simulate(target, gps_start, duration, frame_length=frame_length, seed=seed, progress=progress)
+    _say(
+        f"Simulating {run_name}: GPS {gps_start}-{gps_start + duration} into {target} "
+        f"(seed {seed}, {scenario.glitch_rate_per_min:g} glitches/min)"
+    )
+    workers = min(2, os.cpu_count() or 1)
+    result = simulate(
+        target, gps_start, duration, frame_length=frame_length, seed=seed, scenario=scenario, progress=progress, workers=workers
+    )
     strain = result.glitches[result.glitches.role == "strain"] if len(result.glitches) else result.glitches
     _say(f"  {len(result.frames)} frames, {len(strain)} glitches in strain; ground truth: {result.truth}")
     return [w.key for w in windows_overlapping(gps_start, gps_start + duration, run.cadence)]
+
+
+class Progress:
+    """One line per finished step: window stages counted per window, run-level stages with what they produced."""
+
+    def __init__(self, run: str, n_windows: int):
+        self.run, self.n_windows, self.t0, self.done = run, n_windows, time.monotonic(), {}
+
+    def __call__(self, step) -> None:
+        from glitchflow_assets.defs.model import EVALUATION, SYNTHETIC, TRAINED
+
+        names = ", ".join(k.path[-1] for k in step.assets)
+        status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
+        if step.partition is not None:
+            n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + 1
+            _say(f"  [{n}/{self.n_windows}] {self.run} window {step.partition} ({names}): {status}")
+        else:
+            _say(f"  {self.run}/{names}: {status}")
+        for event in step.result.all_events if not step.success else ():
+            if event.is_failure:
+                _say(f"    {event.message}")
+        if meta := step.metadata("channel_selection"):
+            _say(f"    witnesses {', '.join(meta['selected']) or 'none'}")
+        if meta := step.metadata("dataset_split"):
+            _say(f"    tiles per split and class {meta['class_balance']}")
+        if meta := step.metadata(TRAINED):
+            seconds = meta["train_seconds"]
+            _say(f"    {meta['model_uri']}: best epoch {meta['best_epoch']} of {meta['epochs_run']}, {seconds:.0f} s of training")
+        for check in step.result.get_asset_check_evaluations():
+            if step.partition is None or not check.passed:  # window checks only when they fail
+                _say(f"    check {check.check_name}: {'passed' if check.passed else 'FAILED'} - {check.description}")
+        if meta := step.metadata(EVALUATION):
+            _say(
+                f"    held-out test split: {meta['test_glitch_events']} glitch events of {meta['test_events']} "
+                "(model, then baselines; 95 % intervals over events):"
+            )
+            for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
+                baselines = ", ".join(f"{g} {meta[f'{k}_{g}']:.3f}" for g in ("linear_witness", "mean_tile", "zero"))
+                _say(f"      {k:18s} {meta[f'{k} [95% CI]']}   ({baselines})")
+            if "warning" in meta:
+                _say(f"      WARNING: {meta['warning']}")
+        if meta := step.metadata(SYNTHETIC):
+            _say(f"    synthetic glitches: {meta['items']} items")
+
+
+def _run(name: str):
+    runs = load_registry()
+    if name not in runs:
+        raise ValueError(f"unknown observing run {name!r}; known: {', '.join(runs)}")
+    return runs[name]
+
+
+def _span(run, args: argparse.Namespace) -> tuple[float, float]:
+    """The GPS span asked for (by GPS or UTC), clipped to the run, or a ValueError saying why not."""
+    if args.utc_start or args.utc_end:
+        if not (args.utc_start and args.utc_end):
+            raise ValueError("give both --utc-start and --utc-end")
+        start, end = (utc_to_gps(datetime.fromisoformat(t).replace(tzinfo=UTC)) for t in (args.utc_start, args.utc_end))
+    else:
+        start, end = args.gps_start, args.gps_end
+    if start is None or end is None or not start < end:
+        raise ValueError("give --gps-start < --gps-end (or --utc-start < --utc-end)")
+    if end <= run.gps_start or start >= run.gps_end:
+        raise ValueError(f"GPS {start:.0f}-{end:.0f} is outside run {run.name} (GPS {run.gps_start}-{run.gps_end})")
+    return max(start, run.gps_start), min(end, run.gps_end)
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    run = _run(args.run)
+    start, end = _span(run, args)
+    windows = [w.key for w in windows_overlapping(start, end, run.cadence)]
+
+    import dagster as dg
+
+    from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.runner import materialize_span, stage_groups
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    defs = build_definitions()
+    groups = stage_groups(defs, run.name, args.through)  # an unknown stage fails here, before anything runs
+    through = args.through or groups[0][1][-1].path[-1]  # default: the window stages before the first run-level one
+    dagster_home = _instance_home()
+    _say(f"{run.name}: {len(windows)} windows {windows[0]} .. {windows[-1]} (GPS {start:.0f}-{end:.0f}) through {through}")
+    _say(f"  Dagster instance {dagster_home}")
+    t0 = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        outcome = materialize_span(defs, run.name, windows, instance, through=through, on_step=Progress(run.name, len(windows)))
+    failed = [s for s in outcome.steps if not s.success]
+    _say(
+        f"{run.name}: {len(outcome.steps) - len(failed)} runs succeeded, {len(failed)} failed in {time.monotonic() - t0:.0f} s"
+        + (f"; stopped at {failed[0].partition or 'the run-level stages'}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def _partitions(args: argparse.Namespace) -> int:
+    run = _run(args.run)
+    if args.gps is not None:
+        if not run.gps_start <= args.gps < run.gps_end:
+            nearest = window_holding(min(max(args.gps, run.gps_start), run.gps_end - 1), run.cadence)
+            _say(f"GPS {args.gps} is outside run {run.name} (GPS {run.gps_start}-{run.gps_end}); nearest window {nearest.key}")
+            return 2
+        shown = [window_holding(args.gps, run.cadence)]
+    else:
+        shown = windows_overlapping(run.gps_start, run.gps_end, run.cadence)
+    _say(f"{run.name}: {run.cadence.text} windows, GPS {run.gps_start}-{run.gps_end}")
+    for w in shown:
+        _say(f"  {w.key}  GPS {w.gps_start}-{w.gps_end}  ({w.duration} s)")
+    return 0
 
 
 def _instance_home() -> Path:
@@ -64,67 +184,21 @@ def _demo(args: argparse.Namespace) -> int:
     home = glitchflow_home()
     os.environ.setdefault(HOME_ENV, str(home))
     dagster_home = _instance_home()
-    keys = _simulate("SIM", args.minutes, args.seed, args.frame_length, None, None)
+    keys = _simulate("SIM", args.minutes, args.seed, args.frame_length, None, None, args.glitch_rate)
 
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
-    from glitchflow_assets.defs.model import EVALUATION, SYNTHETIC, TRAINED, MlflowTracking
-    from glitchflow_assets.defs.resources import GlitchflowStorage
+    from glitchflow_assets.defs.model import SYNTHETIC, TRAINED, MlflowTracking
+    from glitchflow_assets.runner import materialize_span
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
-
-    defs = build_definitions()
-    job = defs.resolve_job_def("SIM_ingest")
-    t0 = time.monotonic()
+    training = {"epochs": args.epochs, "time_budget_s": args.train_budget_s, "seed": args.seed}
     with dg.DagsterInstance.get() as instance:
-        for i, key in enumerate(keys, 1):
-            result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
-            status = "ok" if result.success else "FAILED"
-            elapsed = time.monotonic() - t0
-            _say(f"  [{i}/{len(keys)}] SIM window {key} (raw_strain_segments, glitch_events, annalisa_scores): {status} ({elapsed:.0f} s)")
-            if not result.success:
-                return 1
-        resources = {"storage": GlitchflowStorage()}
-        selection = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))],
-            instance=instance,
-            resources=resources,
-            run_config=QUIET,
-        )
-        if not selection.success:
-            return 1
-        (event,) = selection.asset_materializations_for_node("SIM__channel_selection")
-        _say(f"  SIM/channel_selection: witnesses {', '.join(event.metadata['selected'].value) or 'none'}")
-        spectrograms = defs.get_assets_def(dg.AssetKey(["SIM", "spectrograms"]))
-        for key in keys:
-            if not dg.materialize([spectrograms], partition_key=key, instance=instance, resources=resources, run_config=QUIET).success:
-                return 1
-        _say(f"  SIM/spectrograms: {len(keys)} windows ({time.monotonic() - t0:.0f} s)")
-        split = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", "dataset_split"]))], instance=instance, resources=resources, run_config=QUIET
-        )
-        if not split.success:
-            return 1
-        (event,) = split.asset_materializations_for_node("SIM__dataset_split")
-        _say(f"  SIM/dataset_split: tiles per split and class {event.metadata['class_balance'].value}")
-        tracking = MlflowTracking()
-        training = {"epochs": args.epochs, "time_budget_s": args.train_budget_s, "seed": args.seed}
-        model = defs.resolve_job_def("SIM_model").execute_in_process(
-            instance=instance, run_config={**QUIET, "ops": {f"SIM__{TRAINED}": {"config": training}}}, raise_on_error=False
-        )
-        for node, shown in (
-            (TRAINED, ("model_uri", "best_epoch", "train_seconds")),
-            (EVALUATION, EVALUATION_SHOWN),
-            (SYNTHETIC, ("items",)),
-        ):
-            for event in model.asset_materializations_for_node(f"SIM__{node}"):
-                values = ", ".join(f"{k} {_short(event.metadata[k].value)}" for k in shown)
-                _say(f"  SIM/{node}: {values} ({time.monotonic() - t0:.0f} s)")
-        for check in model.get_asset_check_evaluations():
-            _say(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'} - {check.description}")
-        if not model.success:
-            return 1
+        outcome = materialize_span(build_definitions(), "SIM", keys, instance, {TRAINED: training}, on_step=Progress("SIM", len(keys)))
+    if not outcome.success:
+        return 1
+    tracking = MlflowTracking()
     _say("")
     _say("Done. Results:")
     _say(f"  frames + ground truth : {load_registry()['SIM'].frames.path}")
@@ -150,22 +224,42 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--out", default=None, help="directory (default: the run's frame directory)")
     sim.add_argument("--frame-length", type=int, default=60, help="seconds per frame file")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--glitch-rate", type=float, default=None, help="strain glitches per minute (default: the scenario's, 1)")
     demo = sub.add_parser("demo", help="simulate the SIM run and materialize it with the embedded defaults")
-    demo.add_argument("--minutes", type=float, default=60.0)
+    demo.add_argument("--minutes", type=float, default=120.0)
+    demo.add_argument(
+        "--glitch-rate",
+        type=float,
+        default=DEMO_GLITCH_RATE,
+        help="strain glitches per minute (a bad-weather stretch: enough events to judge by)",
+    )
     demo.add_argument("--frame-length", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
-    demo.add_argument("--train-budget-s", type=float, default=240.0, help="stop training after this many seconds (0: no limit)")
+    demo.add_argument("--train-budget-s", type=float, default=200.0, help="stop training after this many seconds (0: no limit)")
+    parts = sub.add_parser("partitions", help="a run's windows (partition keys) with their GPS spans")
+    parts.add_argument("run")
+    parts.add_argument("--gps", type=float, default=None, help="only the window holding this GPS time")
+    mat = sub.add_parser("materialize", help="materialize every window of a GPS or UTC span of a run")
+    mat.add_argument("run")
+    mat.add_argument("--gps-start", type=float)
+    mat.add_argument("--gps-end", type=float)
+    mat.add_argument("--utc-start", help="instead of GPS: ISO time in UTC, e.g. 2024-05-17T17:00")
+    mat.add_argument("--utc-end")
+    mat.add_argument("--through", default=None, help="last stage to materialize (default: the window stages), e.g. trained_model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo}
     try:
-        if args.command == "simulate":
-            _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start)
-            return 0
-        return _demo(args)
-    except KeyError as exc:
-        _say(f"glitchflow: unknown observing run {exc}; known: {', '.join(load_registry())}")
+        return commands[args.command](args)
+    except ValueError as exc:
+        _say(f"glitchflow: {exc}")
         return 2
+
+
+def _simulate_command(args: argparse.Namespace) -> int:
+    _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start, args.glitch_rate)
+    return 0
 
 
 if __name__ == "__main__":

@@ -63,6 +63,10 @@ def test_bundle_round_trip_is_exact_and_pickle_free(tmp_path):
     tiles = np.random.default_rng(0).exponential(1.0, (3, 3, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(model.generate(tiles, CPU), loaded.generate(tiles, CPU))
     assert loaded.normalisation == model.normalisation and loaded.provenance == {"dataset": "d.h5"}
+    weights = (tmp_path / "m" / WEIGHTS).read_bytes()
+    (tmp_path / "m" / WEIGHTS).write_bytes(weights[:-4] + bytes(4))  # bit damage the safetensors header would not notice
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_bundle(tmp_path / "m")
     (tmp_path / "m" / MANIFEST).write_text('{"format": "something.else", "format_version": 1}')
     with pytest.raises(ValueError, match="something.else"):
         load_bundle(tmp_path / "m")

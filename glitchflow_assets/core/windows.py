@@ -88,10 +88,19 @@ def validate_partition_key(key: str) -> str:
 
 def window_for_key(key: str, cadence: Cadence) -> Window:
     start = datetime.strptime(validate_partition_key(key), PARTITION_KEY_FORMAT).replace(tzinfo=UTC)
-    if floor_to_cadence(start, cadence) != start:
-        raise ValueError(f"partition key {key!r} is not aligned to the {cadence.text} cadence")
+    if (floor := floor_to_cadence(start, cadence)) != start:
+        nearest = window_for_key(floor.strftime(PARTITION_KEY_FORMAT), cadence)
+        raise ValueError(
+            f"partition key {key!r} is not aligned to the {cadence.text} cadence; the window holding it is {nearest.key!r} "
+            f"(GPS {nearest.gps_start}-{nearest.gps_end})"
+        )
     end = start + timedelta(seconds=cadence.seconds)
     return Window(key, round(utc_to_gps(start)), round(utc_to_gps(end)))
+
+
+def window_holding(gps: float, cadence: Cadence) -> Window:
+    """The window whose GPS span holds ``gps``."""
+    return windows_overlapping(gps, gps + 1e-6, cadence)[0]
 
 
 def windows_overlapping(gps_start: float, gps_end: float, cadence: Cadence) -> list[Window]:

@@ -84,12 +84,12 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 class DatasetSplitConfig(dg.Config):
-    """Editable in the Launchpad: 5 tiles of 64x64 per event, 80/10/10 by event, seed 42 (the original's), and
+    """Editable in the Launchpad: 5 tiles of 64x64 per event, 60/20/20 by event, seed 42 (the original's), and
     label thresholds above the noise (see :class:`glitchflow_assets.core.datasets.DatasetConfig`)."""
 
     seed: int = 42
-    train_fraction: float = 0.8
-    validation_fraction: float = 0.1
+    train_fraction: float = DatasetConfig.fractions[0]
+    validation_fraction: float = DatasetConfig.fractions[1]
     block_seconds: float = 0.0
     glitch_threshold: float = 40.0
     background_threshold: float = 25.0

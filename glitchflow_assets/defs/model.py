@@ -5,16 +5,16 @@ import hashlib
 import json
 
 import dagster as dg
-import h5py
-import numpy as np
+from pydantic import Field
 
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.ml.evaluation import evaluate, write_synthetic
-from glitchflow_assets.core.ml.figures import accuracy_curves_png, generated_vs_real_png
-from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD
-from glitchflow_assets.core.ml.pipeline import beats_baselines, train_and_register
+from glitchflow_assets.core.ml.bundle import MODEL
+from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, synthetic_examples_png, write_synthetic
+from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
+from glitchflow_assets.core.ml.gate import GateConfig
+from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionRef, Tracker
-from glitchflow_assets.core.ml.training import TrainConfig
+from glitchflow_assets.core.ml.training import TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.storage import atomic_path
 from glitchflow_assets.core.tables import write_tables
@@ -24,6 +24,26 @@ from glitchflow_assets.defs.metadata import md_image, md_table
 from glitchflow_assets.defs.resources import GlitchflowStorage
 
 TRAINED, EVALUATION, SYNTHETIC = "trained_model", "model_evaluation", "synthetic_glitches"
+QUALITY_GATE = "quality_gate"
+MIN_TEST_EVENTS = 50  # fewer held-out glitch events than this: the headline numbers are flagged as weak in the UI
+REPORT_COLUMNS = [
+    "generator",
+    "events",
+    "glitch_events",
+    "tiles",
+    "threshold_snr2",
+    "roc_auc",
+    "balanced_accuracy",
+    "balanced_accuracy_low",
+    "balanced_accuracy_high",
+    "loudness_ratio",
+    "peak_distance_time_bins",
+    "peak_distance_freq_rows",
+    "log_correlation",
+    "l1_glitch",
+    "l1_background",
+    "ssim_glitch",
+]
 MODEL_KINDS = {"pytorch", "mlflow"}
 MLFLOW_RETRIES, MLFLOW_RETRY_WAIT_S = 3, 15
 
@@ -38,30 +58,50 @@ class MlflowTracking(dg.ConfigurableResource):
         return Tracker(self.tracking_uri)
 
 
-class TrainingConfig(dg.Config):
-    """Training settings, editable in the Launchpad (see :class:`glitchflow_assets.core.ml.training.TrainConfig`)."""
+_D = TrainConfig()
+_G = GateConfig()
 
-    model_size: str = TrainConfig.model_size
-    epochs: int = TrainConfig.epochs
-    batch_size: int = TrainConfig.batch_size
-    learning_rate: float = TrainConfig.learning_rate
-    weight_decay: float = TrainConfig.weight_decay
-    plateau_factor: float = TrainConfig.plateau_factor
-    plateau_patience: int = TrainConfig.plateau_patience
-    min_learning_rate: float = TrainConfig.min_learning_rate
-    grad_clip: float = TrainConfig.grad_clip
-    early_stopping_patience: int = TrainConfig.early_stopping_patience
-    l1_weight: float = TrainConfig.l1_weight
-    ssim_data_range: float = TrainConfig.ssim_data_range
-    seed: int = TrainConfig.seed
-    mixed_precision: bool = TrainConfig.mixed_precision
-    channels_last: bool = TrainConfig.channels_last
-    compile: bool = TrainConfig.compile
-    time_budget_s: float = TrainConfig.time_budget_s
-    device: str = "auto"
+
+class TrainingConfig(dg.Config):
+    """Training and quality-gate settings, editable in the Launchpad (core: ``TrainConfig`` and ``GateConfig``;
+    ``TrainConfig.original()`` is the original GlitchFlow's setup: representation linear, l1_weight 0.8,
+    ssim_data_range 21, learning_rate 1e-4, batch_size 10, glitch_pixel_weight 0, shift_bins 0)."""
+
+    model_size: str = Field(_D.model_size, description="auto (original size on CUDA, small on CPU), small or original")
+    representation: str = Field(_D.representation, description="log: log(1+E) per channel (default); linear: E (the original)")
+    epochs: int = Field(_D.epochs, description="most epochs to train (early stopping and the time budget may end sooner)")
+    batch_size: int = Field(_D.batch_size, description="tiles per optimisation step (>= 2: batch norm)")
+    learning_rate: float = Field(_D.learning_rate, description="AdamW learning rate")
+    weight_decay: float = Field(_D.weight_decay, description="AdamW weight decay")
+    plateau_factor: float = Field(_D.plateau_factor, description="learning-rate factor when validation loss plateaus")
+    plateau_patience: int = Field(_D.plateau_patience, description="epochs without improvement before the factor applies")
+    min_learning_rate: float = Field(_D.min_learning_rate, description="floor of the learning rate")
+    grad_clip: float = Field(_D.grad_clip, description="gradient-norm clip")
+    early_stopping_patience: int = Field(_D.early_stopping_patience, description="epochs without validation improvement before stopping")
+    l1_weight: float = Field(_D.l1_weight, description="loss = w L1 + (1 - w)(1 - SSIM); 1: L1 only")
+    ssim_data_range: float = Field(_D.ssim_data_range, description="SSIM data range in normalised units")
+    glitch_pixel_weight: float = Field(
+        _D.glitch_pixel_weight, description="extra L1 weight of pixels whose strain reaches glitch_pixel_snr2"
+    )
+    glitch_pixel_snr2: float = Field(_D.glitch_pixel_snr2, description="strain SNR^2 from which a pixel counts as glitch")
+    shift_bins: int = Field(_D.shift_bins, description="augmentation: random time shifts of up to this many bins")
+    seed: int = Field(_D.seed, description="seeds initialisation, shuffling and augmentation")
+    mixed_precision: bool = Field(_D.mixed_precision, description="bf16 autocast (CUDA only)")
+    channels_last: bool = Field(_D.channels_last, description="channels-last memory format")
+    compile: bool = Field(_D.compile, description="torch.compile the network")
+    time_budget_s: float = Field(_D.time_budget_s, description="> 0: stop after the epoch that crosses this many seconds")
+    min_balanced_accuracy: float = Field(_G.min_balanced_accuracy, description="gate: validation glitch-detection balanced accuracy needed")
+    min_validation_events: int = Field(_G.min_validation_events, description="gate: validation glitch events needed to judge")
+    beat_linear_baseline: bool = Field(
+        _G.beat_linear_baseline, description="gate: require glitch-tile L1 below the linear witness baseline (off only for platform tests)"
+    )
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda[:N]")
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**self.model_dump(exclude={"device"}))
+        return TrainConfig(**self.model_dump(include=TrainConfig.__dataclass_fields__.keys()))
+
+    def gate_config(self) -> GateConfig:
+        return GateConfig(self.min_balanced_accuracy, self.min_validation_events, self.beat_linear_baseline)
 
 
 def _lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
@@ -102,14 +142,17 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
         tags={"glitchflow/level": "run"},
         check_specs=[
             dg.AssetCheckSpec(
-                "beats_baselines",
+                QUALITY_GATE,
                 asset=key,
                 blocking=True,
-                description=f"Validation L1 below an all-zero and the mean training tile; passing promotes the version to '{CHAMPION}'.",
+                description="On validation: finite outputs that follow the witnesses, enough glitch events, glitch-detection "
+                "balanced accuracy at the limit, glitch-tile L1 below the linear witness baseline; passing promotes the version "
+                f"to '{CHAMPION}'.",
             )
         ],
-        description="Residual attention U-Net (witness spectrograms -> strain spectrogram) trained on the train split, "
-        "selected on validation, tracked in MLflow and registered as a new version of glitchflow-RUN (alias candidate).",
+        description=f"Residual attention U-Net (witness spectrograms -> strain spectrogram) trained on the train split of {run.name}, "
+        f"selected on validation, tracked in MLflow and registered as a new version of glitchflow-{run.name} (alias candidate); "
+        "a model with NaN or witness-blind outputs is refused and not registered.",
     )
     def _trained(
         context: dg.AssetExecutionContext, config: TrainingConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
@@ -118,14 +161,19 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
         tags = _lineage_tags(context, run, _data_version(context, upstream))
         dataset = storage.run_file(run.name, SPLIT)
         try:
-            outcome = train_and_register(dataset, run.name, config.train_config(), device, tracker, tags, context.log.info)
+            outcome = train_and_register(
+                dataset, run.name, config.train_config(), config.gate_config(), device, tracker, tags, context.log.info
+            )
         except ConnectionError as exc:  # the MLflow store went away: fail this attempt, retry while it comes back
             context.log.error(str(exc))
             raise dg.RetryRequested(max_retries=MLFLOW_RETRIES, seconds_to_wait=MLFLOW_RETRY_WAIT_S) from exc
-        passed = beats_baselines(outcome.validation)
-        if passed:
+        except (TrainingDiverged, UnsoundModel) as exc:  # nothing registered; the materialization fails
+            raise dg.Failure(description=f"{run.name}/{TRAINED}: {exc}") from exc
+        verdict = outcome.verdict
+        if verdict.passed:
             tracker.promote(outcome.ref, CHAMPION)
-        v = outcome.validation
+        table = outcome.validation.table()
+        headline = outcome.validation.headline(MODEL)
         return dg.MaterializeResult(
             data_version=dg.DataVersion(outcome.ref.uri),
             metadata={
@@ -141,17 +189,18 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
                 "best_epoch": outcome.result.best_epoch,
                 "stopped_by": outcome.result.stopped,
                 "train_seconds": round(outcome.result.seconds, 1),
-                "validation": dg.MetadataValue.json(v),
+                "detection_threshold_snr2": round(outcome.validation.thresholds[MODEL], 2),
+                "validation_balanced_accuracy": str(headline["balanced_accuracy"]),
+                "validation": dg.MetadataValue.md(md_table(table[REPORT_COLUMNS])),
                 "training_curves": dg.MetadataValue.md(md_image(outcome.curves_png, "training curves")),
             },
             check_results=[
                 dg.AssetCheckResult(
-                    check_name="beats_baselines",
-                    passed=passed,
-                    metadata={"l1": v["l1"], "l1_zero": v["l1_zero_baseline"], "l1_mean_tile": v["l1_mean_tile_baseline"]},
-                    description=f"validation L1 {v['l1']:.3f} vs zero {v['l1_zero_baseline']:.3f}, "
-                    f"mean tile {v['l1_mean_tile_baseline']:.3f}"
-                    + (f"; {outcome.ref.uri} promoted to {CHAMPION}" if passed else "; not promoted"),
+                    check_name=QUALITY_GATE,
+                    passed=verdict.passed,
+                    metadata={k: float(v) for k, v in verdict.values.items()},
+                    description=verdict.describe()
+                    + (f"; {outcome.ref.uri} promoted to {CHAMPION}" if verdict.passed else "; not promoted"),
                 )
             ],
         )
@@ -166,32 +215,55 @@ def model_evaluation(run: ObservingRun) -> dg.AssetsDefinition:
         deps=[dg.AssetKey([run.name, TRAINED])],
         kinds=MODEL_KINDS | {"hdf5"},
         tags={"glitchflow/level": "run"},
-        description="The recorded model version on the held-out test split: denoising and veto accuracy for SNR^2 1..50, "
-        "per-tile L1/SSIM against zero and mean-tile baselines, per-event veto table; logged to MLflow.",
+        description=f"The recorded {run.name} model version on the held-out test split beside the zero, mean-tile and linear "
+        "witness baselines: glitch detection from the generated tile (ROC AUC, balanced accuracy at the validation "
+        "threshold), loudness ratio, peak distance, log-energy correlation, L1/SSIM per class, bootstrap intervals over "
+        "events; the original's denoising/veto curves and per-event veto table; logged to MLflow.",
     )
     def _evaluation(context: dg.AssetExecutionContext, storage: GlitchflowStorage, mlflow: MlflowTracking) -> dg.MaterializeResult:
         tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
         result = evaluate(tracker.load(ref, device), storage.run_file(run.name, SPLIT), device, split="test")
-        summary = result.summary()
-        png = accuracy_curves_png(result.curves, f"{ref.uri}, test split ({len(result.tiles)} tiles)")
+        summary, table, counts = result.summary(), result.report.table(), result.report.counts()
+        headline = result.report.headline(MODEL)
+        warning = (
+            f"only {counts['glitch_events']} glitch events in the test split (< {MIN_TEST_EVENTS}): the numbers below are weak; "
+            "materialize more windows"
+            if counts["glitch_events"] < MIN_TEST_EVENTS
+            else ""
+        )
+        if warning:
+            context.log.warning(f"{run.name}/{EVALUATION}: {warning}")
+        title = f"{ref.uri}, test split"
+        png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
+        roc = roc_png(
+            result.report.roc_curves(), f"{title}: glitch detection from the generated tile ({counts['glitch_events']} glitch events)"
+        )
         path = storage.run_file(run.name, EVALUATION)
-        write_tables(path, {"curves": result.curves, "tiles": result.tiles, "vetoes": result.vetoes}, {"model_uri": ref.uri, **summary})
+        tables = {"report": table, "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
+        write_tables(path, tables, {"model_uri": ref.uri, **summary})
         with atomic_path(path.with_suffix(".png")) as tmp:
             tmp.write_bytes(png)
         tags = _lineage_tags(context, run, _data_version(context, dg.AssetKey([run.name, SPLIT]))) | {"model_uri": ref.uri}
         with tracker.run(ref.name, f"{run.name}/model_evaluation", tags) as run_id:
             tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
             tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
-            for name in ("curves", "vetoes"):
-                tracker.log_bytes(run_id, getattr(result, name).to_csv(index=False).encode(), f"tables/{name}.csv")
-        for k in (f"denoising_accuracy_snr2_{REPORT_THRESHOLD}", f"veto_accuracy_snr2_{REPORT_THRESHOLD}", "l1"):
-            tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", f"{summary[k]:.4f}")
+            tracker.log_bytes(run_id, roc, "figures/roc.png")
+            for name in ("report", "curves", "vetoes"):
+                tracker.log_bytes(run_id, tables[name].to_csv(index=False).encode(), f"tables/{name}.csv")
+        for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
+            tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "model_uri": ref.uri,
                 "mlflow_run_id": run_id,
+                **({"warning": warning} if warning else {}),
+                "test_events": counts["events"],
+                "test_glitch_events": counts["glitch_events"],
+                **{f"{k} [95% CI]": str(headline[k]) for k in ("roc_auc", "balanced_accuracy", "loudness_ratio", "l1_glitch")},
                 **{k: float(v) for k, v in summary.items()},
+                "report": dg.MetadataValue.md(md_table(table[REPORT_COLUMNS])),
+                "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
                 "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
                 "vetoes": dg.MetadataValue.md(md_table(result.vetoes)),
             }
@@ -226,10 +298,7 @@ def synthetic_glitches(run: ObservingRun) -> dg.AssetsDefinition:
         lineage = _lineage_tags(context, run, _data_version(context, dg.AssetKey([run.name, SPLIT])))
         attrs = {"model_uri": ref.uri, "model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
         counts = write_synthetic(path, tracker.load(ref, device), dataset, tuple(config.splits), device, attrs | lineage, config.batch_size)
-        with h5py.File(path, "r") as f:
-            shown = np.sort(np.argsort(f["real"][()].max(axis=(1, 2)))[::-1][:3])  # the loudest real tiles
-            labels = [f"GPS {g:.2f}" for g in f["event_gps"][shown]]
-            image = generated_vs_real_png(f["generated"][shown], f["real"][shown], labels, f["axes/frequencies"][()])
+        image = synthetic_examples_png(path)
         version = json.dumps([ref.uri, lineage["dataset_version"], config.model_dump()], sort_keys=True)
         return dg.MaterializeResult(
             data_version=dg.DataVersion(hashlib.sha256(version.encode()).hexdigest()[:24]),

@@ -1,10 +1,12 @@
 """A self-contained, pickle-free model: ``weights.safetensors`` + ``glitchflow_model.json`` in one directory.
 
-The JSON holds the architecture (:class:`ModelConfig`), the dataset's normalisation (channel names and scales,
-strain first) and provenance; loading rebuilds the network with our code and fills it from safetensors, so a
-model file can never execute anything.
+The JSON holds the architecture (:class:`ModelConfig`), the dataset's normalisation (channel names, scales and
+representation, strain first), the SHA-256 of the weights file, the detection threshold chosen on validation and
+provenance; loading checks the digest, rebuilds the network with our code and fills it from safetensors, so a model
+file can never execute anything and swapped or damaged weights are refused.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +20,21 @@ from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
 from glitchflow_assets.core.ml.training import TrainConfig, predict
 
 FORMAT = "glitchflow.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: representation, weights digest, detection threshold
 WEIGHTS, MANIFEST = "weights.safetensors", "glitchflow_model.json"
+MODEL = "model"  # the model's name in evaluation reports, beside the baselines'
 
 
 @dataclass
 class GlitchModel:
-    """A trained network with the normalisation it was trained under."""
+    """A trained network with the normalisation it was trained under; ``detection_threshold`` is the generated
+    tile maximum (SNR^2) from which a tile counts as holding a glitch (chosen on validation)."""
 
     network: AttentionUNet
     normalisation: Normalisation
     provenance: dict
+    detection_threshold: float = float("nan")
+    name: str = MODEL
 
     def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
         """Physical tiles ``[B, channel, H, W]`` (strain first; only the witnesses are used) -> generated strain
@@ -48,6 +54,8 @@ def save_bundle(directory: str | Path, model: GlitchModel) -> Path:
         "format_version": FORMAT_VERSION,
         "model": model.network.config.to_dict(),
         "normalisation": model.normalisation.to_dict(),
+        "weights_sha256": file_sha256(directory / WEIGHTS),
+        "detection_threshold_snr2": model.detection_threshold,
         "provenance": model.provenance,
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -59,11 +67,27 @@ def load_bundle(directory: str | Path, device: torch.device | str = "cpu") -> Gl
     manifest_path = directory / MANIFEST
     if not manifest_path.exists() or not (directory / WEIGHTS).exists():
         raise FileNotFoundError(f"{directory} is not a glitchflow model: expected {MANIFEST} and {WEIGHTS}")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{manifest_path} is not valid JSON: {exc}") from exc
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(
-            f"{manifest_path}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not {FORMAT} v{FORMAT_VERSION}"
+            f"{manifest_path}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not {FORMAT} v{FORMAT_VERSION} "
+            "(the only version this release reads; retrain to get one)"
         )
+    if (digest := file_sha256(directory / WEIGHTS)) != manifest["weights_sha256"]:
+        raise ValueError(f"{directory / WEIGHTS}: SHA-256 {digest} is not the {manifest['weights_sha256']} its manifest records")
     network = AttentionUNet(ModelConfig.from_dict(manifest["model"]))
     network.load_state_dict(load_file(directory / WEIGHTS, device=str(device)))
-    return GlitchModel(network.to(device).eval(), Normalisation.from_dict(manifest["normalisation"]), manifest["provenance"])
+    return GlitchModel(
+        network.to(device).eval(),
+        Normalisation.from_dict(manifest["normalisation"]),
+        manifest["provenance"],
+        float(manifest["detection_threshold_snr2"]),
+    )
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -1,8 +1,15 @@
 """Reading a ``dataset_split`` file for the model: normalised auxiliary inputs and strain targets.
 
-Channel 0 of every tile is the strain (the target), channels 1.. are the selected witnesses (the inputs). Both are
-divided by the training split's per-channel scale (stored in the dataset and, later, in the model), so the model
-works in normalised units and ``Normalisation.strain_to_physical`` brings its output back to SNR^2.
+Channel 0 of every tile is the strain (the target), channels 1.. are the selected witnesses (the inputs). The model
+works in normalised units built from the training split's per-channel scale ``s`` (the mean glitch-tile maximum,
+stored in the dataset and, later, in the model); ``Normalisation.strain_to_physical`` brings its output back to SNR^2.
+
+Representations:
+
+* ``log`` (default): ``log(1 + E) / log(1 + s)``. Tile energies span 1 (noise) to 10^4 (loud glitches); on that
+  scale an L1 fit is pulled to the noise median and a glitch costs as little as a few noise pixels - the model that
+  outputs the noise floor everywhere. In log energy a glitch is an O(1) feature the loss cannot ignore.
+* ``linear``: ``E / s``, the original's.
 """
 
 from collections.abc import Iterator
@@ -15,33 +22,51 @@ import torch
 
 from glitchflow_assets.core.datasets import LABELS, SPLITS
 
+REPRESENTATIONS = ("log", "linear")
+
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Per-channel divisors ``[channel]`` (strain first) from the training split."""
+    """Per-channel scales ``[channel]`` (strain first) from the training split, and the representation."""
 
     channels: tuple[str, ...]
     scale: tuple[float, ...]
+    representation: str = "log"
+
+    def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation {self.representation!r} is not one of {REPRESENTATIONS}")
 
     @property
     def aux_channels(self) -> tuple[str, ...]:
         return self.channels[1:]
 
+    def _divisor(self, like: torch.Tensor) -> torch.Tensor:
+        scale = torch.as_tensor(self.scale, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return torch.log1p(scale) if self.representation == "log" else scale
+
     def split(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical ``[B, channel, F, T]`` -> normalised (aux ``[B, n_aux, F, T]``, strain ``[B, 1, F, T]``)."""
-        scale = torch.as_tensor(self.scale, dtype=tiles.dtype, device=tiles.device).view(1, -1, 1, 1)
-        normalised = tiles / scale
+        values = torch.log1p(tiles.clamp(min=0)) if self.representation == "log" else tiles
+        normalised = values / self._divisor(tiles)
         return normalised[:, 1:], normalised[:, :1]
 
     def strain_to_physical(self, strain: torch.Tensor) -> torch.Tensor:
-        return strain * self.scale[0]
+        """Normalised ``[B, 1, F, T]`` -> SNR^2."""
+        values = strain * self._divisor(strain)[:, :1]
+        return torch.expm1(values) if self.representation == "log" else values
+
+    def physical_snr2(self, snr2: float) -> float:
+        """An SNR^2 level in the strain's normalised units."""
+        return float(self.split(torch.full((1, len(self.scale), 1, 1), snr2, dtype=torch.float64))[1].item())
 
     def to_dict(self) -> dict:
-        return {"channels": list(self.channels), "scale": list(self.scale)}
+        return {"channels": list(self.channels), "scale": list(self.scale), "representation": self.representation}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Normalisation":
-        return cls(tuple(values["channels"]), tuple(float(v) for v in values["scale"]))
+        # bundles written before representations existed were linear
+        return cls(tuple(values["channels"]), tuple(float(v) for v in values["scale"]), values.get("representation", "linear"))
 
 
 @dataclass(frozen=True)
@@ -56,9 +81,11 @@ class TileSet:
         return len(self.label)
 
 
-def read_normalisation(path: str | Path) -> Normalisation:
+def read_normalisation(path: str | Path, representation: str = "log") -> Normalisation:
     with h5py.File(path, "r") as f:
-        return Normalisation(tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]))
+        return Normalisation(
+            tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]), representation
+        )
 
 
 def split_size(path: str | Path, split: str) -> int:

@@ -1,108 +1,200 @@
 """Held-out evaluation and synthetic glitch sets: the model streamed over a split, batch by batch.
 
-Everything here is in physical units (strain SNR^2). Baselines: an all-zero tile and the training split's mean
-strain tile - what a model that ignores the witnesses could do at best without them.
+Everything here is in physical units (strain SNR^2). Every report scores the model beside three baselines by the
+same code (:mod:`glitchflow_assets.core.ml.scoring`): an all-zero tile, the training split's mean strain tile (what
+ignoring the witnesses gets at best) and the linear witness regression (what a classical method gets from them).
 """
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
-from glitchflow_assets.core.ml.bundle import GlitchModel
+from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, fit_linear_witness, mean_strain_tile
+from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import TileBatch, iter_split
+from glitchflow_assets.core.ml.figures import generated_vs_real_png
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
+from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
 from glitchflow_assets.core.storage import atomic_path
 
 SYNTHETIC_SCHEMA = "glitchflow.synthetic_glitches"
+
+
+class UnsoundModel(ValueError):
+    """A model whose outputs cannot be trusted at all (non-finite, or witness-blind): never registered or evaluated."""
 
 
 def generated_batches(
     model: GlitchModel, dataset: str | Path, split: str, device: torch.device, batch_size: int = 64
 ) -> Iterator[tuple[TileBatch, np.ndarray]]:
     """(stored batch, generated strain ``[B, H, W]`` in SNR^2) over one split, in stored order."""
-    with h5py.File(dataset, "r") as f:
-        channels = tuple(f["channels"].asstr()[()])
-    if channels != model.normalisation.channels:
-        raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
+    check_channels(model, dataset)
     for batch in iter_split(dataset, split, batch_size):
         yield batch, model.generate(batch.tiles, device, batch_size)
 
 
-def mean_strain_tile(dataset: str | Path, split: str = "train", batch_size: int = 256) -> np.ndarray:
-    """``[H, W]`` mean strain tile of a split (the mean-tile baseline), streamed."""
-    total, n = None, 0
+def check_channels(model: GlitchModel, dataset: str | Path) -> None:
+    with h5py.File(dataset, "r") as f:
+        channels = tuple(f["channels"].asstr()[()])
+    if channels != model.normalisation.channels:
+        raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
+
+
+def baselines(dataset: str | Path) -> list[Generator]:
+    """The three baselines of every report, fitted on the training split."""
+    return [ZeroTile(), MeanTile(mean_strain_tile(dataset)), fit_linear_witness(dataset)]
+
+
+@dataclass
+class Report:
+    """Every generator scored on one split: per-tile rows (``generator`` column), detection thresholds (chosen on
+    validation), event counts. ``MODEL`` is the model's name in it."""
+
+    split: str
+    tiles: pd.DataFrame
+    thresholds: dict[str, float]
+    intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+
+    @property
+    def generators(self) -> list[str]:
+        return list(dict.fromkeys(self.tiles["generator"]))
+
+    def of(self, generator: str) -> pd.DataFrame:
+        return self.tiles[self.tiles["generator"] == generator]
+
+    def counts(self) -> dict[str, int]:
+        return event_counts(self.of(self.generators[0]))
+
+    def headline(self, generator: str = MODEL) -> dict[str, Interval]:
+        """Headline numbers with bootstrap intervals over events (computed once per generator)."""
+        if generator not in self.intervals:
+            self.intervals[generator] = with_intervals(self.of(generator), self.thresholds[generator])
+        return self.intervals[generator]
+
+    def table(self) -> pd.DataFrame:
+        """One row per generator: each headline number with its interval, the threshold and the event counts."""
+        rows = []
+        for g in self.generators:
+            row = {"generator": g, "threshold_snr2": self.thresholds[g], **self.counts()}
+            for k, v in self.headline(g).items():
+                row.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def roc_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+        """Per generator: ROC of glitch detection from the generated tile maximum, and its area."""
+        out = {}
+        for g in self.generators:
+            t = self.of(g)
+            score, label = t["generated_max"].to_numpy(), t["label"].to_numpy()
+            out[g] = (*roc_curve(score, label), roc_auc(score, label))
+        return out
+
+    def problems(self, generator: str = MODEL) -> list[str]:
+        """Why ``generator``'s outputs cannot be trusted at all: non-finite values, or the same tile whatever the
+        witnesses say. Empty when sound."""
+        tiles = self.of(generator)
+        found = []
+        if (bad := int(tiles["non_finite"].sum())) or not np.isfinite(tiles["generated_max"]).all():
+            found.append(f"{bad} non-finite generated pixels in {int((tiles['non_finite'] > 0).sum())} of {len(tiles)} {self.split} tiles")
+        elif np.ptp(tiles["generated_max"]) == 0 and np.ptp(tiles["generated_mean"]) == 0:
+            peak = tiles["generated_max"].iloc[0]
+            found.append(f"the same tile for all {len(tiles)} {self.split} tiles (maximum {peak:.4g} SNR^2): it ignores the witnesses")
+        return found
+
+
+def score(
+    generators: list[Generator],
+    dataset: str | Path,
+    split: str,
+    device: torch.device,
+    ssim_range: float,
+    thresholds: dict[str, float] | None = None,
+    batch_size: int = 64,
+    on_generated: Callable[[TileBatch, np.ndarray], None] = lambda batch, generated: None,
+) -> Report:
+    """Score every generator on one split, streaming it once. Without ``thresholds`` (the validation split) each
+    generator's detection threshold is chosen here, to maximise its balanced accuracy. ``on_generated`` sees each
+    batch with the first generator's output."""
+    rows = []
     for batch in iter_split(dataset, split, batch_size):
-        s = batch.tiles[:, 0].astype(np.float64).sum(axis=0)
-        total, n = (s if total is None else total + s), n + len(batch.tiles)
-    if not n:
-        raise ValueError(f"{dataset}: split {split!r} is empty")
-    return total / n
-
-
-def _ssim(generated: np.ndarray, real: np.ndarray, data_range: float) -> np.ndarray:
-    g, r = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None] for a in (generated, real))
-    return structural_similarity_index_measure(g, r, data_range=data_range, reduction="none").numpy()
-
-
-def _l1(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    return np.abs(a - b).reshape(len(a), -1).mean(axis=1)
+        real = batch.tiles[:, 0]
+        provenance = {"event_gps": batch.event_gps, "window": batch.window, "tile_offset": batch.tile_offset, "label": batch.label}
+        for g in generators:
+            generated = g.generate(batch.tiles, device, batch_size)
+            if g is generators[0]:
+                on_generated(batch, generated)
+            finite = np.isfinite(generated)
+            scores = tile_scores(np.where(finite, generated, np.nan), real, ssim_range)
+            scores.insert(0, "generator", g.name)
+            for k, v in provenance.items():
+                scores[k] = v
+            scores["non_finite"] = (~finite).reshape(len(generated), -1).sum(axis=1)
+            scores["generated_mean"] = np.where(finite, generated, 0).reshape(len(generated), -1).mean(axis=1)
+            rows.append(scores)
+    if not rows:
+        raise ValueError(f"{dataset}: split {split!r} is empty: nothing to evaluate on")
+    tiles = pd.concat(rows, ignore_index=True)
+    if thresholds is None:
+        thresholds = {}
+        for g in generators:
+            t = tiles[tiles["generator"] == g.name]
+            thresholds[g.name] = choose_threshold(t["generated_max"].to_numpy(), t["label"].to_numpy())
+    return Report(split, tiles, thresholds)
 
 
 @dataclass
 class Evaluation:
-    curves: pd.DataFrame  # one row per SNR^2 threshold 1..50
-    tiles: pd.DataFrame  # one row per tile: provenance, label, L1 / SSIM, baseline L1s
+    """The held-out evaluation: the new report (model and baselines) plus the original's curves and veto table."""
+
+    report: Report
+    curves: pd.DataFrame  # one row per SNR^2 threshold 1..50 (the original's denoising/veto accuracy)
     vetoes: pd.DataFrame  # one row per event
 
     def summary(self) -> dict[str, float]:
+        """Flat numbers for MLflow and the UI: the model's headline values and intervals, the baselines' values."""
         at = self.curves.set_index("threshold").loc[REPORT_THRESHOLD]
-        return {
-            "n_tiles": float(len(self.tiles)),
-            "n_events": float(len(self.vetoes)),
-            f"denoising_accuracy_snr2_{REPORT_THRESHOLD}": float(at["denoising_accuracy"]),
-            f"veto_accuracy_snr2_{REPORT_THRESHOLD}": float(at["veto_accuracy"]),
-            "l1": float(self.tiles["l1"].mean()),
-            "ssim": float(self.tiles["ssim"].mean()),
-            "l1_zero_baseline": float(self.tiles["l1_zero"].mean()),
-            "l1_mean_tile_baseline": float(self.tiles["l1_mean_tile"].mean()),
-            "events_cleaned_fraction": float(self.vetoes["cleaned"].mean()),
-        }
+        counts = self.report.counts()
+        out = {f"n_{k}": float(v) for k, v in counts.items()}
+        for k, v in self.report.headline(MODEL).items():
+            out.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high})
+        for g in self.report.generators:
+            if g != MODEL:
+                out.update({f"{k}_{g}": v.value for k, v in self.report.headline(g).items()})
+        out["detection_threshold_snr2"] = self.report.thresholds[MODEL]
+        out[f"denoising_accuracy_snr2_{REPORT_THRESHOLD}"] = float(at["denoising_accuracy"])
+        out[f"veto_accuracy_snr2_{REPORT_THRESHOLD}"] = float(at["veto_accuracy"])
+        return out
 
 
 def evaluate(model: GlitchModel, dataset: str | Path, device: torch.device, split: str = "test", batch_size: int = 64) -> Evaluation:
-    """Denoising/veto curves, per-tile L1/SSIM (+ baselines) and the per-event veto table on one split."""
-    mean_tile = mean_strain_tile(dataset)
-    data_range = float(model.normalisation.scale[0])  # SSIM over the strain's training glitch scale
-    flags, rows, per_tile = [], [], []
-    for batch, generated in generated_batches(model, dataset, split, device, batch_size):
-        real = batch.tiles[:, 0]
-        flags.append(cluster_flags(generated, real, THRESHOLDS))
-        per_tile.append(tile_residuals(generated, real, batch.event_gps))
-        rows.append(
-            pd.DataFrame(
-                {
-                    "event_gps": batch.event_gps,
-                    "window": batch.window,
-                    "tile_offset": batch.tile_offset,
-                    "label": batch.label,
-                    "l1": _l1(generated, real),
-                    "ssim": _ssim(generated, real, data_range),
-                    "l1_zero": _l1(real, 0.0),
-                    "l1_mean_tile": _l1(real, mean_tile),
-                }
-            )
-        )
-    if not rows:
-        raise ValueError(f"{dataset}: split {split!r} is empty: nothing to evaluate on")
+    """The model and the baselines on ``split``, each at its detection threshold chosen on the validation split, plus
+    the original's denoising/veto curves and per-event veto table for the model."""
+    check_channels(model, dataset)
+    generators = [model, *baselines(dataset)]
+    thresholds = score(generators, dataset, "validation", device, ssim_range(model), batch_size=batch_size).thresholds
+    flags, per_tile = [], []
+
+    def original_metrics(batch: TileBatch, generated: np.ndarray) -> None:
+        flags.append(cluster_flags(generated, batch.tiles[:, 0], THRESHOLDS))
+        per_tile.append(tile_residuals(generated, batch.tiles[:, 0], batch.event_gps))
+
+    report = score(generators, dataset, split, device, ssim_range(model), thresholds, batch_size, original_metrics)
+    if problems := report.problems(MODEL):
+        raise UnsoundModel(f"{model.provenance.get('mlflow_run_id', 'model')} on {dataset}: {'; '.join(problems)}")
     merged = {k: np.concatenate([f[k] for f in flags]) for k in flags[0]}
-    return Evaluation(accuracy_curves(merged, THRESHOLDS), pd.concat(rows, ignore_index=True), veto_table(pd.concat(per_tile)))
+    return Evaluation(report, accuracy_curves(merged, THRESHOLDS), veto_table(pd.concat(per_tile)))
+
+
+def ssim_range(model: GlitchModel) -> float:
+    """SSIM's data range: the strain's training glitch scale (mean glitch-tile maximum, SNR^2)."""
+    return float(model.normalisation.scale[0])
 
 
 def write_synthetic(
@@ -167,3 +259,23 @@ def write_synthetic(
             }
         )
     return counts
+
+
+def synthetic_examples_png(path: str | Path, glitches: int = 2, backgrounds: int = 1) -> bytes:
+    """Real vs generated for the loudest glitch tiles (of distinct events) and the first background tiles of a
+    synthetic set, on the tiles' true axes, titled with event GPS, tile offset, label and split."""
+    with h5py.File(path, "r") as f:
+        label, real_max, gps = f["label"][()], f["real"][()].max(axis=(1, 2)), f["event_gps"][()]
+        by_loudness = np.flatnonzero(label == 1)[np.argsort(-real_max[label == 1], kind="stable")]
+        loud = by_loudness[np.unique(gps[by_loudness], return_index=True)[1]]  # each event's loudest tile
+        loud = loud[np.argsort(-real_max[loud], kind="stable")][:glitches]
+        shown = np.sort(np.concatenate([loud, np.flatnonzero(label == 0)[:backgrounds]]))
+        offsets, times, frequencies = f["tile_offset"][shown], f["axes/times"][()], f["axes/frequencies"][()]
+        width = f["generated"].shape[-1]
+        titles = [
+            f"event GPS {g:.3f}, tile offset {o} bins, {'glitch' if lab == 1 else 'background'} tile ({split} split)"
+            for g, o, lab, split in zip(gps[shown], offsets, label[shown], f["split"].asstr()[shown], strict=True)
+        ]
+        return generated_vs_real_png(
+            f["generated"][shown], f["real"][shown], titles, frequencies, np.stack([times[o : o + width] for o in offsets])
+        )

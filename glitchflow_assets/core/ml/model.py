@@ -28,6 +28,9 @@ class ModelConfig:
     attention: str = "sdpa"
     key_pool: int = 1
     negative_slope: float = 0.01
+    # an extra input channel holding each pixel's frequency row (-1..1): convolutions are blind to where they are,
+    # but the witness-to-strain coupling |H(f)|^2 depends on frequency
+    frequency_channel: bool = True
 
     def __post_init__(self) -> None:
         if self.n_aux < 1:
@@ -115,7 +118,8 @@ class AttentionUNet(nn.Module):
         super().__init__()
         self.config = config
         widths = config.widths
-        self.encoders = nn.ModuleList(stage(cin, cout, config) for cin, cout in zip((config.n_aux, *widths[:-1]), widths, strict=True))
+        n_in = config.n_aux + int(config.frequency_channel)
+        self.encoders = nn.ModuleList(stage(cin, cout, config) for cin, cout in zip((n_in, *widths[:-1]), widths, strict=True))
         self.bottleneck = stage(widths[-1], config.bottleneck, config)
         below = (*widths[1:], config.bottleneck)[::-1]
         self.reducers = nn.ModuleList(nn.Conv2d(cin, cout, 1) for cin, cout in zip(below, widths[::-1], strict=True))
@@ -124,6 +128,10 @@ class AttentionUNet(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(widths[0], 1, 1), nn.Softplus())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.frequency_channel:
+            b, _, h, w = x.shape
+            rows = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+            x = torch.cat([x, rows], dim=1)
         skips = []
         for encoder in self.encoders:
             x = encoder(x)

@@ -1,4 +1,6 @@
-"""Training a run's model end to end: data -> network -> MLflow run -> registered version (pure; no Dagster)."""
+"""Training a run's model end to end: data -> network -> validation report -> MLflow run -> registered version
+(pure; no Dagster). A model whose validation outputs are unsound (NaN, or one tile whatever the witnesses say) or whose
+training diverged is never logged or registered: its MLflow run ends FAILED."""
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -6,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from glitchflow_assets.core.ml.bundle import GlitchModel
+from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import load_split, read_normalisation
-from glitchflow_assets.core.ml.evaluation import evaluate
+from glitchflow_assets.core.ml.evaluation import Report, UnsoundModel, baselines, score, ssim_range
 from glitchflow_assets.core.ml.figures import training_curves_png
+from glitchflow_assets.core.ml.gate import GateConfig, Verdict, judge
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig, parameter_count
 from glitchflow_assets.core.ml.tracking import ModelVersionRef, Tracker, registered_model_name, system_info
 from glitchflow_assets.core.ml.training import TrainConfig, TrainResult, train
@@ -19,7 +22,8 @@ from glitchflow_assets.core.ml.training import TrainConfig, TrainResult, train
 class TrainingOutcome:
     ref: ModelVersionRef
     result: TrainResult
-    validation: dict[str, float]  # Evaluation.summary() on the validation split
+    validation: Report  # the model and the baselines on the validation split
+    verdict: Verdict
     model_config: ModelConfig
     parameters: int
     curves_png: bytes
@@ -30,23 +34,40 @@ def model_config_for(config: TrainConfig, n_aux: int, device: torch.device) -> M
     return ModelConfig.original(n_aux) if size == "original" else ModelConfig.small(n_aux)
 
 
-def beats_baselines(summary: dict[str, float]) -> bool:
-    """The model's mean L1 is below both an all-zero tile's and the training mean tile's."""
-    return summary["l1"] < min(summary["l1_zero_baseline"], summary["l1_mean_tile_baseline"])
+def validation_report(model: GlitchModel, dataset: str | Path, device: torch.device) -> Report:
+    """The model and the baselines on the validation split; refuses (:class:`UnsoundModel`) a model whose outputs are
+    non-finite or ignore the witnesses, and records the detection threshold chosen there in the model."""
+    report = score([model, *baselines(dataset)], dataset, "validation", device, ssim_range(model))
+    if problems := report.problems(MODEL):
+        raise UnsoundModel(f"model trained on {dataset} refused, not registered: {'; '.join(problems)}")
+    model.detection_threshold = report.thresholds[MODEL]
+    return report
+
+
+def validation_metrics(report: Report) -> dict[str, float]:
+    """Flat ``validation_*`` numbers for MLflow: the model's headline values, the baselines' beside them."""
+    out = {f"validation_n_{k}": float(v) for k, v in report.counts().items()}
+    for g in report.generators:
+        suffix = "" if g == MODEL else f"_{g}"
+        out.update({f"validation_{k}{suffix}": v.value for k, v in report.headline(g).items()})
+    out["validation_detection_threshold_snr2"] = report.thresholds[MODEL]
+    return out
 
 
 def train_and_register(
     dataset: str | Path,
     observing_run: str,
     config: TrainConfig,
+    gate: GateConfig,
     device: torch.device,
     tracker: Tracker,
     tags: dict[str, str],
     log: Callable[[str], None],
 ) -> TrainingOutcome:
     """Train on ``train``, select on ``validation``, log everything to one MLflow run (always ended) and register
-    the self-contained model as a new ``candidate`` version of ``glitchflow-<run>``."""
-    normalisation = read_normalisation(dataset)
+    the self-contained model as a new ``candidate`` version of ``glitchflow-<run>``; the gate's verdict comes back
+    for the caller to promote on (or not)."""
+    normalisation = read_normalisation(dataset, config.representation)
     train_set, validation_set = (load_split(dataset, s, normalisation) for s in ("train", "validation"))
     model_config = model_config_for(config, len(normalisation.aux_channels), device)
     torch.manual_seed(config.seed)  # weight initialisation is part of the seeded result
@@ -75,13 +96,16 @@ def train_and_register(
                 f"lr {metrics['learning_rate']:.1e} ({metrics['seconds']:.0f} s)"
             )
 
-        result = train(network, train_set, validation_set, config, device, on_epoch)
+        result = train(network, train_set, validation_set, config, device, on_epoch, normalisation.physical_snr2(config.glitch_pixel_snr2))
         model = GlitchModel(network.cpu().eval(), normalisation, {**tags, "mlflow_run_id": run_id, "dataset": str(dataset)})
-        validation = evaluate(model, dataset, device, split="validation").summary()
-        tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in validation.items()} | {"best_epoch": result.best_epoch})
+        validation = validation_report(model, dataset, device)
+        verdict = judge(validation, gate)
+        tracker.log_metrics(run_id, validation_metrics(validation) | {"best_epoch": result.best_epoch})
         curves = training_curves_png(result.history, result.best_epoch)
         tracker.log_bytes(run_id, curves, "figures/training_curves.png")
+        tracker.log_bytes(run_id, validation.table().to_csv(index=False).encode(), "tables/validation.csv")
         tracker.log_model(run_id, model)
-        ref = tracker.register(name, run_id, tags)
+        ref = tracker.register(name, run_id, tags | {"quality_gate": "passed" if verdict.passed else "failed"})
     log(f"registered {ref.uri} (alias candidate); stopped by {result.stopped} after {len(result.history)} epochs, best {result.best_epoch}")
-    return TrainingOutcome(ref, result, validation, model_config, parameter_count(network), curves)
+    log(f"quality gate {verdict.describe()}")
+    return TrainingOutcome(ref, result, validation, verdict, model_config, parameter_count(network), curves)

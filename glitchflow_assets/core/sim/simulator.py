@@ -5,6 +5,7 @@ and noise is a seekable stream (see :mod:`.noise`), so ``simulate(a, b)`` then `
 writes exactly the frames of ``simulate(a, c)``.
 """
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -233,6 +234,33 @@ def frame_name(scenario: Scenario, gps: int, duration: int) -> str:
     return f"{scenario.observatory}-{scenario.tag}-{gps}-{duration}.gwf"
 
 
+def write_frame(path: Path, t0: int, length: int, scenario: Scenario, renderers: list[ChannelRenderer], seed: int) -> Path:
+    """One frame ``[t0, t0 + length)`` of every channel, written to a temporary name and renamed."""
+    from gwpy.timeseries import TimeSeries, TimeSeriesDict
+
+    glitches = plan_glitches(scenario, seed, t0, t0 + length)
+    series = TimeSeriesDict()
+    for r in renderers:
+        fs = r.spec.sample_rate
+        data = r.samples(t0 * fs, length * fs, glitches)
+        dtype = np.float64 if r.spec.role == "strain" else np.float32
+        series[r.spec.name] = TimeSeries(data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit)
+    with atomic_path(path) as tmp:
+        series.write(str(tmp), format="gwf")
+    return path
+
+
+_worker: dict = {}
+
+
+def _init_worker(scenario: Scenario, seed: int) -> None:
+    _worker.update(scenario=scenario, seed=seed, renderers=make_renderers(scenario, seed))
+
+
+def _write_in_worker(path: Path, t0: int, length: int) -> Path:
+    return write_frame(path, t0, length, _worker["scenario"], _worker["renderers"], _worker["seed"])
+
+
 def simulate(
     out_dir: str | Path,
     gps_start: int,
@@ -242,6 +270,7 @@ def simulate(
     scenario: Scenario = VIRGO_SCENARIO,
     progress: Callable[[int, int, Path], None] | None = None,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> SimulationResult:
     """Write frames covering [gps_start, gps_start + duration) and the ground truth under ``out_dir``.
 
@@ -249,37 +278,28 @@ def simulate(
     written to a temporary name and renamed. Existing frames are kept unless ``overwrite``: a re-run
     continues where an interrupted one stopped. Ground truth: ``truth/glitches-GPS-DUR.csv`` (one row
     per glitch appearance, see :class:`Glitch`) and ``truth/channels.json`` (channel roles and rates).
+    ``workers`` > 1 writes frames in that many processes (frames are independent: the same files result).
     """
-    from gwpy.timeseries import TimeSeries, TimeSeriesDict
-
-    if duration <= 0 or frame_length <= 0:
-        raise ValueError("duration and frame_length must be positive")
+    if duration <= 0 or frame_length <= 0 or workers < 1:
+        raise ValueError("duration, frame_length and workers must be positive")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     gps_end = gps_start + duration
-    renderers = make_renderers(scenario, seed)
     starts = list(range(gps_start, gps_end, frame_length))
-    written = []
-    for k, t0 in enumerate(starts):
-        length = min(frame_length, gps_end - t0)
-        path = out / frame_name(scenario, t0, length)
-        if path.exists() and not overwrite:
-            written.append(path)
-            continue
-        glitches = plan_glitches(scenario, seed, t0, t0 + length)
-        series = TimeSeriesDict()
-        for r in renderers:
-            fs = r.spec.sample_rate
-            data = r.samples(t0 * fs, length * fs, glitches)
-            dtype = np.float64 if r.spec.role == "strain" else np.float32
-            series[r.spec.name] = TimeSeries(
-                data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit
-            )
-        with atomic_path(path) as tmp:
-            series.write(str(tmp), format="gwf")
-        written.append(path)
-        if progress:
-            progress(k + 1, len(starts), path)
+    jobs = [(out / frame_name(scenario, t0, min(frame_length, gps_end - t0)), t0, min(frame_length, gps_end - t0)) for t0 in starts]
+    todo = [job for job in jobs if overwrite or not job[0].exists()]
+    first = len(jobs) - len(todo) + 1  # progress counts the frames already on disk as done
+    if workers > 1 and len(todo) > 1:
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), initializer=_init_worker, initargs=(scenario, seed)) as pool:
+            for i, path in enumerate(pool.map(_write_in_worker, *zip(*todo, strict=True)), first):
+                if progress:
+                    progress(i, len(jobs), path)
+    elif todo:
+        renderers = make_renderers(scenario, seed)
+        for i, (path, t0, length) in enumerate(todo, first):
+            write_frame(path, t0, length, scenario, renderers, seed)
+            if progress:
+                progress(i, len(jobs), path)
     truth = pd.DataFrame([asdict(g) for g in plan_glitches(scenario, seed, gps_start, gps_end) if gps_start <= g.gps < gps_end])
     truth_dir = out / TRUTH_DIR
     truth_dir.mkdir(exist_ok=True)
@@ -289,7 +309,7 @@ def simulate(
     channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
     with atomic_path(truth_dir / "channels.json") as tmp:
         tmp.write_text(json.dumps({"seed": seed, "channels": channels}, indent=2))
-    return SimulationResult(written, truth_path, truth)
+    return SimulationResult([job[0] for job in jobs], truth_path, truth)
 
 
 def load_truth(frame_dir: str | Path, gps_start: float | None = None, gps_end: float | None = None) -> pd.DataFrame:

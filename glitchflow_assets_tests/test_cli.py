@@ -1,0 +1,41 @@
+"""The ``glitchflow`` command for an own run: partitions by GPS, materialize a GPS span through a real instance."""
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from glitchflow_assets.cli import main
+from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.windows import window_for_key, window_holding
+from glitchflow_assets_tests.conftest import SIM_MINUTES
+
+
+def test_partitions_by_gps_and_misaligned_keys(capsys):
+    sim = load_registry()["SIM"]
+    assert main(["partitions", "SIM", "--gps", str(sim.gps_start + 301)]) == 0
+    assert "2024-05-17T17:00  GPS 1400000418-1400000718" in capsys.readouterr().out
+    assert main(["partitions", "SIM", "--gps", "100"]) == 2
+    assert "outside run SIM (GPS 1400000118-1400086518); nearest window 2024-05-17T16:55" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="the window holding it is '2024-05-17T16:55' \\(GPS 1400000118-1400000418\\)"):
+        window_for_key("2024-05-17T16:57", sim.cadence)
+    assert window_holding(1400000417.9, sim.cadence).key == "2024-05-17T16:55"
+    assert main(["partitions", "NOPE"]) == 2 and "unknown observing run 'NOPE'; known: O3a, O3b, O4a, SIM" in capsys.readouterr().out
+
+
+def test_materialize_a_gps_span_through_the_configured_instance(sim_frames, isolated_home, capsys):
+    shutil.copytree(sim_frames, isolated_home / "frames" / "SIM")
+    sim = load_registry()["SIM"]
+    start, end = sim.gps_start, sim.gps_start + SIM_MINUTES * 60
+    assert main(["materialize", "SIM", "--gps-start", str(start - 10000), "--gps-end", str(start - 5000)]) == 2
+    assert "outside run SIM" in capsys.readouterr().out
+    assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end), "--through", "nonsense"]) == 2
+    assert "SIM has no asset 'nonsense'" in capsys.readouterr().out
+    assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)]) == 0
+    out = capsys.readouterr().out
+    assert "[2/2] SIM window 2024-05-17T17:00 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
+    assert "SIM: 2 runs succeeded, 0 failed" in out
+    with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME, as the UI would open it
+        for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
+            assert instance.get_materialized_partitions(dg.AssetKey(["SIM", asset])) == {"2024-05-17T16:55", "2024-05-17T17:00"}
+        assert instance.get_latest_materialization_event(dg.AssetKey(["SIM", "channel_selection"])) is None  # not --through it
