@@ -59,19 +59,35 @@ def test_aux_patterns_resolve_against_the_table_of_contents(tmp_path):
     assert run.resolve_aux_channels(toc) == ["V1:LSC_DARM", "V1:LSC_MICH", "V1:ENV_CEB_SEIS_V", "V1:SBE_A"]
 
 
+_OK = "gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}"
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a}}", "missing field(s) frames"),
+        ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a}}", "field frames: Field required"),
         ("runs: {X: {gps_start: 5, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "must be after"),
         ("runs: {X: {gps_start: 1, gps_end: 2, window: 7min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "N must divide 60"),
-        ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: ftp, path: /x}}}", "frames needs kind"),
+        ("runs: {X: {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: ftp, path: /x}}}", "field frames.kind"),
         ("runs: {'../evil': {gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "run names"),
         (
             "runs: {X: {gps_start: 1, gps_end: 2, window: 5min, sample_rate: 1000, strain_channel: a, frames: {kind: gwf, path: /x}}}",
             "power of two",
         ),
         ("runs: [1, 2]", "top-level 'runs:' mapping"),
+        # wrong types once raised bare Python errors that took the whole code location down (SIM included)
+        (f"runs: {{X: {{{_OK}, aux_channels: 5}}}}", "field aux_channels"),
+        (f"runs: {{X: {{{_OK}, channel_rates: [1, 2]}}}}", "field channel_rates: Input should be a valid dictionary"),
+        (f"runs: {{X: {{{_OK}, channel_rates: {{'V1:A': fast}}}}}}", "field channel_rates.V1:A"),
+        (f"runs: {{X: {{{_OK}, annalisa: [1]}}}}", "field annalisa"),
+        (f"runs: {{X: {{{_OK}, watch: 'false'}}}}", "field watch: Input should be a valid boolean (got 'false')"),
+        (
+            "runs: {X: {gps_start: 1, gps_end: 1000000000000, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}",
+            "field gps_end",
+        ),
+        ("runs: {X: {gps_start: 1.5, gps_end: 9, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}", "field gps_start"),
+        (f"runs: {{X: {{{_OK}, colour: blue}}}}", "field colour: Extra inputs are not permitted"),
+        (f"runs:\n  X: {{{_OK}}}\n  X: {{{_OK}}}\n", "duplicate key 'X'"),
         ("runs: {X: [unclosed", "cannot read run registry"),
     ],
 )

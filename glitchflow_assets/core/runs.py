@@ -7,17 +7,19 @@ same shape whose runs replace (same name) or extend the shipped ones. A run is a
 import fnmatch
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from glitchflow_assets.core.home import HOME_ENV, glitchflow_home
 from glitchflow_assets.core.windows import Cadence
 
 RUNS_ENV = "GLITCHFLOW_RUNS"
 SHIPPED_REGISTRY = Path(__file__).with_name("runs.yaml")
-FRAME_KINDS = ("gwf", "gwosc-hdf5")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
@@ -68,59 +70,88 @@ class RegistryError(ValueError):
 def _expand(path: str) -> Path:
     env = dict(os.environ)
     env.setdefault(HOME_ENV, str(glitchflow_home()))
-    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), path)
-    return Path(expanded).expanduser()
+    return Path(string.Template(path).safe_substitute(env)).expanduser()
 
 
-def _parse_run(name: str, spec: dict, source: Path) -> ObservingRun:
+GpsTime = Annotated[int, Field(strict=True, ge=0, lt=10**11)]  # an integer GPS second (a float or "1e12" is refused)
+
+
+class _FramesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["gwf", "gwosc-hdf5"]
+    path: Annotated[str, Field(strict=True, min_length=1)]
+
+
+class _RunSpec(BaseModel):
+    """One run as written in the YAML: every field typed (``watch: "false"`` is an error, not ``True``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gps_start: GpsTime
+    gps_end: GpsTime
+    window: Annotated[str, Field(strict=True)]
+    strain_channel: Annotated[str, Field(strict=True, min_length=1)]
+    frames: _FramesSpec
+    sample_rate: Annotated[int, Field(strict=True, gt=0)] = 4096
+    aux_channels: Annotated[str, Field(strict=True)] | list[Annotated[str, Field(strict=True)]] = []
+    channel_rates: dict[str, Annotated[float, Field(gt=0)]] = {}
+    description: str = ""
+    watch: StrictBool = False
+    annalisa: dict = {}
+    backfill_batch: Annotated[int, Field(strict=True, ge=1)] = 1
+
+
+def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
     where = f"{source}: run {name!r}"
     if not _RUN_NAME_RE.fullmatch(name):
         raise RegistryError(f"{where}: run names are letters, digits and '_' (it becomes a path and an asset key)")
-    if not isinstance(spec, dict):
-        raise RegistryError(f"{where}: expected a mapping")
-    required = ("gps_start", "gps_end", "window", "strain_channel", "frames")
-    missing = [k for k in required if k not in spec]
-    if missing:
-        raise RegistryError(f"{where}: missing field(s) {', '.join(missing)}")
     try:
-        gps_start, gps_end = int(spec["gps_start"]), int(spec["gps_end"])
-        cadence = Cadence.parse(spec["window"])
-        sample_rate = int(spec.get("sample_rate", 4096))
-    except (TypeError, ValueError) as exc:
-        raise RegistryError(f"{where}: {exc}") from exc
-    if gps_end <= gps_start:
-        raise RegistryError(f"{where}: gps_end {gps_end} must be after gps_start {gps_start}")
-    if sample_rate <= 0 or sample_rate & (sample_rate - 1):
-        raise RegistryError(f"{where}: sample_rate {sample_rate} must be a power of two")
-    frames = spec["frames"]
-    if not isinstance(frames, dict) or frames.get("kind") not in FRAME_KINDS or not frames.get("path"):
-        raise RegistryError(f"{where}: frames needs kind ({' | '.join(FRAME_KINDS)}) and path")
-    batch = spec.get("backfill_batch", 1)
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise RegistryError(f"{where}: backfill_batch {batch!r} must be a positive integer (windows per backfill run)")
-    aux = spec.get("aux_channels", [])
-    aux = [aux] if isinstance(aux, str) else list(aux)
+        run = _RunSpec.model_validate(spec)
+    except ValidationError as exc:
+        problems = [f"field {'.'.join(map(str, e['loc'])) or '(the run)'}: {e['msg']} (got {e['input']!r})" for e in exc.errors()]
+        raise RegistryError(f"{where}: " + "; ".join(problems)) from None
+    try:
+        cadence = Cadence.parse(run.window)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: field window: {exc}") from exc
+    if run.gps_end <= run.gps_start:
+        raise RegistryError(f"{where}: gps_end {run.gps_end} must be after gps_start {run.gps_start}")
+    if run.sample_rate & (run.sample_rate - 1):
+        raise RegistryError(f"{where}: field sample_rate: {run.sample_rate} must be a power of two")
+    aux = [run.aux_channels] if isinstance(run.aux_channels, str) else run.aux_channels
     return ObservingRun(
         name=name,
-        gps_start=gps_start,
-        gps_end=gps_end,
+        gps_start=run.gps_start,
+        gps_end=run.gps_end,
         cadence=cadence,
-        sample_rate=sample_rate,
-        strain_channel=str(spec["strain_channel"]),
-        aux_channels=tuple(str(a) for a in aux),
-        frames=FrameSource(frames["kind"], _expand(str(frames["path"]))),
-        channel_rates={str(k): float(v) for k, v in (spec.get("channel_rates") or {}).items()},
-        description=str(spec.get("description", "")),
-        watch=bool(spec.get("watch", False)),
-        annalisa=dict(spec.get("annalisa") or {}),
-        backfill_batch=batch,
+        sample_rate=run.sample_rate,
+        strain_channel=run.strain_channel,
+        aux_channels=tuple(aux),
+        frames=FrameSource(run.frames.kind, _expand(run.frames.path)),
+        channel_rates=dict(run.channel_rates),
+        description=run.description,
+        watch=run.watch,
+        annalisa=dict(run.annalisa),
+        backfill_batch=run.backfill_batch,
     )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader keeps the last of two equal keys silently; two runs of one name are an error here."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _read_runs(path: Path) -> dict[str, ObservingRun]:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        doc = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RegistryError(f"cannot read run registry {path}: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict):
         raise RegistryError(f"{path}: expected a top-level 'runs:' mapping")
