@@ -163,3 +163,18 @@ def test_tracker_ends_runs_and_registers_versions(isolated_home):
     assert [r.version for r in refs] == ["1", "2"] and tracker.alias_version("glitchflow-T", CANDIDATE) == "2"
     tiles = np.random.default_rng(1).exponential(1.0, (2, 2, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(tracker.load(refs[0]).generate(tiles, CPU), model.generate(tiles, CPU))
+
+
+def test_a_dead_tracking_server_fails_within_a_minute_naming_it():
+    """A functional limit, not a benchmark: MLflow's own HTTP retries took ~4 minutes per attempt before."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tracker = Tracker(f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"http://127.0.0.1:{port} is not reachable"):
+        tracker.experiment_id("glitchflow-T")
+    assert time.monotonic() - start < 60

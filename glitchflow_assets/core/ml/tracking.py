@@ -25,6 +25,12 @@ from glitchflow_assets.core.ml.bundle import GlitchModel, load_bundle, save_bund
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in step logs
+# MLflow's HTTP defaults (7 retries, backoff factor 2, 120 s timeout) take ~4 minutes to give up on a dead server, four
+# times over with the step's retries; 3 retries with factor 1 and a 20 s timeout fail within a minute. The step's own
+# retries (defs/model.py) then wait for the server to come back. Set the variables to override.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 MODEL_ARTIFACT = "model"
 CANDIDATE, CHAMPION = "candidate", "champion"
