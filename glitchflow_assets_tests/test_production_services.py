@@ -99,6 +99,7 @@ def test_production_instance_loads_against_postgresql(production_home, postgres)
         assert concurrency.pool_config.default_pool_limit == 2
         assert {limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits} == {"dagster/backfill", "glitchflow/gpu"}
         assert instance.run_monitoring_enabled and instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+        assert instance.run_monitoring_max_runtime_seconds == 21600  # no run hangs forever
         assert postgres.password not in instance.get_settings("storage").__repr__()  # credentials stay env references
         assert postgres.password not in (production_home / "dagster.yaml").read_text()
 
