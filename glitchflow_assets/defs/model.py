@@ -220,7 +220,7 @@ def model_evaluation(run: ObservingRun) -> dg.AssetsDefinition:
         title = f"{ref.uri}, test split"
         png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
         roc = roc_png(
-            result.report.roc_curves(), f"{title}: glitch detection from the generated tile ({counts['glitch_events']} glitch events)"
+            result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events"
         )
         path = storage.run_file(run.name, EVALUATION)
         tables = {"report": table, "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}

@@ -48,7 +48,7 @@ class Verdict:
             if "balanced_accuracy" in v
             else ""
         )
-        return ("passed: " if self.passed else "FAILED: " + "; ".join(self.failures) + (". " if measured else "")) + measured
+        return ("; ".join(self.failures) + (". " if measured else "") if self.failures else "") + measured
 
 
 def judge(validation: Report, config: GateConfig = GateConfig()) -> Verdict:
