@@ -182,7 +182,7 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
                 dg.AssetCheckResult(
                     check_name=QUALITY_GATE,
                     passed=verdict.passed,
-                    metadata={k: float(v) for k, v in verdict.values.items()},
+                    metadata={k: round(float(v), 4) for k, v in verdict.values.items()},
                     description=verdict.describe()
                     + (f"; {outcome.ref.uri} promoted to {CHAMPION}" if verdict.passed else "; not promoted"),
                 )
@@ -245,7 +245,7 @@ def model_evaluation(run: ObservingRun) -> dg.AssetsDefinition:
                 "test_events": counts["events"],
                 "test_glitch_events": counts["glitch_events"],
                 **{f"{k} [95% CI]": str(headline[k]) for k in ("roc_auc", "balanced_accuracy", "loudness_ratio", "l1_glitch")},
-                **{k: float(v) for k, v in summary.items()},
+                **{k: round(float(v), 4) for k, v in summary.items()},  # full precision in MLflow
                 "report": dg.MetadataValue.md(md_table(table[REPORT_COLUMNS])),
                 "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
                 "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
