@@ -5,7 +5,6 @@ recursive. A file whose name does not parse, or that escapes the source director
 skipped with a reason rather than read: names become GPS spans and paths, so they are validated first.
 """
 
-import hashlib
 import logging
 import os
 import re
@@ -118,14 +117,6 @@ def _not_a_frame_file(entry: os.DirEntry, path: Path, real_root: Path) -> str:
 
 def frames_overlapping(frames: list[FrameFile], gps_start: float, gps_end: float) -> list[FrameFile]:
     return [f for f in frames if f.gps_start < gps_end and f.gps_end > gps_start]
-
-
-def sha256sum(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

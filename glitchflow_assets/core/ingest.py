@@ -21,12 +21,12 @@ from glitchflow_assets.core.frames import (
     frames_overlapping,
     read_channels,
     scan_frame_dir,
-    sha256sum,
 )
 from glitchflow_assets.core.raw_segments import ChannelStats, FrameRecord, RawSegmentSummary, RawSegmentWriter, read_summary
 from glitchflow_assets.core.resample import edge_seconds, resample
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import Segments, clip, coalesce, subtract, total
+from glitchflow_assets.core.storage import sha256sum
 from glitchflow_assets.core.windows import Window
 
 log = logging.getLogger(__name__)

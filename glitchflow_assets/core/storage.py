@@ -1,6 +1,7 @@
 """Atomic file writes: readers see the old file or the complete new one, never a partial file."""
 
 import glob
+import hashlib
 import os
 import socket
 import uuid
@@ -57,3 +58,9 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sha256sum(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

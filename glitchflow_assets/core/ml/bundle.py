@@ -6,7 +6,6 @@ provenance; loading checks the digest, rebuilds the network with our code and fi
 file can never execute anything and swapped or damaged weights are refused.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from glitchflow_assets.core.ml.data import Normalisation
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
 from glitchflow_assets.core.ml.training import TrainConfig, predict
+from glitchflow_assets.core.storage import sha256sum
 
 FORMAT = "glitchflow.model"
 FORMAT_VERSION = 2  # 2: representation, weights digest, detection threshold
@@ -54,7 +54,7 @@ def save_bundle(directory: str | Path, model: GlitchModel) -> Path:
         "format_version": FORMAT_VERSION,
         "model": model.network.config.to_dict(),
         "normalisation": model.normalisation.to_dict(),
-        "weights_sha256": file_sha256(directory / WEIGHTS),
+        "weights_sha256": sha256sum(directory / WEIGHTS),
         "detection_threshold_snr2": model.detection_threshold,
         "provenance": model.provenance,
     }
@@ -76,7 +76,7 @@ def load_bundle(directory: str | Path, device: torch.device | str = "cpu") -> Gl
             f"{manifest_path}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not {FORMAT} v{FORMAT_VERSION} "
             "(the only version this release reads; retrain to get one)"
         )
-    if (digest := file_sha256(directory / WEIGHTS)) != manifest["weights_sha256"]:
+    if (digest := sha256sum(directory / WEIGHTS)) != manifest["weights_sha256"]:
         raise ValueError(f"{directory / WEIGHTS}: SHA-256 {digest} is not the {manifest['weights_sha256']} its manifest records")
     network = AttentionUNet(ModelConfig.from_dict(manifest["model"]))
     network.load_state_dict(load_file(directory / WEIGHTS, device=str(device)))
@@ -86,8 +86,3 @@ def load_bundle(directory: str | Path, device: torch.device | str = "cpu") -> Gl
         manifest["provenance"],
         float(manifest["detection_threshold_snr2"]),
     )
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
