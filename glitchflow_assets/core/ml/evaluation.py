@@ -87,6 +87,18 @@ class Report:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def flat(self) -> dict[str, float]:
+        """Flat numbers for MLflow and the UI: event counts, the model's headline values with their intervals, the
+        baselines' values (``<metric>_<baseline>``) and the model's detection threshold."""
+        out = {f"n_{k}": float(v) for k, v in self.counts().items()}
+        for k, v in self.headline(MODEL).items():
+            out.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high})
+        for g in self.generators:
+            if g != MODEL:
+                out.update({f"{k}_{g}": v.value for k, v in self.headline(g).items()})
+        out["detection_threshold_snr2"] = self.thresholds[MODEL]
+        return out
+
     def roc_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
         """Per generator: ROC of glitch detection from the generated tile maximum, and its area."""
         out = {}
@@ -158,19 +170,13 @@ class Evaluation:
     vetoes: pd.DataFrame  # one row per event
 
     def summary(self) -> dict[str, float]:
-        """Flat numbers for MLflow and the UI: the model's headline values and intervals, the baselines' values."""
+        """:meth:`Report.flat` plus the original's accuracies at SNR^2 16."""
         at = self.curves.set_index("threshold").loc[REPORT_THRESHOLD]
-        counts = self.report.counts()
-        out = {f"n_{k}": float(v) for k, v in counts.items()}
-        for k, v in self.report.headline(MODEL).items():
-            out.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high})
-        for g in self.report.generators:
-            if g != MODEL:
-                out.update({f"{k}_{g}": v.value for k, v in self.report.headline(g).items()})
-        out["detection_threshold_snr2"] = self.report.thresholds[MODEL]
-        out[f"denoising_accuracy_snr2_{REPORT_THRESHOLD}"] = float(at["denoising_accuracy"])
-        out[f"veto_accuracy_snr2_{REPORT_THRESHOLD}"] = float(at["veto_accuracy"])
-        return out
+        return {
+            **self.report.flat(),
+            f"denoising_accuracy_snr2_{REPORT_THRESHOLD}": float(at["denoising_accuracy"]),
+            f"veto_accuracy_snr2_{REPORT_THRESHOLD}": float(at["veto_accuracy"]),
+        }
 
 
 def evaluate(model: GlitchModel, dataset: str | Path, device: torch.device, split: str = "test", batch_size: int = 64) -> Evaluation:

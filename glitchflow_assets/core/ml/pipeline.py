@@ -44,16 +44,6 @@ def validation_report(model: GlitchModel, dataset: str | Path, device: torch.dev
     return report
 
 
-def validation_metrics(report: Report) -> dict[str, float]:
-    """Flat ``validation_*`` numbers for MLflow: the model's headline values, the baselines' beside them."""
-    out = {f"validation_n_{k}": float(v) for k, v in report.counts().items()}
-    for g in report.generators:
-        suffix = "" if g == MODEL else f"_{g}"
-        out.update({f"validation_{k}{suffix}": v.value for k, v in report.headline(g).items()})
-    out["validation_detection_threshold_snr2"] = report.thresholds[MODEL]
-    return out
-
-
 def train_and_register(
     dataset: str | Path,
     observing_run: str,
@@ -100,7 +90,7 @@ def train_and_register(
         model = GlitchModel(network.cpu().eval(), normalisation, {**tags, "mlflow_run_id": run_id, "dataset": str(dataset)})
         validation = validation_report(model, dataset, device)
         verdict = judge(validation, gate)
-        tracker.log_metrics(run_id, validation_metrics(validation) | {"best_epoch": result.best_epoch})
+        tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in validation.flat().items()} | {"best_epoch": result.best_epoch})
         curves = training_curves_png(result.history, result.best_epoch)
         tracker.log_bytes(run_id, curves, "figures/training_curves.png")
         tracker.log_bytes(run_id, validation.table().to_csv(index=False).encode(), "tables/validation.csv")
