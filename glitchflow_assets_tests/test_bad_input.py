@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
-from glitchflow_assets.core.frames import FrameError, parse_frame_name, read_channels, scan_frame_dir
+from glitchflow_assets.core import frame_decoder
+from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_frame_dir
 from glitchflow_assets.core.ingest import IngestError, ingest_window
 from glitchflow_assets.core.quality import assess
 from glitchflow_assets.core.raw_segments import read_data
@@ -109,7 +110,7 @@ def test_file_whose_content_disagrees_with_its_name_is_rejected(frames_copy, tmp
     real.rename(liar)
     frame = parse_frame_name(liar)
     with pytest.raises(FrameError, match=liar.name):
-        read_channels(frame, CHANNELS[:1], "gwf", frame.gps_start, frame.gps_end)
+        frame_decoder.read(frame, CHANNELS[:1], "gwf", frame.gps_start, frame.gps_end)
 
 
 def test_hostile_and_foreign_names_are_skipped_with_reasons(frames_copy, tmp_path):

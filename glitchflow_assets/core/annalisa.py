@@ -29,7 +29,7 @@ from scipy.stats import poisson
 
 from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
 from glitchflow_assets.core.segments import Segments
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, open_hdf5
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def save_scores(path, scores: WindowScores, attrs: dict) -> None:
 
 
 def load_scores(path) -> WindowScores:
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         return WindowScores(
             channels=list(f["channels"].asstr()[()]),
             event_gps=f["event_gps"][()],

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, open_hdf5
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
@@ -162,7 +162,7 @@ class DatasetWriter:
 
 def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
     """Read a dataset back and check it: (passed, description) per check."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         events = {s: set(np.round(f[s]["event_gps"][()], 6)) for s in SPLITS}
         shared = {f"{a}/{b}": len(events[a] & events[b]) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
         nonfinite = {

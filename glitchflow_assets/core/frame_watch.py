@@ -1,41 +1,62 @@
-"""Which windows to (re-)ingest when frame files appear: the pure logic behind the new-frame sensor.
+"""Which windows to (re-)ingest when frame files appear, change or vanish: the logic behind the new-frame sensor.
 
-Cursor: the largest file mtime seen plus the names seen at exactly that mtime (several files can share
-one mtime), and the windows still waiting for data. Never the wall clock, so a restart, a clock jump or a
-slow copy loses nothing.
+A window is identified by the files that hold its data, each by name, size and mtime (its content
+identity). The cursor keeps, for every window already requested, a digest of those identities and
+their number. Each evaluation requests the windows whose identity changed: new files, a late file
+copied with an old mtime (``cp -p``, ``rsync -a``), a file rewritten or completed in place. A window
+that only lost files is reported and not re-ingested (its ingested file keeps the data). No decision
+uses the clock, so a restart, a clock jump or a file stamped in 2100 hides nothing (future mtimes are
+reported).
 
-A window is requested when its GPS span is fully covered by frame files, or, if it stays incomplete,
-once the newest data on disk reaches ``grace_s`` past its end (the stream has moved on: ingest what
-exists and record the gaps). A file that lands later for an already ingested window requests it again.
-Run keys are ``window|digest-of-its-file-names``: the same files never launch a second run, new files
-always do.
+A window is requested when its GPS span is fully covered by files, or, if it stays incomplete, once the
+newest data on disk reach ``grace_s`` past its end (the stream has moved on: ingest what exists and
+record the gaps). Run keys are ``window|identity digest``: the same files never launch a second run,
+changed files always do.
+
+Names are trusted for GPS spans, so a file whose name claims a long span (a junk
+``V-X-1400000000-9999999.gwf`` would touch 166,666 one-minute windows) is used only once ``verify``
+has checked its table of contents.
 """
 
+import base64
+import bisect
 import hashlib
 import json
+import os
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glitchflow_assets.core.frames import FrameFile
 from glitchflow_assets.core.segments import clip, coalesce, total
-from glitchflow_assets.core.windows import Cadence, Window, window_for_key, windows_overlapping
+from glitchflow_assets.core.windows import Cadence, Window, windows_overlapping
+
+CURSOR_VERSION = 2
+FUTURE_SLACK_S = 60.0  # mtimes further ahead of "now" than this are reported
+UNVERIFIED_WINDOWS = 64  # a file declaring more windows than this (and more than 4096 s) is verified first
 
 
 @dataclass
 class WatchCursor:
-    mtime: float = float("-inf")
-    names: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)  # window keys waiting for more data
+    """Per requested window: ``[identity digest, number of files]``."""
+
+    windows: dict[str, list] = field(default_factory=dict)
 
     def dumps(self) -> str:
-        return json.dumps({"mtime": self.mtime if self.mtime != float("-inf") else None, "names": self.names, "pending": self.pending})
+        doc = json.dumps({"version": CURSOR_VERSION, "windows": self.windows}, separators=(",", ":"), sort_keys=True)
+        return base64.b64encode(zlib.compress(doc.encode(), 6)).decode()  # 100,000 windows: ~1 MB, not ~4
 
     @classmethod
     def loads(cls, text: str | None) -> "WatchCursor":
+        """An empty cursor for none, or for a cursor of an earlier release (every window is then requested once
+        more; ingest is idempotent and never replaces a window file with less data)."""
         if not text:
             return cls()
-        doc = json.loads(text)
-        mtime = doc.get("mtime")
-        return cls(float("-inf") if mtime is None else float(mtime), list(doc.get("names", [])), list(doc.get("pending", [])))
+        try:
+            doc = json.loads(zlib.decompress(base64.b64decode(text)))
+        except (ValueError, zlib.error):
+            return cls()
+        return cls(dict(doc["windows"])) if doc.get("version") == CURSOR_VERSION else cls()
 
 
 @dataclass(frozen=True)
@@ -46,47 +67,100 @@ class WindowRequest:
     complete: bool
 
 
+@dataclass
+class WatchPlan:
+    requests: list[WindowRequest]
+    cursor: WatchCursor
+    pending: list[str]  # windows with new data still waiting to be complete
+    notices: list[str]  # what the operator should know: deleted files, future mtimes, untrusted names
+
+
+def identity(frame: FrameFile, stat: os.stat_result) -> str:
+    return f"{frame.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def plan_window_requests(
-    found: list[tuple[FrameFile, float]],
+    found: list[tuple[FrameFile, os.stat_result]],
     cursor: WatchCursor,
     cadence: Cadence,
     run_span: tuple[int, int],
+    now: float,
     grace_s: float | None = None,
-) -> tuple[list[WindowRequest], WatchCursor]:
-    """Requests for the windows touched by new files (or still pending), and the advanced cursor."""
+    verify: Callable[[FrameFile], str] | None = None,
+) -> WatchPlan:
+    """Requests for the windows whose files changed, and the advanced cursor.
+
+    ``verify(frame)`` returns why a file cannot be trusted ('' when it can); files declaring a long span
+    are dropped (and reported) without it."""
     grace = cadence.seconds if grace_s is None else grace_s
-    seen = set(cursor.names)
-    new = [(f, m) for f, m in found if m > cursor.mtime or (m == cursor.mtime and f.name not in seen)]
-    if not new and not cursor.pending:
-        return [], cursor
-    by_key: dict[str, Window] = {}
-    for f, _ in new:
-        start, end = max(f.gps_start, run_span[0]), min(f.gps_end, run_span[1])
-        if start < end:
-            by_key.update((w.key, w) for w in windows_overlapping(start, end, cadence))
-    for key in cursor.pending:
-        if key not in by_key:
-            by_key[key] = window_for_key(key, cadence)
-    files = [f for f, _ in found]
-    covered = coalesce([(f.gps_start, f.gps_end) for f in files])
-    newest = max((f.gps_end for f in files), default=float("-inf"))
+    notices = [
+        f"{f.name}: mtime {s.st_mtime:.0f} is in the future (now {now:.0f}); harmless here, the file is tracked by identity"
+        for f, s in found
+        if s.st_mtime > now + FUTURE_SLACK_S
+    ]
+    found = _trusted(found, cadence, verify, notices)
+    in_run = [(f, s) for f, s in found if f.gps_start < run_span[1] and f.gps_end > run_span[0]]
+    by_window = _files_by_window(in_run, cadence, run_span)
+    covered = coalesce([(f.gps_start, f.gps_end) for f, _ in in_run])
+    covered_starts = [a for a, _ in covered]
+    newest = max((f.gps_end for f, _ in in_run), default=float("-inf"))
+    windows = dict(cursor.windows)
     requests, pending = [], []
-    for key, w in sorted(by_key.items()):
-        span = (max(w.gps_start, run_span[0]), min(w.gps_end, run_span[1]))
-        complete = total(clip(covered, *span)) >= span[1] - span[0]
+    for key, (window, files) in sorted(by_window.items()):
+        digest = hashlib.sha256("\n".join(sorted(identity(f, s) for f, s in files)).encode()).hexdigest()[:16]
+        before = windows.get(key)
+        if before is not None and before[0] == digest:
+            continue
+        if before is not None and len(files) < before[1]:
+            notices.append(f"window {key}: {before[1] - len(files)} frame file(s) deleted since it was ingested; not re-ingested")
+            windows[key] = [digest, len(files)]
+            continue
+        span = (max(window.gps_start, run_span[0]), min(window.gps_end, run_span[1]))
+        near = covered[max(bisect.bisect_right(covered_starts, span[0]) - 1, 0) : bisect.bisect_left(covered_starts, span[1])]
+        complete = total(clip(near, *span)) >= span[1] - span[0]
         if not complete and newest < span[1] + grace:
             pending.append(key)
             continue
-        names = sorted(f.name for f in files if f.gps_start < w.gps_end and f.gps_end > w.gps_start)
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
-        requests.append(WindowRequest(w, f"{key}|{digest}", tuple(names), complete))
-    if new:
-        top = max(m for _, m in new)
-        if top > cursor.mtime:
-            names_at_top = sorted(f.name for f, m in found if m == top)
-        else:
-            names_at_top = sorted(seen | {f.name for f, m in new if m == top})
-        cursor = WatchCursor(top, names_at_top, pending)
-    else:
-        cursor = WatchCursor(cursor.mtime, cursor.names, pending)
-    return requests, cursor
+        names = tuple(sorted(f.name for f, _ in files))
+        requests.append(WindowRequest(window, f"{key}|{digest}", names, complete))
+        windows[key] = [digest, len(files)]
+    for key in sorted(set(windows) - set(by_window)):
+        notices.append(f"window {key}: every frame file was deleted; its ingested data are kept")
+        del windows[key]
+    return WatchPlan(requests, WatchCursor(windows), pending, notices)
+
+
+def _trusted(
+    found: list[tuple[FrameFile, os.stat_result]], cadence: Cadence, verify: Callable[[FrameFile], str] | None, notices: list[str]
+) -> list[tuple[FrameFile, os.stat_result]]:
+    """Files whose declared span is believable: short, or checked by ``verify``."""
+    longest = max(4096, UNVERIFIED_WINDOWS * cadence.seconds)
+    kept = []
+    for f, s in found:
+        if f.duration > longest:
+            why = verify(f) if verify else "not verified (no table-of-contents check available)"
+            if why:
+                notices.append(f"{f.name}: its name claims {f.duration} s; ignored: {why}")
+                continue
+        kept.append((f, s))
+    return kept
+
+
+def _files_by_window(
+    found: list[tuple[FrameFile, os.stat_result]], cadence: Cadence, run_span: tuple[int, int]
+) -> dict[str, tuple[Window, list[tuple[FrameFile, os.stat_result]]]]:
+    """Each window of the run touched by a file, with those files: one pass, linear in files + windows."""
+    if not found:
+        return {}
+    start = max(min(f.gps_start for f, _ in found), run_span[0])
+    end = min(max(f.gps_end for f, _ in found), run_span[1])
+    windows = windows_overlapping(start, end, cadence)
+    starts = [w.gps_start for w in windows]
+    out: dict[str, tuple[Window, list]] = {}
+    for f, s in found:
+        i = max(bisect.bisect_right(starts, max(f.gps_start, start)) - 1, 0)
+        while i < len(windows) and windows[i].gps_start < f.gps_end:
+            if windows[i].gps_end > f.gps_start:
+                out.setdefault(windows[i].key, (windows[i], []))[1].append((f, s))
+            i += 1
+    return out

@@ -1,10 +1,12 @@
 """Ingest one analysis window: read its frames through gwpy, bring every channel to the analysis rate,
 record gaps and livetime, and write one self-describing HDF5 file atomically.
 
-Bad input never corrupts output: an unreadable, truncated or overlapping file is skipped with its reason
-recorded in the output (``/skipped``) and logged; non-finite samples are zeroed and cut out of the valid
-segments; a window with no readable data, or without its strain channel, raises :class:`IngestError`
-naming the window, files and channel, and leaves any earlier file for the window untouched.
+Bad input never corrupts output: files are chosen on what they hold (their tables of contents, read in
+a child process that a damaged file may crash), so an unreadable, empty, misnamed, checksum-damaged or
+overlapping file is skipped with its reason recorded in the output (``/skipped``) and logged, and never
+displaces a good file; non-finite samples are zeroed and cut out of the valid segments. A window with no
+readable data or no valid strain, or a re-ingest that would hold less strain data than the existing file,
+raises :class:`IngestError` naming the window, files and channel, and leaves the earlier file untouched.
 """
 
 import logging
@@ -13,15 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from glitchflow_assets.core.frames import (
-    ChannelData,
-    FrameError,
-    FrameFile,
-    channels_in_file,
-    frames_overlapping,
-    read_channels,
-    scan_frame_dir,
-)
+from glitchflow_assets.core import frame_decoder
+from glitchflow_assets.core.frame_decoder import FrameContents
+from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
 from glitchflow_assets.core.raw_segments import ChannelStats, FrameRecord, RawSegmentSummary, RawSegmentWriter, read_summary
 from glitchflow_assets.core.resample import edge_seconds, resample
 from glitchflow_assets.core.runs import ObservingRun
@@ -41,18 +37,7 @@ class IngestError(RuntimeError):
 @dataclass(frozen=True)
 class IngestOptions:
     channel_batch: int = 16  # channels held in memory at once (bounds peak memory for wide runs)
-
-
-def _drop_overlaps(frames: list[FrameFile]) -> tuple[list[FrameFile], list[tuple[str, str]]]:
-    """Keep the earliest-starting file wherever files overlap; the others are skipped with a reason."""
-    kept: list[FrameFile] = []
-    skipped = []
-    for f in sorted(frames, key=lambda f: (f.gps_start, f.name)):
-        if kept and f.gps_start < kept[-1].gps_end:
-            skipped.append((f.name, f"overlaps {kept[-1].name} (GPS {kept[-1].gps_start}-{kept[-1].gps_end}); kept the earlier file"))
-        else:
-            kept.append(f)
-    return kept, skipped
+    allow_less_data: bool = False  # replace an existing window file even if the new one holds less strain data
 
 
 def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -82,7 +67,9 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
     return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs]
 
 
-def _assemble(pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, window: Window, is_strain: bool) -> np.ndarray:
+def _assemble(
+    pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, window: Window, is_strain: bool, where: str
+) -> np.ndarray:
     """Place a channel's pieces (file name, native data) on the window's analysis grid ``[time]``."""
     fs = run.sample_rate
     out = np.zeros(window.duration * fs, dtype=np.float32)
@@ -114,10 +101,14 @@ def _assemble(pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: O
     valid: Segments = []
     for stretch in stretches:
         rate, t0 = stretch[0].sample_rate, stretch[0].t0
-        data = resample(np.concatenate([p.data for p in stretch]), rate, fs)
+        try:
+            data = resample(np.concatenate([p.data for p in stretch]), rate, fs)
+        except ValueError as exc:  # a rate with no exact ratio to the analysis rate
+            files = sorted({n for n, p in pieces if p.sample_rate == rate})
+            raise IngestError(f"{where}, {rate:g} Hz in {', '.join(files)}: {exc}") from exc
         offset = (t0 - window.gps_start) * fs
         if abs(offset - round(offset)) > 1e-3:
-            raise IngestError(f"{stats.name}: data at GPS {t0} is not on the {fs} Hz grid of window {window.key}")
+            raise IngestError(f"{where}: data at GPS {t0} is not on the {fs} Hz grid of the window")
         i0 = round(offset)
         lo, hi = max(i0, 0), min(i0 + data.size, out.size)
         if lo < hi:
@@ -135,6 +126,47 @@ def _assemble(pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: O
     return out
 
 
+class _UnreadableFile(Exception):
+    """A chosen file failed while its samples were read: choose again without it."""
+
+    def __init__(self, frame: FrameFile, reason: str):
+        super().__init__(reason)
+        self.frame, self.reason = frame, reason
+
+
+def _probe_all(frames: list[FrameFile], run: ObservingRun) -> tuple[dict[FrameFile, FrameContents], list[tuple[str, str]]]:
+    """The table of contents of every file that can be read and holds what its name declares."""
+    contents, skipped = {}, []
+    for f in frames:
+        try:
+            toc = frame_decoder.probe(f, run.frames.kind, run.strain_channel)
+        except FrameError as exc:
+            skipped.append((f.name, str(exc)))
+            continue
+        if why := toc.disagreement(f):
+            skipped.append((f.name, why))
+        else:
+            contents[f] = toc
+    return contents, skipped
+
+
+def _resolve_overlaps(contents: dict[FrameFile, FrameContents], strain: str) -> tuple[list[FrameFile], list[tuple[str, str]]]:
+    """Where readable files overlap, keep one: the earliest, then one holding the strain, then the most channels.
+
+    Decided on what the files hold (their tables of contents), so an empty, damaged or misnamed file
+    (already rejected by :func:`_probe_all`) can never displace a good one."""
+    order = sorted(contents, key=lambda f: (contents[f].gps_start, strain not in contents[f].channels, -len(contents[f].channels), f.name))
+    kept: list[FrameFile] = []
+    skipped = []
+    for f in order:
+        clash = next((k for k in kept if contents[k].gps_start < contents[f].gps_end and contents[f].gps_start < contents[k].gps_end), None)
+        if clash:
+            skipped.append((f.name, f"overlaps {clash.name} (GPS {clash.gps_start}-{clash.gps_end}), which was kept"))
+        else:
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.gps_start), skipped
+
+
 def ingest_window(
     run: ObservingRun,
     window: Window,
@@ -145,7 +177,9 @@ def ingest_window(
     """Ingest ``window`` of ``run`` into ``out_path`` and return the written file's summary.
 
     ``frame_files`` defaults to a scan of the run's frame directory. Channels are processed in batches of
-    ``options.channel_batch`` so that peak memory does not grow with the number of channels.
+    ``options.channel_batch`` so that peak memory does not grow with the number of channels. A file that
+    fails while its samples are read is dropped and the window is assembled again from the others (an
+    overlapping copy it displaced may then serve).
     """
     where = f"run {run.name} window {window.key} (GPS {window.gps_start}-{window.gps_end})"
     skipped: list[tuple[str, str]] = []
@@ -154,49 +188,61 @@ def ingest_window(
         frame_files = [f for f, _ in found]
         skipped += [(s.path.name, s.reason) for s in bad_names]
     span = (window.gps_start - PAD_S, window.gps_end + PAD_S)
-    kept, overlapping = _drop_overlaps(frames_overlapping(frame_files, *span))
-    skipped += overlapping
-    tocs: dict[FrameFile, set[str]] = {}
-    for f in kept:
+    contents, rejected = _probe_all(frames_overlapping(frame_files, *span), run)
+    skipped += rejected
+    while True:
+        kept, displaced = _resolve_overlaps(contents, run.strain_channel)
         try:
-            tocs[f] = set(channels_in_file(f, run.frames.kind, run.strain_channel))
-        except FrameError as exc:
-            skipped.append((f.name, str(exc)))
+            return _assemble_window(run, window, Path(out_path), {f: contents[f] for f in kept}, skipped + displaced, options, where)
+        except _UnreadableFile as exc:
+            skipped.append((exc.frame.name, exc.reason))
+            del contents[exc.frame]
+
+
+def _assemble_window(
+    run: ObservingRun,
+    window: Window,
+    out_path: Path,
+    contents: dict[FrameFile, FrameContents],
+    skipped: list[tuple[str, str]],
+    options: IngestOptions,
+    where: str,
+) -> RawSegmentSummary:
     for name, reason in skipped:
         log.warning("%s: skipping %s: %s", where, name, reason)
-    if not frames_overlapping(list(tocs), window.gps_start, window.gps_end):
+    if not frames_overlapping(list(contents), window.gps_start, window.gps_end):
         raise IngestError(f"{where}: no readable frame file in {run.frames.path}" + (f"; skipped: {skipped}" if skipped else ""))
-    available = sorted(set().union(*tocs.values()))
+    available = sorted(set().union(*(c.channels for c in contents.values())))
     if run.strain_channel not in available:
-        raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in tocs)}")
+        raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in contents)}")
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c) for c in channels]
-    used: set[FrameFile] = set()
-    writer = RawSegmentWriter(Path(out_path), len(channels), window.duration * run.sample_rate)
+    span = (window.gps_start - PAD_S, window.gps_end + PAD_S)
+    writer = RawSegmentWriter(out_path, len(channels), window.duration * run.sample_rate)
     try:
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
             pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
-            for f in list(tocs):
-                wanted = [channels[i] for i in batch if channels[i] in tocs[f]]
+            for f, toc in contents.items():
+                wanted = [channels[i] for i in batch if channels[i] in toc.channels]
                 if not wanted:
                     continue
                 try:
-                    got = read_channels(f, wanted, run.frames.kind, *span)
+                    got = frame_decoder.read(f, wanted, run.frames.kind, *span)
                 except FrameError as exc:
-                    log.warning("%s: skipping %s: %s", where, f.name, exc)
-                    skipped.append((f.name, str(exc)))
-                    del tocs[f]
-                    continue
-                used.add(f)
+                    raise _UnreadableFile(f, str(exc)) from exc
                 for i in batch:
                     if channels[i] in got:
                         pieces[i].append((f.name, got[channels[i]]))
             for i in batch:
-                writer.write_channel(i, _assemble(pieces[i], stats[i], run, window, is_strain=i == 0))
-        if not stats[0].present:
-            raise IngestError(f"{where}: strain channel {run.strain_channel} could not be read from any file; skipped: {skipped}")
+                where_channel = f"{where}, channel {channels[i]}"
+                writer.write_channel(i, _assemble(pieces[i], stats[i], run, window, is_strain=i == 0, where=where_channel))
         livetime = total(stats[0].segments)
+        if livetime == 0:
+            raise IngestError(
+                f"{where}: no valid strain ({run.strain_channel}) data in the window; files: {sorted(f.name for f in contents)}"
+            )
+        _refuse_less_data(out_path, livetime, options, where)
         attrs = {
             "run": run.name,
             "window": window.key,
@@ -207,12 +253,26 @@ def ingest_window(
             "livetime": livetime,
             "gap_fraction": 1.0 - livetime / window.duration,
         }
-        records = [
-            FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size)
-            for f in sorted(used, key=lambda f: f.gps_start)
-        ]
+        records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)
     except BaseException as exc:
         writer.abort(exc)
         raise
     return read_summary(out_path)
+
+
+def _refuse_less_data(out_path: Path, livetime: float, options: IngestOptions, where: str) -> None:
+    """Never let a re-ingest with fewer usable files replace a window file that holds more strain data."""
+    if options.allow_less_data or not out_path.exists():
+        return
+    try:
+        before = read_summary(out_path)
+    except (OSError, ValueError, KeyError):
+        return  # an unreadable earlier file holds nothing worth keeping
+    had = float(before.attrs["livetime"])
+    if livetime < had - 1e-6:
+        files = ", ".join(f.name for f in before.frames)
+        raise IngestError(
+            f"{where}: re-ingest would replace {had:g} s of strain data with {livetime:g} s (frames missing or unreadable "
+            f"now; the existing file was made from {files}); kept {out_path}. Set allow_less_data to replace it anyway."
+        )

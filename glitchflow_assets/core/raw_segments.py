@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, open_hdf5
 
 SCHEMA = "glitchflow.raw_strain_segments"
 SCHEMA_VERSION = 1
@@ -132,7 +132,7 @@ def _strings(ds: h5py.Dataset) -> list[str]:
 
 def read_summary(path: str | Path) -> RawSegmentSummary:
     path = Path(path)
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         if f.attrs.get("schema") != SCHEMA:
             raise ValueError(f"{path}: not a {SCHEMA} file")
         attrs = dict(f.attrs)
@@ -180,7 +180,7 @@ def read_data(
     path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
 ) -> tuple[np.ndarray, list[str], float]:
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         names = _strings(f["channels/name"])
         rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs["gps_start"])
         rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]

@@ -1,4 +1,5 @@
-"""Atomic file writes: readers see the old file or the complete new one, never a partial file."""
+"""Artifact files on disk: atomic writes (readers see the old file or the complete new one, never a
+partial file), checked reads that name the file when it is damaged, and content digests."""
 
 import glob
 import hashlib
@@ -8,6 +9,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import h5py
 
 
 def _alive(pid: int) -> bool:
@@ -64,3 +67,18 @@ def sha256sum(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@contextmanager
+def open_hdf5(path: str | Path) -> Iterator[h5py.File]:
+    """Open an HDF5 artifact read-only; a missing, truncated or damaged file, or a missing dataset in it,
+    raises an error that names the file (h5py's own messages do not)."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise OSError(f"{path}: cannot open as HDF5 ({exc})") from exc
+    with f:
+        try:
+            yield f
+        except (OSError, KeyError) as exc:
+            raise type(exc)(f"{path}: damaged or incomplete ({exc})") from exc

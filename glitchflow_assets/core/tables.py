@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, open_hdf5
 
 
 def write_table(path: str | Path, table: pd.DataFrame, attrs: dict, group: str = "table") -> None:
@@ -30,7 +30,7 @@ def write_tables(path: str | Path, tables: dict[str, pd.DataFrame], attrs: dict)
 
 
 def read_table(path: str | Path, group: str = "table") -> tuple[pd.DataFrame, dict]:
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         g = f[group]
         columns = [str(c) for c in g.attrs["columns"]]
         data = {c: g[c].asstr()[()] if h5py.check_string_dtype(g[c].dtype) else g[c][()] for c in columns}

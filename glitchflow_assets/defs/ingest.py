@@ -3,8 +3,9 @@
 import hashlib
 
 import dagster as dg
+from pydantic import Field
 
-from glitchflow_assets.core.ingest import IngestError, ingest_window
+from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.quality import BLOCKING, CHECKS, assess
 from glitchflow_assets.core.raw_segments import RawSegmentSummary
 from glitchflow_assets.core.runs import ObservingRun
@@ -49,6 +50,18 @@ def _metadata(summary: RawSegmentSummary) -> dict:
     }
 
 
+class RawSegmentsConfig(dg.Config):
+    """Launchpad options of ``raw_strain_segments``."""
+
+    allow_less_data: bool = Field(
+        default=IngestOptions.allow_less_data,
+        description=(
+            "Replace an existing window file even when the new one holds less strain data (frames deleted on purpose). "
+            "Off: such a re-ingest fails and the earlier file is kept."
+        ),
+    )
+
+
 def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
     key = dg.AssetKey([run.name, ASSET])
 
@@ -69,10 +82,12 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
             "gaps and livetime recorded as segments. One HDF5 file per window, written atomically."
         ),
     )
-    def _raw(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        options = IngestOptions(allow_less_data=config.allow_less_data)
+
         def one(window: Window) -> dg.MaterializeResult:
             try:
-                summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window))
+                summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window), options=options)
             except IngestError as exc:
                 raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
             for name, reason in summary.skipped:

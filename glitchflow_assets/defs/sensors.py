@@ -1,16 +1,31 @@
 """The new-frame sensor: one per observing run, watching its frame directory."""
 
 import os
+import time
 
 import dagster as dg
 
+from glitchflow_assets.core import frame_decoder
 from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
-from glitchflow_assets.core.frames import scan_frame_dir
+from glitchflow_assets.core.frames import FrameError, FrameFile, scan_frame_dir
 from glitchflow_assets.core.runs import ObservingRun
 
-MAX_LOGGED_SKIPS = 20
+MAX_LOGGED = 20
 # How often the daemon evaluates the sensor; lowered in end-to-end tests.
 INTERVAL_S = int(os.environ.get("GLITCHFLOW_SENSOR_INTERVAL_S", "30"))
+
+
+def _verifier(run: ObservingRun):
+    """Why a file's declared span cannot be trusted, from its table of contents ('' when it can)."""
+
+    def verify(frame: FrameFile) -> str:
+        try:
+            toc = frame_decoder.probe(frame, run.frames.kind, run.strain_channel)
+        except FrameError as exc:
+            return str(exc)
+        return toc.disagreement(frame)
+
+    return verify
 
 
 def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
@@ -20,15 +35,22 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
         minimum_interval_seconds=INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
         description=(
-            f"Watches {run.frames.path} for new or late {run.frames.extension} files and ingests the windows "
-            "they complete (incomplete windows wait until data reach one window past their end)."
+            f"Watches {run.frames.path} for new, late, rewritten or deleted {run.frames.extension} files (by name, "
+            "size and mtime) and ingests the windows whose files changed; incomplete windows wait until data reach "
+            "one window past their end."
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         found, skipped = scan_frame_dir(run.frames.path, run.frames.extension)
-        for s in skipped[:MAX_LOGGED_SKIPS]:
+        for s in skipped[:MAX_LOGGED]:
             context.log.warning(f"ignoring {s.path}: {s.reason}")
-        requests, cursor = plan_window_requests(found, WatchCursor.loads(context.cursor), run.cadence, (run.gps_start, run.gps_end))
+        plan = plan_window_requests(
+            found, WatchCursor.loads(context.cursor), run.cadence, (run.gps_start, run.gps_end), now=time.time(), verify=_verifier(run)
+        )
+        for notice in plan.notices[:MAX_LOGGED]:
+            context.log.warning(notice)
+        if plan.pending:
+            context.log.info(f"{len(plan.pending)} window(s) waiting for more data, first {plan.pending[0]}")
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
@@ -36,9 +58,9 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
                     partition_key=r.window.key,
                     tags={"glitchflow/trigger": "new_frames", "glitchflow/complete": str(r.complete).lower()},
                 )
-                for r in requests
+                for r in plan.requests
             ],
-            cursor=cursor.dumps(),
+            cursor=plan.cursor.dumps(),
         )
 
     return _sensor

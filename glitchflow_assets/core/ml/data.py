@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
 from glitchflow_assets.core.datasets import LABELS, SPLITS
+from glitchflow_assets.core.storage import open_hdf5
 
 REPRESENTATIONS = ("log", "linear")
 
@@ -82,14 +82,14 @@ class TileSet:
 
 
 def read_normalisation(path: str | Path, representation: str = "log") -> Normalisation:
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         return Normalisation(
             tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]), representation
         )
 
 
 def split_size(path: str | Path, split: str) -> int:
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         return int(f[split]["label"].shape[0])
 
 
@@ -97,7 +97,7 @@ def load_split(path: str | Path, split: str, normalisation: Normalisation) -> Ti
     """A whole split in memory (``N * channels * 16 KiB``): for training, which revisits every tile each epoch."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         tiles = torch.from_numpy(f[split]["tiles"][()])
         label = torch.from_numpy(f[split]["label"][()].astype(np.int64))
     aux, strain = normalisation.split(tiles)
@@ -118,7 +118,7 @@ class TileBatch:
 
 def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
     """Stream a split in stored order, ``batch_size`` tiles at a time (bounded memory)."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         g = f[split]
         for start in range(0, g["label"].shape[0], batch_size):
             stop = min(start + batch_size, g["label"].shape[0])

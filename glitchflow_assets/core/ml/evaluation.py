@@ -21,7 +21,7 @@ from glitchflow_assets.core.ml.data import TileBatch, iter_split
 from glitchflow_assets.core.ml.figures import generated_vs_real_png
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, open_hdf5
 
 SYNTHETIC_SCHEMA = "glitchflow.synthetic_glitches"
 
@@ -40,7 +40,7 @@ def generated_batches(
 
 
 def check_channels(model: GlitchModel, dataset: str | Path) -> None:
-    with h5py.File(dataset, "r") as f:
+    with open_hdf5(dataset) as f:
         channels = tuple(f["channels"].asstr()[()])
     if channels != model.normalisation.channels:
         raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
@@ -218,7 +218,7 @@ def write_synthetic(
     ``label``, ``split``; ``/axes/frequencies`` (Hz, the tile's rows) and ``/axes/times`` (s from the event GPS;
     item ``i`` covers ``times[tile_offset[i]:tile_offset[i] + W]``); channels and provenance in attributes.
     """
-    with h5py.File(dataset, "r") as f:
+    with open_hdf5(dataset) as f:
         frequencies, times, (h, w) = f["axes/frequencies"][()], f["axes/times"][()], f["train/tiles"].shape[-2:]
     counts = {}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
@@ -270,7 +270,7 @@ def write_synthetic(
 def synthetic_examples_png(path: str | Path, glitches: int = 2, backgrounds: int = 1) -> bytes:
     """Real vs generated for the loudest glitch tiles (of distinct events) and the first background tiles of a
     synthetic set, on the tiles' true axes, titled with event GPS, tile offset, label and split."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         label, real_max, gps = f["label"][()], f["real"][()].max(axis=(1, 2)), f["event_gps"][()]
         by_loudness = np.flatnonzero(label == 1)[np.argsort(-real_max[label == 1], kind="stable")]
         loud = by_loudness[np.unique(gps[by_loudness], return_index=True)[1]]  # each event's loudest tile

@@ -159,7 +159,10 @@ class Tracker:
         source = self.client.get_model_version_download_uri(ref.name, ref.version)  # through our registry, not the global one
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri)
-            return load_bundle(local, device)
+            try:
+                return load_bundle(local, device)
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:  # safetensors/torch errors name no model
+                raise ValueError(f"models:/{ref.name}/{ref.version} ({source}): {exc}") from exc
 
 
 def system_info(device: torch.device) -> dict[str, str]:
