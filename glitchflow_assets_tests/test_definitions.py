@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.definitions import defs as load_defs
 from glitchflow_assets.defs.families import build_definitions
 
@@ -41,21 +42,28 @@ def _graph(defs: dg.Definitions) -> dict:
     }
 
 
-def test_code_location_loads_through_the_defs_folder():
-    defs = load_defs()
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"SIM/raw_strain_segments", "O3a/raw_strain_segments", "O3b/raw_strain_segments", "O4a/raw_strain_segments"} <= keys
+def _run_names(defs: dg.Definitions) -> set[str]:
+    return {k.path[0] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+
+
+def test_code_location_loads_through_the_defs_folder_with_the_runs_that_have_frames(isolated_home):
+    """Runs whose frame directory is missing stay out of the UI (SIM is shown: `glitchflow simulate` makes its frames);
+    a run appears once its frames do."""
+    assert _run_names(load_defs()) == {"SIM"}
+    (isolated_home / "frames" / "O3b").mkdir(parents=True)
+    assert _run_names(load_defs()) == {"SIM", "O3b"}
+    assert _run_names(build_definitions(load_registry())) == {"SIM", "O3a", "O3b", "O4a"}  # explicit runs: all of them
 
 
 def test_asset_graph_snapshot():
-    current = _graph(build_definitions())
+    current = _graph(build_definitions(load_registry()))
     if os.environ.get("GLITCHFLOW_UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text())
 
 
 def test_partitions_cover_each_run_exactly():
-    graph = build_definitions().resolve_asset_graph()
+    graph = build_definitions(load_registry()).resolve_asset_graph()
     sim = graph.get(dg.AssetKey(["SIM", "raw_strain_segments"])).partitions_def
     keys = sim.get_partition_keys()
     assert len(keys) == 288 and keys[0] == "2024-05-17T16:55" and keys[-1] == "2024-05-18T16:50"  # one day, 5 min

@@ -41,6 +41,7 @@ from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_win
 from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
+from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 from glitchflow_assets_tests.conftest import sim_run
 
@@ -217,7 +218,7 @@ def _drop(directory, gps, mtime=1000.0, content=b"x", duration=60):
 
 def _tick(sensor, cursor=None):
     with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance))
+        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))
     return result.run_requests, result.cursor
 
 
@@ -225,7 +226,7 @@ def _tick(sensor, cursor=None):
 def watched(tmp_path):
     directory = tmp_path / "frames"
     directory.mkdir()
-    for k in range(5):
+    for k in range(6):  # the first window and the 8 s margin its file keeps beyond its end
         _drop(directory, START + 60 * k, mtime=1000 + k)
     return directory, new_frames_sensor(sim_run(directory), "SIM_ingest")
 
@@ -241,9 +242,9 @@ def test_a_file_rewritten_in_place_reingests_its_window_exactly_once(watched):
 
 def test_a_file_stamped_in_2100_does_not_blind_the_sensor(watched):
     directory, sensor = watched
-    _drop(directory, START + 300, mtime=4102444800)  # 2100-01-01
+    _drop(directory, START + 360, mtime=4102444800)  # 2100-01-01
     first, cursor = _tick(sensor)
-    for k in range(1, 5):
+    for k in range(2, 6):
         _drop(directory, START + 300 + 60 * k, mtime=2000 + k)  # ordinary files after it
     later, _ = _tick(sensor, cursor)
     assert [r.partition_key for r in later] == ["2024-05-17T17:00"]

@@ -10,8 +10,9 @@ from gwpy.timeseries import TimeSeries
 
 from glitchflow_assets.core.ingest import ingest_window
 from glitchflow_assets.core.quality import assess
-from glitchflow_assets.core.raw_segments import SCHEMA, SCHEMA_VERSION, read_data, read_summary
+from glitchflow_assets.core.raw_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_data, read_summary
 from glitchflow_assets.core.resample import edge_seconds
+from glitchflow_assets.core.segments import clip
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets_tests.conftest import real_file, sim_run
@@ -25,14 +26,15 @@ def test_simulated_window_ingests_every_channel_at_the_analysis_rate(sim_frames,
     assert [c.name for c in summary.channels] == [c.name for c in VIRGO_SCENARIO.channels]
     assert [c.native_rate for c in summary.channels] == [c.sample_rate for c in VIRGO_SCENARIO.channels]
     assert summary.attrs["livetime"] == 300 and summary.attrs["gap_fraction"] == 0
-    assert all(c.segments == [(window.gps_start, window.gps_end)] for c in summary.channels)
+    # the window plus MARGIN_S of its neighbours' data each side
+    assert all(c.segments == [(window.gps_start - MARGIN_S, window.gps_end + MARGIN_S)] for c in summary.channels)
     # provenance: every frame read, with its checksum
     assert [f.name for f in summary.frames] == [f"V-V1SIM-{g}-60.gwf" for g in range(window.gps_start - 60, window.gps_end + 60, 60)]
     first = sim_frames / summary.frames[0].name
     assert summary.frames[0].sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
     assert summary.skipped == []
     data, names, t0 = read_data(tmp_path / "w.h5")
-    assert data.shape == (11, 300 * 4096) and data.dtype == np.float32 and t0 == window.gps_start
+    assert data.shape == (11, (300 + 2 * MARGIN_S) * 4096) and data.dtype == np.float32 and t0 == window.gps_start - MARGIN_S
     with h5py.File(tmp_path / "w.h5") as f:
         assert f["data"].attrs["dt"] == 1 / 4096
     assert all(o.passed for o in assess(summary, run).values())
@@ -48,14 +50,14 @@ def test_ingested_channels_match_independent_resampling(sim_frames, sim_windows,
     FFT interpolation (gwpy's own upsampling windows the spectrum and attenuates the upper band)."""
     run, window = sim_run(sim_frames), sim_windows[0]
     ingest_window(run, window, tmp_path / "w.h5")
-    ours, _, _ = read_data(tmp_path / "w.h5", [run.strain_channel, "V1:ENV_CEB_SEIS_V"])
+    ours, _, t0 = read_data(tmp_path / "w.h5", [run.strain_channel, "V1:ENV_CEB_SEIS_V"])
     files = [str(p) for p in sorted(sim_frames.glob("*.gwf"))]
     start, end = window.gps_start - 8, window.gps_end + 8
     strain = TimeSeries.read(files, run.strain_channel, start=start, end=end).resample(4096).value
     seismic = TimeSeries.read(files, "V1:ENV_CEB_SEIS_V", start=start, end=end).value
     seismic = scipy.signal.resample(seismic, seismic.size * 16)
     for row, reference in enumerate([strain, seismic]):
-        mine = _band(ours[row], window.gps_start, window.gps_start, window.gps_end)
+        mine = _band(ours[row], t0, window.gps_start, window.gps_end)
         theirs = _band(reference, start, window.gps_start, window.gps_end)
         assert np.corrcoef(mine, theirs)[0, 1] > 0.9999
         assert np.std(mine) == pytest.approx(np.std(theirs), rel=1e-3)
@@ -67,7 +69,8 @@ def test_a_missing_frame_becomes_a_recorded_gap(frames_copy, sim_windows, tmp_pa
     lost.unlink()
     summary = ingest_window(run, window, tmp_path / "w.h5")
     edge = edge_seconds(16384, 4096)
-    assert summary.strain.segments == [(window.gps_start, window.gps_start + 120 - edge), (window.gps_start + 180 + edge, window.gps_end)]
+    in_window = clip(summary.strain.segments, window.gps_start, window.gps_end)
+    assert in_window == [(window.gps_start, window.gps_start + 120 - edge), (window.gps_start + 180 + edge, window.gps_end)]
     assert summary.attrs["livetime"] == pytest.approx(240 - 2 * edge)
     data, _, _ = read_data(tmp_path / "w.h5", gps_start=window.gps_start + 120, gps_end=window.gps_start + 180)
     assert not data.any()  # nothing invented in the gap
@@ -75,14 +78,26 @@ def test_a_missing_frame_becomes_a_recorded_gap(frames_copy, sim_windows, tmp_pa
     assert seis.segments[0][1] == pytest.approx(window.gps_start + 120 - edge_seconds(256, 4096))
     gap = assess(summary, run)["gap_fraction"]
     assert not gap.passed and gap.severity == "WARN"
-    assert f"{window.gps_start + 120 - edge:.1f}" in gap.description and "V1:Hrec_hoft_16384Hz" in gap.description
+    assert f"{window.gps_start + 120 - edge:.3f}" in gap.description and "V1:Hrec_hoft_16384Hz" in gap.description
+    assert "limit 10 %" in gap.description
+
+
+def test_a_partial_window_at_the_run_start_has_no_false_gap(sim_frames, sim_windows, tmp_path):
+    """The first and last windows of a run are partial (UTC alignment): only their part inside the run counts."""
+    window = sim_windows[0]
+    run = sim_run(sim_frames, gps_start=window.gps_start + 150)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    assert summary.attrs["livetime"] == 150 and summary.attrs["gap_fraction"] == 0
+    gap = assess(summary, run)["gap_fraction"]
+    assert gap.passed and gap.description.startswith(f"strain gap 0 % of the 150 s of window {window.key} inside SIM, limit 10 %")
 
 
 def test_real_gwosc_strain_ingests_bit_exact(gw150914_run, tmp_path):
     run = gw150914_run
     window = windows_overlapping(run.gps_start, run.gps_end, run.cadence)[0]  # 09:50 UTC, data from :29 on
     summary = ingest_window(run, window, tmp_path / "w.h5")
-    assert summary.strain.native_rate == 4096 and summary.strain.segments == [(1126259446.0, window.gps_end)]
+    assert summary.strain.native_rate == 4096
+    assert clip(summary.strain.segments, window.gps_start, window.gps_end) == [(1126259446.0, window.gps_end)]
     data, _, t0 = read_data(tmp_path / "w.h5", gps_start=1126259446, gps_end=window.gps_end)
     with h5py.File(real_file("H-H1_LOSC_4_V2-1126259446-32.hdf5")) as f:
         original = f["strain/Strain"][: data.shape[1]]

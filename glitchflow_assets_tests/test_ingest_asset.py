@@ -30,7 +30,8 @@ def test_sim_window_materializes_with_metadata_and_passing_checks(sim_frames, is
         path = isolated_home / "storage" / "SIM" / RAW / f"SIM-{RAW}-1400000118-300.h5"
         assert meta["path"].value == str(path) and path.exists()
         assert meta["livetime_s"].value == 300 and meta["n_channels"].value == 11 and meta["n_frames"].value == 7
-        assert "V1:ENV_CEB_SEIS_V | 256" in meta["channels"].value
+        rates = {r.data["channel"]: r.data["native_rate_hz"] for r in meta["channels"].records}
+        assert rates["V1:ENV_CEB_SEIS_V"] == 256
         checks = _check_results(result)
         assert set(checks) == {"no_nonfinite_samples", "no_flatlined_channels", "gap_fraction", "sample_rates", "channels_present"}
         assert all(c.passed for c in checks.values())
@@ -71,7 +72,10 @@ def test_real_gwosc_file_through_the_asset(gw150914_run):
         assert mat.metadata["livetime_s"].value == pytest.approx(31.0)  # 09:50:29-09:51:00 UTC
         (mat,) = second.asset_materializations_for_node("GW150914__raw_strain_segments")
         assert mat.metadata["livetime_s"].value == pytest.approx(1.0)  # 09:51:00-09:51:01 UTC
-        assert not _check_results(first)["gap_fraction"].passed  # half the window is outside the file: flagged, not fatal
+        # half the window lies outside the run (the file is the run): no false gap, the in-run part is complete
+        gap = _check_results(first)["gap_fraction"]
+        assert gap.passed and "0 % of the 31 s of window 2015-09-14T09:50 inside GW150914, limit 10 %" in gap.description
+        assert gap.partition == "2015-09-14T09:50"
 
 
 def test_real_frame_through_the_asset(hw100916_run):

@@ -84,6 +84,9 @@ def test_training_registers_a_version_with_lineage_both_ways(pipeline):
     assert version.run_id == meta["mlflow_run_id"]
     run = client.get_run(meta["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    # the UI links into MLflow (here the `mlflow ui` of the README: the store is a local one)
+    assert meta["mlflow_run"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    assert meta["mlflow_model_version"].endswith(f"/#/models/glitchflow-SIM/versions/{meta['model_version']}")
     assert run.data.tags["dagster_run_id"] == pipeline.first.run_id
     assert run.data.tags["dagster_asset_key"] == "SIM/trained_model" and run.data.tags["dagster_partition"] == "SIM"
     assert run.data.params["train.epochs"] == "12" and "torch" in run.data.tags and "device" in run.data.tags

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 from glitchflow_assets_tests.conftest import sim_run
 
@@ -24,7 +25,7 @@ def _drop(directory, gps, duration=60, mtime=None, content=b"x"):
 
 def _tick(sensor, cursor=None):
     with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance))
+        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))
     return result.run_requests, result.cursor
 
 
@@ -38,7 +39,7 @@ def watched(tmp_path):
 def test_complete_windows_are_requested_once(watched):
     directory, sensor = watched
     assert _tick(sensor)[0] == []
-    for k in range(5):
+    for k in range(6):  # the window and the 8 s margin its file keeps beyond its end
         _drop(directory, START + 60 * k, mtime=1000 + k)
     requests, cursor = _tick(sensor)
     assert [r.partition_key for r in requests] == ["2024-05-17T16:55"]
@@ -77,14 +78,14 @@ def test_late_file_rematerializes_its_window_with_a_new_run_key(watched):
 
 def test_restart_with_saved_cursor_requests_nothing_twice(watched):
     directory, sensor = watched
-    for k in range(5):
+    for k in range(6):
         _drop(directory, START + 60 * k, mtime=1000)  # one mtime shared by several files
     first, cursor = _tick(sensor)
     restarted = new_frames_sensor(sim_run(directory), "SIM_ingest")  # a fresh process, same cursor
     assert _tick(restarted, cursor)[0] == []
     # a new file with the same mtime as the others is still seen (files are tracked by identity, not mtime)
-    _drop(directory, START + 300, mtime=1000)
-    for k in range(1, 5):
+    _drop(directory, START + 360, mtime=1000)
+    for k in range(2, 6):
         _drop(directory, START + 300 + 60 * k, mtime=1000 + k)
     again, _ = _tick(restarted, cursor)
     assert [r.partition_key for r in again] == ["2024-05-17T17:00"]
@@ -131,3 +132,32 @@ def test_sensor_requests_materialize_the_new_windows(sim_frames, tmp_path, monke
         assert result.success
         event = instance.get_latest_materialization_event(dg.AssetKey(["SIM", "raw_strain_segments"]))
         assert event.asset_materialization.partition == "2024-05-17T16:55"
+
+
+def test_the_sensor_starts_from_what_is_already_ingested(sim_frames, tmp_path):
+    """After the main job (windows ingested in process), the first sensor evaluation ingests nothing again;
+    a window whose files then change is requested."""
+    import shutil
+
+    directory = tmp_path / "frames"
+    directory.mkdir()
+    for path in sorted(sim_frames.glob("*.gwf"))[:7]:
+        shutil.copy(path, directory)
+    run = sim_run(directory)
+    sensor = new_frames_sensor(run, "SIM_ingest")
+    job = build_definitions({"SIM": run}).resolve_job_def("SIM_ingest")
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance, partition_key="2024-05-17T16:55").success
+
+        def tick(cursor):
+            context = dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()})
+            result = sensor(context)
+            return result.run_requests, result.cursor
+
+        requests, cursor = tick(None)
+        assert requests == []
+        victim = sorted(directory.glob("*.gwf"))[3]
+        victim.write_bytes(victim.read_bytes())  # rewritten in place: same bytes, new mtime
+        os.utime(victim, (time.time() + 5, time.time() + 5))
+        requests, _ = tick(cursor)
+        assert [r.partition_key for r in requests] == ["2024-05-17T16:55"]

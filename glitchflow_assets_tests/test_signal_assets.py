@@ -22,7 +22,7 @@ def test_window_job_then_channel_selection(sim_frames, isolated_home):
         assert events_mat.metadata["n_events"].value == len(events) > 0
         assert attrs["window"] == "2024-05-17T17:00" and (events.gps >= attrs["gps_start"]).all() and (events.gps < attrs["gps_end"]).all()
         (scores_mat,) = result.asset_materializations_for_node("SIM__annalisa_scores")
-        assert "V1:LSC_DARM_ERR" in scores_mat.metadata["channels"].value
+        assert "V1:LSC_DARM_ERR" in {r.data["channel"] for r in scores_mat.metadata["channels"].records}
 
         selection = dg.materialize(
             [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))], instance=instance, resources={"storage": GlitchflowStorage()}

@@ -23,21 +23,35 @@ def _inject(x, t0, gps, f0, q, snr):
     x += wave * snr / np.sqrt(2.0 * np.sum(wave**2))  # white noise: snr^2 = 2 sum(h^2) for unit variance
 
 
-def test_cluster_tiles_merges_in_time_and_keeps_the_loudest_tile():
+def test_cluster_tiles_merges_in_time_and_frequency_and_keeps_the_loudest_tile():
     tiles = np.array(
         [
             [10.00, 10.05, 100.0, 20.0, 49.0, 8.0],
             [10.04, 10.10, 120.0, 25.0, 81.0, 8.0],  # overlaps the first: same event, louder
-            [10.15, 10.20, 300.0, 50.0, 36.0, 16.0],  # 0.05 s later: joins (cluster_dt 0.1)
-            [12.00, 12.10, 40.0, 10.0, 30.0, 4.0],  # far away: its own event
+            [10.15, 10.20, 130.0, 50.0, 36.0, 16.0],  # 0.05 s later, overlapping band: joins (cluster_dt 0.1)
+            [10.15, 10.20, 400.0, 50.0, 30.0, 16.0],  # same time, far above in frequency: its own event
+            [12.00, 12.10, 40.0, 10.0, 30.0, 4.0],  # far away in time: its own event
         ]
     )
     events = cluster_tiles(tiles, cluster_dt=0.1)
-    assert len(events) == 2
+    assert len(events) == 3
     first = events.iloc[0]
     assert first.snr == pytest.approx(9.0) and first.frequency == 120.0 and first.n_tiles == 3
     assert (first.start, first.end) == (10.0, 10.2)
-    assert first.fmin == pytest.approx(100 - 10) and first.fmax == pytest.approx(300 + 25)
+    assert first.fmin == pytest.approx(100 - 10) and first.fmax == pytest.approx(130 + 25)
+    assert sorted(events.frequency) == [40.0, 120.0, 400.0]
+
+
+def test_cluster_tiles_keeps_two_peaks_apart_where_a_weak_long_tile_bridges_them():
+    tiles = np.array(
+        [
+            [10.00, 10.04, 100.0, 40.0, 900.0, 4.0],  # glitch A, SNR 30
+            [10.53, 10.57, 60.0, 30.0, 625.0, 4.0],  # glitch B 0.53 s later, SNR 25
+            [9.90, 10.70, 80.0, 60.0, 30.0, 4.0],  # a weak, long low-Q tile spanning both
+        ]
+    )
+    events = cluster_tiles(tiles, cluster_dt=0.1)
+    assert events.snr.round(6).tolist() == [30.0, 25.0]  # time-only clustering made one event of SNR 30
 
 
 def test_find_events_recovers_an_injection_and_stays_quiet_in_noise():

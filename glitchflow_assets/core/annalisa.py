@@ -73,6 +73,13 @@ class AnnalisaConfig:
         return mean_corr > self.corr_threshold and mean_iou > self.iou_threshold
 
     @property
+    def rule(self) -> str:
+        """:meth:`keeps` in words (figure titles, descriptions)."""
+        if self.selection == "significance":
+            return f"-log10 p >= {self.significance_threshold:g}"
+        return f"mean corr > {self.corr_threshold:g} and mean IoU > {self.iou_threshold:g}"
+
+    @property
     def shape(self) -> tuple[int, int]:
         return self.rows, int(round((self.duration - 2 * self.crop) / self.dt))
 

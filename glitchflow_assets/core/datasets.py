@@ -178,3 +178,28 @@ def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
             f"channel scales {np.round(scale, 3).tolist()}; bad channels {bad_scale}",
         ),
     }
+
+
+def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict]:
+    """The first ``per_label`` glitch and background tiles of a split, as stored, with their axes and provenance:
+    dicts of ``tile`` ``[channel, size, size]``, ``frequencies`` ``[size]`` (Hz), ``times`` ``[size]`` (s from the
+    event), ``label``, ``split``, ``gps``, ``window``, ``offset``."""
+    names = {code: name for name, code in LABELS.items()}
+    with open_hdf5(path) as f:
+        g, frequencies, times = f[split], f["axes/frequencies"][()], f["axes/times"][()]
+        labels = g["label"][()]
+        rows = [i for code in (LABELS["glitch"], LABELS["background"]) for i in np.flatnonzero(labels == code)[:per_label]]
+        size = g["tiles"].shape[-1]
+        return [
+            {
+                "tile": g["tiles"][i],
+                "frequencies": frequencies,
+                "times": times[int(g["tile_offset"][i]) : int(g["tile_offset"][i]) + size],
+                "label": names[int(labels[i])],
+                "split": split,
+                "gps": float(g["event_gps"][i]),
+                "window": g["window"].asstr()[i],
+                "offset": int(g["tile_offset"][i]),
+            }
+            for i in rows
+        ]

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from glitchflow_assets.core.dsp import QTiling, SingleQTransform, psd_of_segments, q_values, whiten
-from glitchflow_assets.core.segments import Segments
+from glitchflow_assets.core.segments import Segments, clip
 
 EVENT_COLUMNS = ["gps", "frequency", "snr", "q", "start", "end", "duration", "fmin", "fmax", "bandwidth", "n_tiles"]
 
@@ -59,8 +59,35 @@ def _tile_table(tiling: QTiling, energies: list[torch.Tensor], t0: float, keep: 
     return np.concatenate(out) if out else np.zeros((0, 6))
 
 
+def _split_by_peaks(tiles: np.ndarray, cluster_dt: float) -> np.ndarray:
+    """Labels for the tiles of one time cluster, grown around its distinct peaks, loudest first.
+
+    A tile joins the loudest event whose extent it touches in time (within ``cluster_dt``) and in frequency,
+    or starts a new one. Taken loudest first, two glitches whose peaks are apart in time-frequency stay two
+    events even where weaker, longer tiles bridge them (time-only clustering merged them)."""
+    order = np.argsort(-tiles[:, 4], kind="stable")
+    low, high = tiles[:, 2] - tiles[:, 3] / 2, tiles[:, 2] + tiles[:, 3] / 2
+    extent = np.zeros((0, 4))  # per event: start, end, fmin, fmax
+    label = np.empty(len(tiles), dtype=np.int64)
+    for i in order:
+        in_time = (tiles[i, 0] <= extent[:, 1] + cluster_dt) & (tiles[i, 1] >= extent[:, 0] - cluster_dt)
+        touches = in_time & (low[i] <= extent[:, 3]) & (high[i] >= extent[:, 2])
+        if touches.any():
+            j = int(np.argmax(touches))  # events were created loudest first
+            e = extent[j]
+            extent[j] = [min(e[0], tiles[i, 0]), max(e[1], tiles[i, 1]), min(e[2], low[i]), max(e[3], high[i])]
+        else:
+            j = len(extent)
+            extent = np.vstack([extent, [tiles[i, 0], tiles[i, 1], low[i], high[i]]])
+        label[i] = j
+    return label
+
+
 def cluster_tiles(tiles: np.ndarray, cluster_dt: float) -> pd.DataFrame:
-    """Tiles ``[n, (start, end, f, bandwidth, snr2, q)]`` -> one row per time cluster (see EVENT_COLUMNS)."""
+    """Tiles ``[n, (start, end, f, bandwidth, snr2, q)]`` -> one row per event (see EVENT_COLUMNS).
+
+    Tiles are first grouped in time (closer than ``cluster_dt``), then each group is split around its distinct
+    time-frequency peaks (:func:`_split_by_peaks`)."""
     if tiles.shape[0] == 0:
         return pd.DataFrame(columns=EVENT_COLUMNS)
     tiles = tiles[np.argsort(tiles[:, 0], kind="stable")]
@@ -69,25 +96,45 @@ def cluster_tiles(tiles: np.ndarray, cluster_dt: float) -> pd.DataFrame:
     rows = []
     for k in range(label[-1] + 1):
         group = tiles[label == k]
-        peak = group[np.argmax(group[:, 4])]
-        fmin, fmax = (group[:, 2] - group[:, 3] / 2).min(), (group[:, 2] + group[:, 3] / 2).max()
-        start, end = group[:, 0].min(), group[:, 1].max()
-        rows.append(
-            {
-                "gps": 0.5 * (peak[0] + peak[1]),
-                "frequency": peak[2],
-                "snr": math.sqrt(peak[4]),
-                "q": peak[5],
-                "start": start,
-                "end": end,
-                "duration": end - start,
-                "fmin": max(fmin, 0.0),
-                "fmax": fmax,
-                "bandwidth": fmax - max(fmin, 0.0),
-                "n_tiles": len(group),
-            }
-        )
-    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+        parts = _split_by_peaks(group, cluster_dt) if len(group) > 1 else np.zeros(1, dtype=np.int64)
+        rows += [_event_row(group[parts == p]) for p in range(parts.max() + 1)]
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS).sort_values("gps", kind="stable").reset_index(drop=True)
+
+
+def _event_row(group: np.ndarray) -> dict:
+    peak = group[np.argmax(group[:, 4])]
+    fmin, fmax = (group[:, 2] - group[:, 3] / 2).min(), (group[:, 2] + group[:, 3] / 2).max()
+    start, end = group[:, 0].min(), group[:, 1].max()
+    return {
+        "gps": 0.5 * (peak[0] + peak[1]),
+        "frequency": peak[2],
+        "snr": math.sqrt(peak[4]),
+        "q": peak[5],
+        "start": start,
+        "end": end,
+        "duration": end - start,
+        "fmin": max(fmin, 0.0),
+        "fmax": fmax,
+        "bandwidth": fmax - max(fmin, 0.0),
+        "n_tiles": len(group),
+    }
+
+
+def window_events(
+    strain: np.ndarray,
+    t0: float,
+    sample_rate: float,
+    segments: Segments,
+    window: tuple[float, float],
+    config: EventSearchConfig = EventSearchConfig(),
+    device: torch.device | None = None,
+) -> tuple[pd.DataFrame, Segments]:
+    """The events a window owns: searched over its data *and margins* (see raw_segments), kept when their
+    peak falls inside ``window`` = [start, end). Each event of continuous data belongs to exactly one window,
+    and no stretch of it goes unsearched. Returns the events and the window's searched segments."""
+    events, searched = find_events(strain, t0, sample_rate, segments, config, device)
+    owned = events[(events.gps >= window[0]) & (events.gps < window[1])].reset_index(drop=True)
+    return owned, clip(searched, *window)
 
 
 def find_events(

@@ -8,8 +8,9 @@ that only lost files is reported and not re-ingested (its ingested file keeps th
 uses the clock, so a restart, a clock jump or a file stamped in 2100 hides nothing (future mtimes are
 reported).
 
-A window is requested when its GPS span is fully covered by files, or, if it stays incomplete, once the
-newest data on disk reach ``grace_s`` past its end (the stream has moved on: ingest what exists and
+A window is requested when its GPS span and the margins its file holds (``raw_segments.MARGIN_S`` each
+side, within the run) are fully covered by files, or, if it stays incomplete, once the newest data on disk
+reach ``grace_s`` past its end (the stream has moved on: ingest what exists and
 record the gaps). Run keys are ``window|identity digest``: the same files never launch a second run,
 changed files always do.
 
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glitchflow_assets.core.frames import FrameFile
+from glitchflow_assets.core.raw_segments import window_data_span, window_read_span
 from glitchflow_assets.core.segments import clip, coalesce, total
 from glitchflow_assets.core.windows import Cadence, Window, windows_overlapping
 
@@ -99,7 +101,8 @@ def plan_window_requests(
         if s.st_mtime > now + FUTURE_SLACK_S
     ]
     found = _trusted(found, cadence, verify, notices)
-    in_run = [(f, s) for f, s in found if f.gps_start < run_span[1] and f.gps_end > run_span[0]]
+    reach = _reach()
+    in_run = [(f, s) for f, s in found if f.gps_start < run_span[1] + reach and f.gps_end > run_span[0] - reach]
     by_window = _files_by_window(in_run, cadence, run_span)
     covered = coalesce([(f.gps_start, f.gps_end) for f, _ in in_run])
     covered_starts = [a for a, _ in covered]
@@ -107,7 +110,9 @@ def plan_window_requests(
     windows = dict(cursor.windows)
     requests, pending = [], []
     for key, (window, files) in sorted(by_window.items()):
-        digest = hashlib.sha256("\n".join(sorted(identity(f, s) for f, s in files)).encode()).hexdigest()[:16]
+        if not any(f.gps_start < window.gps_end and f.gps_end > window.gps_start for f, _ in files):
+            continue  # only a neighbour's data reach into its margins: nothing of its own to ingest yet
+        digest = _digest(files)
         before = windows.get(key)
         if before is not None and before[0] == digest:
             continue
@@ -115,7 +120,8 @@ def plan_window_requests(
             notices.append(f"window {key}: {before[1] - len(files)} frame file(s) deleted since it was ingested; not re-ingested")
             windows[key] = [digest, len(files)]
             continue
-        span = (max(window.gps_start, run_span[0]), min(window.gps_end, run_span[1]))
+        data_span = window_data_span(window)
+        span = (max(data_span[0], run_span[0]), min(data_span[1], run_span[1]))
         near = covered[max(bisect.bisect_right(covered_starts, span[0]) - 1, 0) : bisect.bisect_left(covered_starts, span[1])]
         complete = total(clip(near, *span)) >= span[1] - span[0]
         if not complete and newest < span[1] + grace:
@@ -128,6 +134,26 @@ def plan_window_requests(
         notices.append(f"window {key}: every frame file was deleted; its ingested data are kept")
         del windows[key]
     return WatchPlan(requests, WatchCursor(windows), pending, notices)
+
+
+def seed_cursor(
+    found: list[tuple[FrameFile, os.stat_result]],
+    cadence: Cadence,
+    run_span: tuple[int, int],
+    ingested: Callable[[Window], set[tuple[str, int]] | None],
+) -> WatchCursor:
+    """A cursor for a sensor starting next to data already ingested (after the main job): every window whose
+    files, by name and size, are those its ingested file records (``ingested(window)``, None if there is none)
+    counts as requested, so it is not ingested again."""
+    windows = {}
+    for key, (window, files) in _files_by_window(_trusted(found, cadence, None, []), cadence, run_span).items():
+        if ingested(window) == {(f.name, s.st_size) for f, s in files}:
+            windows[key] = [_digest(files), len(files)]
+    return WatchCursor(windows)
+
+
+def _digest(files: list[tuple[FrameFile, os.stat_result]]) -> str:
+    return hashlib.sha256("\n".join(sorted(identity(f, s) for f, s in files)).encode()).hexdigest()[:16]
 
 
 def _trusted(
@@ -146,21 +172,29 @@ def _trusted(
     return kept
 
 
+def _reach() -> float:
+    """How far beyond its edges a window's file reads frames."""
+    return window_read_span(Window("", 0, 0))[1]
+
+
 def _files_by_window(
     found: list[tuple[FrameFile, os.stat_result]], cadence: Cadence, run_span: tuple[int, int]
 ) -> dict[str, tuple[Window, list[tuple[FrameFile, os.stat_result]]]]:
-    """Each window of the run touched by a file, with those files: one pass, linear in files + windows."""
+    """Each window of the run whose file would read a file (its read span), with those files: one pass, linear
+    in files + windows."""
     if not found:
         return {}
-    start = max(min(f.gps_start for f, _ in found), run_span[0])
-    end = min(max(f.gps_end for f, _ in found), run_span[1])
+    reach = _reach()
+    start = max(min(f.gps_start for f, _ in found) - reach, run_span[0])
+    end = min(max(f.gps_end for f, _ in found) + reach, run_span[1])
     windows = windows_overlapping(start, end, cadence)
-    starts = [w.gps_start for w in windows]
+    spans = [window_read_span(w) for w in windows]
+    starts = [a for a, _ in spans]
     out: dict[str, tuple[Window, list]] = {}
     for f, s in found:
-        i = max(bisect.bisect_right(starts, max(f.gps_start, start)) - 1, 0)
-        while i < len(windows) and windows[i].gps_start < f.gps_end:
-            if windows[i].gps_end > f.gps_start:
+        i = max(bisect.bisect_right(starts, f.gps_start) - 2, 0)  # data spans overlap their neighbours'
+        while i < len(windows) and spans[i][0] < f.gps_end:
+            if spans[i][1] > f.gps_start:
                 out.setdefault(windows[i].key, (windows[i], []))[1].append((f, s))
             i += 1
     return out

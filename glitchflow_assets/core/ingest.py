@@ -18,7 +18,16 @@ import numpy as np
 from glitchflow_assets.core import frame_decoder
 from glitchflow_assets.core.frame_decoder import FrameContents
 from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
-from glitchflow_assets.core.raw_segments import ChannelStats, FrameRecord, RawSegmentSummary, RawSegmentWriter, read_summary
+from glitchflow_assets.core.raw_segments import (
+    MARGIN_S,
+    ChannelStats,
+    FrameRecord,
+    RawSegmentSummary,
+    RawSegmentWriter,
+    read_summary,
+    window_data_span,
+    window_read_span,
+)
 from glitchflow_assets.core.resample import edge_seconds, resample
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import Segments, clip, coalesce, subtract, total
@@ -26,8 +35,6 @@ from glitchflow_assets.core.storage import sha256sum
 from glitchflow_assets.core.windows import Window
 
 log = logging.getLogger(__name__)
-
-PAD_S = 1.0  # data read beyond each window edge so the resampling filter has no edge there
 
 
 class IngestError(RuntimeError):
@@ -68,11 +75,11 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
 
 
 def _assemble(
-    pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, window: Window, is_strain: bool, where: str
+    pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, span: tuple[int, int], is_strain: bool, where: str
 ) -> np.ndarray:
-    """Place a channel's pieces (file name, native data) on the window's analysis grid ``[time]``."""
+    """Place a channel's pieces (file name, native data) on the analysis grid ``[time]`` of the file's GPS ``span``."""
     fs = run.sample_rate
-    out = np.zeros(window.duration * fs, dtype=np.float32)
+    out = np.zeros((span[1] - span[0]) * fs, dtype=np.float32)
     if not pieces:
         return out
     pieces.sort(key=lambda p: p[1].t0)
@@ -106,7 +113,7 @@ def _assemble(
         except ValueError as exc:  # a rate with no exact ratio to the analysis rate
             files = sorted({n for n, p in pieces if p.sample_rate == rate})
             raise IngestError(f"{where}, {rate:g} Hz in {', '.join(files)}: {exc}") from exc
-        offset = (t0 - window.gps_start) * fs
+        offset = (t0 - span[0]) * fs
         if abs(offset - round(offset)) > 1e-3:
             raise IngestError(f"{where}: data at GPS {t0} is not on the {fs} Hz grid of the window")
         i0 = round(offset)
@@ -117,11 +124,11 @@ def _assemble(
         valid.append((t0 + edge, t0 + data.size / fs - edge))
     widen = max(edge_seconds(p.sample_rate, fs) for _, p in pieces)
     bad = [(s - widen, e + widen) for s, e in bad]
-    stats.segments = clip(subtract(coalesce(valid), bad), window.gps_start, window.gps_end)
+    stats.segments = clip(subtract(coalesce(valid), bad), *span)
     # Zero everything outside valid data so no filter transient or bad sample survives.
     keep = np.zeros(out.size, dtype=bool)
     for s, e in stats.segments:
-        keep[round((s - window.gps_start) * fs) : round((e - window.gps_start) * fs)] = True
+        keep[round((s - span[0]) * fs) : round((e - span[0]) * fs)] = True
     out[~keep] = 0.0
     return out
 
@@ -187,7 +194,7 @@ def ingest_window(
         found, bad_names = scan_frame_dir(run.frames.path, run.frames.extension)
         frame_files = [f for f, _ in found]
         skipped += [(s.path.name, s.reason) for s in bad_names]
-    span = (window.gps_start - PAD_S, window.gps_end + PAD_S)
+    span = window_read_span(window)
     contents, rejected = _probe_all(frames_overlapping(frame_files, *span), run)
     skipped += rejected
     while True:
@@ -217,8 +224,8 @@ def _assemble_window(
         raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in contents)}")
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c) for c in channels]
-    span = (window.gps_start - PAD_S, window.gps_end + PAD_S)
-    writer = RawSegmentWriter(out_path, len(channels), window.duration * run.sample_rate)
+    data_span, span = window_data_span(window), window_read_span(window)
+    writer = RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate)
     try:
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
@@ -236,8 +243,9 @@ def _assemble_window(
                         pieces[i].append((f.name, got[channels[i]]))
             for i in batch:
                 where_channel = f"{where}, channel {channels[i]}"
-                writer.write_channel(i, _assemble(pieces[i], stats[i], run, window, is_strain=i == 0, where=where_channel))
-        livetime = total(stats[0].segments)
+                writer.write_channel(i, _assemble(pieces[i], stats[i], run, data_span, is_strain=i == 0, where=where_channel))
+        in_run = (max(window.gps_start, run.gps_start), min(window.gps_end, run.gps_end))
+        livetime = total(clip(stats[0].segments, *in_run))
         if livetime == 0:
             raise IngestError(
                 f"{where}: no valid strain ({run.strain_channel}) data in the window; files: {sorted(f.name for f in contents)}"
@@ -248,10 +256,13 @@ def _assemble_window(
             "window": window.key,
             "gps_start": window.gps_start,
             "gps_end": window.gps_end,
+            "data_gps_start": data_span[0],
+            "margin_s": MARGIN_S,
+            "in_run_duration": in_run[1] - in_run[0],
             "sample_rate": run.sample_rate,
             "strain_channel": run.strain_channel,
             "livetime": livetime,
-            "gap_fraction": 1.0 - livetime / window.duration,
+            "gap_fraction": 1.0 - livetime / (in_run[1] - in_run[0]),
         }
         records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)

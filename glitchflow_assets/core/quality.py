@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from glitchflow_assets.core.raw_segments import RawSegmentSummary
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.segments import subtract
+from glitchflow_assets.core.segments import subtract, total
 
 
 @dataclass(frozen=True)
@@ -20,52 +20,70 @@ class Thresholds:
 
 @dataclass
 class Outcome:
+    """A check's verdict: what was measured against its limit, and each problem found."""
+
     passed: bool
+    measured: str  # e.g. "strain gap 0.0 % of 300 s, limit 10 %"
     severity: str = "WARN"  # ERROR | WARN
     messages: list[str] = field(default_factory=list)
 
     @property
     def description(self) -> str:
-        return "; ".join(self.messages) if self.messages else "ok"
+        return "; ".join([self.measured, *self.messages])
 
 
 CHECKS = ("no_nonfinite_samples", "no_flatlined_channels", "gap_fraction", "sample_rates", "channels_present")
 BLOCKING = frozenset({"no_nonfinite_samples", "sample_rates"})
 
 
-def _outcome(messages: list[str], strain_hit: bool) -> Outcome:
-    return Outcome(passed=not messages, severity="ERROR" if strain_hit else "WARN", messages=messages)
+def _outcome(measured: str, messages: list[str], strain_hit: bool) -> Outcome:
+    return Outcome(passed=not messages, measured=measured, severity="ERROR" if strain_hit else "WARN", messages=messages)
 
 
 def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds = Thresholds()) -> dict[str, Outcome]:
-    """One :class:`Outcome` per name in :data:`CHECKS`."""
+    """One :class:`Outcome` per name in :data:`CHECKS`; gaps and livetime count only the window's part inside the run."""
     strain = summary.strain.name
     channels = summary.channels
     window = f"window {summary.attrs['window']}"
+    start, end = summary.window_span
+    in_run = (max(start, run.gps_start), min(end, run.gps_end))
 
     nonfinite = [c for c in channels if c.nonfinite_count]
     flat = [c for c in channels if c.max_flat_seconds >= thresholds.max_flat_seconds]
+    longest_flat = max(channels, key=lambda c: c.max_flat_seconds)
     rates = [c for c in channels if c.rate_mismatch]
-    gap = float(summary.attrs["gap_fraction"])
-    gaps = subtract([(float(summary.attrs["gps_start"]), float(summary.attrs["gps_end"]))], summary.strain.segments)
+    gaps = subtract([in_run], summary.strain.segments)
+    gap = total(gaps) / (in_run[1] - in_run[0])
     expected = [] if run.aux_is_pattern() else list(run.aux_channels)
     missing = [c.name for c in channels if not c.present and (c.name in expected or c.name == strain)]
+    n = len(channels)
 
     return {
         "no_nonfinite_samples": _outcome(
-            [f"{c.name}: {c.nonfinite_count} NaN/inf samples, first at GPS {c.first_nonfinite_gps:.4f} ({window})" for c in nonfinite],
+            f"{sum(c.nonfinite_count for c in channels)} NaN/inf samples in {n} channels of {window}, limit 0",
+            [f"{c.name}: {c.nonfinite_count} NaN/inf samples, first at GPS {c.first_nonfinite_gps:.4f}" for c in nonfinite],
             any(c.name == strain for c in nonfinite),
         ),
         "no_flatlined_channels": _outcome(
-            [f"{c.name}: constant for {c.max_flat_seconds:.1f} s from GPS {c.first_flat_gps:.4f} ({window})" for c in flat],
+            f"longest constant stretch {longest_flat.max_flat_seconds:.3f} s ({longest_flat.name}) in {window}, "
+            f"limit {thresholds.max_flat_seconds:g} s",
+            [f"{c.name}: constant for {c.max_flat_seconds:.1f} s from GPS {c.first_flat_gps:.4f}" for c in flat],
             any(c.name == strain for c in flat),
         ),
         "gap_fraction": _outcome(
-            [f"{strain}: {100 * gap:.1f} % of {window} missing, gaps at GPS " + ", ".join(f"{s:.1f}-{e:.1f}" for s, e in gaps)]
-            if gap > thresholds.max_gap_fraction
-            else [],
+            f"strain gap {100 * gap:.3g} % of the {in_run[1] - in_run[0]:g} s of {window} inside {run.name}, "
+            f"limit {100 * thresholds.max_gap_fraction:g} %",
+            [f"{strain}: gaps at GPS " + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in gaps)] if gap > thresholds.max_gap_fraction else [],
             False,
         ),
-        "sample_rates": _outcome([f"{c.name}: {c.rate_mismatch}" for c in rates], bool(rates)),
-        "channels_present": _outcome([f"{name}: not in any frame file of {window}" for name in missing], strain in missing),
+        "sample_rates": _outcome(
+            f"{len(rates)} of {n} channels at an unexpected or changing native rate in {window}, limit 0",
+            [f"{c.name}: {c.rate_mismatch}" for c in rates],
+            bool(rates),
+        ),
+        "channels_present": _outcome(
+            f"{len(missing)} of {n} listed channels missing from the frames of {window}, limit 0",
+            [f"{name}: not in any frame file" for name in missing],
+            strain in missing,
+        ),
     }

@@ -1,14 +1,16 @@
 """HDF5 schema of ``raw_strain_segments``: one self-describing file per analysis window.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
-    /                  attrs: schema, schema_version, run, window, gps_start, gps_end, sample_rate,
-                              strain_channel, livetime, gap_fraction, created_utc, software
-    /data              float32 [channel, time] at ``sample_rate`` from ``gps_start`` (strain is row 0);
-                       samples outside the valid segments are 0
+    /                  attrs: schema, schema_version, run, window, gps_start, gps_end, data_gps_start,
+                              margin_s, in_run_duration, sample_rate, strain_channel, livetime,
+                              gap_fraction, created_utc, software
+    /data              float32 [channel, time] at ``sample_rate`` from ``data_gps_start``: the window plus
+                       ``margin_s`` of its neighbours' data each side, so that searches near the window's
+                       edges see across them (strain is row 0); samples outside the valid segments are 0
     /channels/{name, unit, native_rate, present, nonfinite_count, first_nonfinite_gps,
                max_flat_seconds, first_flat_gps, rate_mismatch}      one entry per channel
-    /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data
+    /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included)
     /frames/{name, gps_start, duration, sha256, size_bytes}           files read
     /skipped/{name, reason}                                           files not used, and why
 """
@@ -23,9 +25,12 @@ import numpy as np
 
 import glitchflow_assets
 from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.raw_strain_segments"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: data carry MARGIN_S beyond each window edge; 1 (window only) is still read
+MARGIN_S = 8  # s of neighbouring data kept each side of the window
+PAD_S = 1.0  # s read beyond the margins and filtered away
 _STR = h5py.string_dtype()
 
 
@@ -67,6 +72,22 @@ class RawSegmentSummary:
     @property
     def strain(self) -> ChannelStats:
         return self.channels[0]
+
+    @property
+    def window_span(self) -> tuple[float, float]:
+        return float(self.attrs["gps_start"]), float(self.attrs["gps_end"])
+
+
+def window_data_span(window: Window) -> tuple[int, int]:
+    """The GPS span a window's file holds: the window and ``MARGIN_S`` either side."""
+    return window.gps_start - MARGIN_S, window.gps_end + MARGIN_S
+
+
+def window_read_span(window: Window) -> tuple[float, float]:
+    """The GPS span of frames a window's file is made from: its data span and ``PAD_S`` more either side, so
+    that the resampling filter has no edge inside the data."""
+    start, end = window_data_span(window)
+    return start - PAD_S, end + PAD_S
 
 
 def _column(group: h5py.Group, name: str, values: list, dtype=None) -> None:
@@ -182,7 +203,7 @@ def read_data(
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
     with open_hdf5(path) as f:
         names = _strings(f["channels/name"])
-        rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs["gps_start"])
+        rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs.get("data_gps_start", f.attrs["gps_start"]))
         rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]
         i0 = 0 if gps_start is None else max(0, round((gps_start - t0) * rate))
         i1 = f["data"].shape[1] if gps_end is None else round((gps_end - t0) * rate)

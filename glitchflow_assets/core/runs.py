@@ -50,6 +50,11 @@ class ObservingRun:
     watch: bool = False  # new-frame sensor on by default
     annalisa: dict = field(default_factory=dict)  # AnnalisaConfig overrides for this run
     backfill_batch: int = 1  # windows per run when backfilling window assets
+    show_without_frames: bool = False  # load into the code location even while its frame directory is missing
+
+    @property
+    def has_frame_source(self) -> bool:
+        return self.frames.path.is_dir()
 
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
@@ -98,6 +103,7 @@ class _RunSpec(BaseModel):
     watch: StrictBool = False
     annalisa: dict = {}
     backfill_batch: Annotated[int, Field(strict=True, ge=1)] = 1
+    show_without_frames: StrictBool = False
 
 
 def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
@@ -132,6 +138,7 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         watch=run.watch,
         annalisa=dict(run.annalisa),
         backfill_batch=run.backfill_batch,
+        show_without_frames=run.show_without_frames,
     )
 
 

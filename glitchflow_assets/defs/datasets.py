@@ -7,8 +7,9 @@ import dagster as dg
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter, split_of, verify_dataset
+from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
+from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.raw_segments import read_data
 from glitchflow_assets.core.runs import ObservingRun
@@ -26,18 +27,18 @@ EXAMPLES_PER_SPLIT = 2
 
 
 def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> str:
-    """Markdown image of ``spectrogram[channel, freq, time]`` with its true axes."""
-    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.2 * len(channels), 2.8), squeeze=False)
+    """Markdown image of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels."""
+    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.4 * len(channels) + 1, 3.4), squeeze=False, layout="constrained")
+    top = max(25.0, float(spectrogram.max()))
     for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
-        mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=max(25.0, float(image.max())))
+        mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
         ax.set_yscale("log")
-        ax.set_title(name, fontsize=7)
-        ax.set_xlabel("time from event [s]", fontsize=7)
-        fig.colorbar(mesh, ax=ax).set_label("normalised energy", fontsize=7)
+        ax.set_title(name)
+        ax.set_xlabel("time from event [s]")
     axes[0][0].set_ylabel("frequency [Hz]")
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    return md_image(to_png(fig, dpi=70), title)
+    fig.colorbar(mesh, ax=axes[0], shrink=0.9).set_label("normalised energy [SNR$^2$]")
+    fig.suptitle(title)
+    return md_image(to_png(fig), title)
 
 
 def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
@@ -123,7 +124,7 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"hdf5", "python"},
         tags={"glitchflow/level": "run"},
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in SPLIT_CHECKS.items()],
-        description="Tiles of every materialized spectrogram window, labelled glitch/background, split train/validation/test "
+        description=f"Tiles of every materialized {run.name} spectrogram window, labelled glitch/background, split train/validation/test "
         "by event (seeded), with training-only normalisation statistics; built window by window.",
     )
     def _split(context: dg.AssetExecutionContext, config: DatasetSplitConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
@@ -133,7 +134,6 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
         dataset_config = config.dataset_config()
         path = storage.run_file(run.name, SPLIT)
         writer = None
-        examples = {}
         try:
             for k in keys:
                 with h5py.File(storage.window_file(run.name, SPECTROGRAMS, window_for_key(k, run.cadence)), "r") as f:
@@ -146,10 +146,6 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
                     writer.set_axes(f["frequencies"][()], f["times"][()])
                     spec, gps = f["spectrograms"][()], f["event_gps"][()]
                     writer.add_window(k, spec, gps)
-                    for g, s in zip(gps, spec, strict=True):
-                        shown = examples.setdefault(split_of(float(g), dataset_config), [])
-                        if len(shown) < EXAMPLES_PER_SPLIT:
-                            shown.append((g, s, f["frequencies"][()], f["times"][()]))
             summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
         except BaseException as exc:
             if writer:
@@ -161,9 +157,10 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
             "n_windows": len(keys),
             "class_balance": dg.MetadataValue.json(summary["counts"]),
         }
-        for split, shown in examples.items():
-            images = [_png(s, writer.channels, freqs, times, f"{split}: event GPS {g:.3f}") for g, s, freqs, times in shown]
-            metadata[f"examples_{split}"] = dg.MetadataValue.md("\n\n".join(images))
+        for split in SPLITS:
+            if examples := example_tiles(path, split, EXAMPLES_PER_SPLIT):
+                png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")
+                metadata[f"examples_{split}"] = dg.MetadataValue.md(md_image(png, f"{split} tiles"))
         return dg.MaterializeResult(
             metadata=metadata,
             check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in outcomes.items()],

@@ -51,8 +51,17 @@ def _executor() -> dg.ExecutorDefinition | None:
     return k8s_job_executor if choice == "k8s" else None
 
 
+def loadable_runs() -> dict[str, ObservingRun]:
+    """The registry's runs that have a frame directory here, or ask to be shown without one.
+
+    A run with nothing to read would fill the catalog and the global asset graph with thousands of partitions
+    forever "missing"; it appears as soon as its frame directory exists (reload the code location), or with
+    ``show_without_frames: true`` (to plan a backfill before the data are mounted)."""
+    return {name: run for name, run in load_registry().items() if run.has_frame_source or run.show_without_frames}
+
+
 def build_definitions(runs: dict[str, ObservingRun] | None = None) -> dg.Definitions:
-    runs = load_registry() if runs is None else runs
+    runs = loadable_runs() if runs is None else runs
     return dg.Definitions.merge(
         *(run_family(run) for run in runs.values()),
         dg.Definitions(resources={"storage": GlitchflowStorage(), "mlflow": MlflowTracking()}, executor=_executor()),

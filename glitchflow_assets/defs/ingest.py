@@ -1,16 +1,19 @@
 """``raw_strain_segments``: one asset per observing run, partitioned by its time windows."""
 
 import hashlib
+import warnings
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.quality import BLOCKING, CHECKS, assess
 from glitchflow_assets.core.raw_segments import RawSegmentSummary
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.segments import total
+from glitchflow_assets.core.segments import clip, total
 from glitchflow_assets.core.windows import Window
+from glitchflow_assets.defs.metadata import metadata_table
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.windowed import for_each_window, window_backfill_policy
@@ -19,18 +22,26 @@ ASSET = "raw_strain_segments"
 CHECK_DESCRIPTIONS = {
     "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
     "no_flatlined_channels": "No channel constant for 1 s or more.",
-    "gap_fraction": "Strain gap fraction of the window at most 10 %.",
+    "gap_fraction": "Strain gap fraction of the window's part inside the run at most 10 %.",
     "sample_rates": "Native sample rates as the registry expects and constant in the window (blocking).",
     "channels_present": "Every listed channel is in the frames.",
 }
 
 
-def _channel_table(summary: RawSegmentSummary) -> str:
-    rows = ["| channel | native rate (Hz) | valid (s) | non-finite | longest flat (s) |", "|---|---|---|---|---|"]
-    for c in summary.channels:
-        rate = f"{c.native_rate:g}" if c.present else "missing"
-        rows.append(f"| {c.name} | {rate} | {total(c.segments):.1f} | {c.nonfinite_count} | {c.max_flat_seconds:.3f} |")
-    return "\n".join(rows)
+def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
+    window = summary.window_span  # the margins belong to the neighbours
+    return pd.DataFrame(
+        [
+            {
+                "channel": c.name,
+                "native_rate_hz": c.native_rate if c.present else float("nan"),
+                "valid_s": total(clip(c.segments, *window)),
+                "nonfinite": c.nonfinite_count,
+                "longest_flat_s": c.max_flat_seconds,
+            }
+            for c in summary.channels
+        ]
+    )
 
 
 def _metadata(summary: RawSegmentSummary) -> dict:
@@ -45,7 +56,7 @@ def _metadata(summary: RawSegmentSummary) -> dict:
         "n_channels": len(summary.channels),
         "n_frames": len(summary.frames),
         "frames": dg.MetadataValue.md("\n".join(f"- `{f.name}` sha256 `{f.sha256[:16]}…`" for f in summary.frames)),
-        "channels": dg.MetadataValue.md(_channel_table(summary)),
+        "channels": metadata_table(_channel_table(summary)),
         "skipped_files": dg.MetadataValue.md("\n".join(f"- `{n}`: {r}" for n, r in summary.skipped) or "none"),
     }
 
@@ -62,6 +73,21 @@ class RawSegmentsConfig(dg.Config):
     )
 
 
+def _window_check_specs(run: ObservingRun, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The data-quality checks, partitioned like the asset so every result is filed under its window in the UI.
+
+    Partitioned checks are a Dagster preview (1.13); dagster is pinned exactly (``uv.lock``), so a change in them
+    arrives only with a deliberate upgrade, which the asset-check tests then exercise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name], partitions_def=window_partitions(run)
+            )
+            for name in CHECKS
+        ]
+
+
 def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
     key = dg.AssetKey([run.name, ASSET])
 
@@ -72,14 +98,13 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"hdf5", "gwpy"},
         tags={"glitchflow/level": "window"},
         backfill_policy=window_backfill_policy(run),
-        check_specs=[
-            dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]) for name in CHECKS
-        ],
+        check_specs=_window_check_specs(run, key),
         metadata={"observing_run": run.name, "frame_source": str(run.frames.path), "strain_channel": run.strain_channel},
         description=(
             f"Strain + auxiliary channels of one {run.cadence.text} window of {run.name}, read from its "
             f"{run.frames.kind} files through gwpy, resampled to {run.sample_rate} Hz with anti-alias filtering, "
             "gaps and livetime recorded as segments. One HDF5 file per window, written atomically."
+            + ("" if run.has_frame_source else f" **No frame directory at {run.frames.path} yet: nothing to ingest.**")
         ),
     )
     def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
@@ -103,7 +128,7 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
                         passed=o.passed,
                         severity=dg.AssetCheckSeverity(o.severity),
                         description=o.description,
-                        metadata={"problems": len(o.messages)},
+                        metadata={"partition": window.key, "problems": len(o.messages)},
                     )
                     for name, o in outcomes.items()
                 ],

@@ -1,16 +1,40 @@
-"""Markdown for asset metadata: tables and inline PNG images shown in the Dagster UI."""
+"""Asset metadata for the Dagster UI: sortable tables with readable numbers, and inline PNG images."""
 
 import base64
 
+import dagster as dg
+import numpy as np
 import pandas as pd
 
+# GPS times keep 0.1 ms; any other float 4 significant digits (the UI would show 16, or 1.4e+09 for a GPS time)
+GPS_COLUMNS = frozenset({"gps", "start", "end", "event_gps", "gps_start", "gps_end", "first_gps"})
 
-def md_table(table: pd.DataFrame, floats: str = "{:.3g}") -> str:
-    header = "| " + " | ".join(map(str, table.columns)) + " |\n|" + "---|" * len(table.columns)
-    body = [
-        "| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)
-    ]
-    return "\n".join([header, *body])
+
+def _value(column: str, value) -> str | int | float | bool | None:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return str(value)
+        return round(float(value), 4) if column in GPS_COLUMNS else float(f"{value:.4g}")
+    return None if value is None else str(value)
+
+
+def _type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    return "float" if pd.api.types.is_float_dtype(series) else "string"
+
+
+def metadata_table(table: pd.DataFrame) -> dg.MetadataValue:
+    """``table`` as a Dagster table value (one typed column per DataFrame column)."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), _type(table[c])) for c in table.columns])
+    records = [dg.TableRecord({str(c): _value(str(c), v) for c, v in row.items()}) for row in table.to_dict("records")]
+    return dg.MetadataValue.table(records, schema)
 
 
 def md_image(png: bytes, title: str) -> str:

@@ -6,9 +6,13 @@ import time
 import dagster as dg
 
 from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
+from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests, seed_cursor
 from glitchflow_assets.core.frames import FrameError, FrameFile, scan_frame_dir
+from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.windows import Window
+from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.resources import GlitchflowStorage
 
 MAX_LOGGED = 20
 # How often the daemon evaluates the sensor; lowered in end-to-end tests.
@@ -28,6 +32,21 @@ def _verifier(run: ObservingRun):
     return verify
 
 
+def _ingested(instance: dg.DagsterInstance, storage: GlitchflowStorage, run: ObservingRun):
+    """The (name, size) of the frames each already materialized window was made from (None: not materialized)."""
+    materialized = instance.get_materialized_partitions(dg.AssetKey([run.name, RAW]))
+
+    def recorded(window: Window) -> set[tuple[str, int]] | None:
+        if window.key not in materialized:
+            return None
+        try:
+            return {(f.name, f.size_bytes) for f in read_summary(storage.window_file(run.name, RAW, window)).frames}
+        except (OSError, ValueError, KeyError):
+            return None  # gone or damaged: ingest it again
+
+    return recorded
+
+
 def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{run.name}_new_frames",
@@ -36,17 +55,19 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
         description=(
             f"Watches {run.frames.path} for new, late, rewritten or deleted {run.frames.extension} files (by name, "
-            "size and mtime) and ingests the windows whose files changed; incomplete windows wait until data reach "
-            "one window past their end."
+            f"size and mtime) and ingests the {run.name} windows whose files changed (windows already ingested from the "
+            "same files are not ingested again); incomplete windows wait until data reach one window past their end."
         ),
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def _sensor(context: dg.SensorEvaluationContext, storage: GlitchflowStorage) -> dg.SensorResult:
         found, skipped = scan_frame_dir(run.frames.path, run.frames.extension)
         for s in skipped[:MAX_LOGGED]:
             context.log.warning(f"ignoring {s.path}: {s.reason}")
-        plan = plan_window_requests(
-            found, WatchCursor.loads(context.cursor), run.cadence, (run.gps_start, run.gps_end), now=time.time(), verify=_verifier(run)
-        )
+        span = (run.gps_start, run.gps_end)
+        cursor = WatchCursor.loads(context.cursor)
+        if not cursor.windows:  # first evaluation (or a lost cursor): what is already ingested is not ingested again
+            cursor = seed_cursor(found, run.cadence, span, _ingested(context.instance, storage, run))
+        plan = plan_window_requests(found, cursor, run.cadence, span, now=time.time(), verify=_verifier(run))
         for notice in plan.notices[:MAX_LOGGED]:
             context.log.warning(notice)
         if plan.pending:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, load_scores, save_scores, score_window
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.events import EventSearchConfig, find_events
+from glitchflow_assets.core.events import EventSearchConfig, window_events
 from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.raw_segments import RawSegmentSummary, read_data, read_summary
 from glitchflow_assets.core.runs import ObservingRun
@@ -21,7 +21,7 @@ from glitchflow_assets.core.tables import read_table, write_table
 from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.gpu import GPU_KINDS, GPU_OP_TAGS, GPU_POOL
 from glitchflow_assets.defs.ingest import ASSET as RAW
-from glitchflow_assets.defs.metadata import md_image, md_table
+from glitchflow_assets.defs.metadata import md_image, metadata_table
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.windowed import for_each_window, window_backfill_policy
@@ -41,7 +41,7 @@ def gpu_window_asset(run: ObservingRun, name: str, deps: list[str], description:
         op_tags=GPU_OP_TAGS,
         tags={"glitchflow/level": "window"},
         backfill_policy=window_backfill_policy(run),
-        description=description,
+        description=f"{description} One partition per {run.cadence.text} window of {run.name}.",
     )
 
 
@@ -64,8 +64,8 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
             raw, summary = window_raw(storage, run, window)
             data, _, t0 = read_data(raw, [run.strain_channel])
             config = EventSearchConfig()
-            events, searched = find_events(
-                data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, config, select_device()
+            events, searched = window_events(
+                data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, summary.window_span, config, select_device()
             )
             livetime = total(searched)
             path = storage.window_file(run.name, EVENTS, window)
@@ -88,7 +88,7 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
                     "n_events": len(events),
                     "searched_livetime_s": livetime,
                     "rate_per_hour": len(events) / livetime * 3600 if livetime else 0.0,
-                    "loudest": dg.MetadataValue.md(md_table(loudest, "{:.2f}") if len(loudest) else "no events"),
+                    "loudest": metadata_table(loudest),
                 }
             )
 
@@ -138,7 +138,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
                 metadata={
                     "path": dg.MetadataValue.path(str(path)),
                     "n_events_scored": len(scores.event_gps),
-                    "channels": dg.MetadataValue.md(md_table(table)),
+                    "channels": metadata_table(table),
                 }
             )
 
@@ -147,20 +147,26 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
     return _scores
 
 
-def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig) -> bytes:
-    fig, axes = pyplot().subplots(1, 2, figsize=(11, 0.35 * len(table) + 1.5), sharey=True)
-    labels = table["channel"]
-    colours = ["tab:green" if s else "tab:grey" for s in table["selected"]]
-    axes[0].barh(labels, table["mean_corr"], color=colours)
-    axes[0].axvline(config.corr_threshold, color="k", ls="--", lw=1)
-    axes[0].set_xlabel("mean corr (fraction of strain peaks witnessed)")
-    axes[1].barh(labels, table["significance"], color=colours)
-    axes[1].set_xlabel("coincidence significance  -log10 p")
+def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig, run: str) -> bytes:
+    """The two statistics the run's selection rule uses, each with its threshold; selected channels in green."""
     if config.selection == "significance":
-        axes[1].axvline(config.significance_threshold, color="k", ls="--", lw=1)
+        panels = [("significance", "coincidence significance  -log10 p", config.significance_threshold), ("mean_corr", "mean corr", None)]
+    else:
+        panels = [
+            ("mean_corr", "mean corr (fraction of strain peaks witnessed)", config.corr_threshold),
+            ("mean_iou", "mean IoU", config.iou_threshold),
+        ]
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 0.4 * len(table) + 2), sharey=True, layout="constrained")
+    colours = ["tab:green" if s else "tab:grey" for s in table["selected"]]
+    for ax, (column, label, threshold) in zip(axes, panels, strict=True):
+        ax.barh(table["channel"], table[column], color=colours)
+        ax.set_xlabel(label)
+        if threshold is not None:
+            ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+            ax.legend(loc="lower right")
     axes[0].invert_yaxis()
-    fig.tight_layout()
-    return to_png(fig, dpi=90)
+    fig.suptitle(f"{run} witness selection (green): {config.rule}")
+    return to_png(fig)
 
 
 def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
@@ -177,7 +183,8 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         deps=[scores_key],
         kinds={"python", "json"},
         tags={"glitchflow/level": "run"},
-        description="Witness channels of the run: ANNALISA scores of every materialized window aggregated per channel, and the selection.",
+        description=f"Witness channels of {run.name}: ANNALISA scores of every materialized window aggregated per channel, "
+        f"selected by {AnnalisaConfig.from_mapping(run.annalisa).rule}.",
     )
     def _selection(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         keys = sorted(context.instance.get_materialized_partitions(scores_key))
@@ -189,7 +196,7 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         selected = table.loc[table.selected, "channel"].tolist()
         # Downstream spectrograms go stale only when the selection itself changes, not on every re-aggregation.
         version = hashlib.sha256(json.dumps([selected, asdict(config)]).encode()).hexdigest()[:24]
-        png = _bar_plot(table, config)
+        png = _bar_plot(table, config, run.name)
         with atomic_path(storage.run_file(run.name, SELECTION, ".png")) as tmp:
             tmp.write_bytes(png)
         result = {
@@ -209,7 +216,7 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
                 "selected": dg.MetadataValue.json(selected),
                 "n_selected": len(selected),
                 "n_windows": len(keys),
-                "channels": dg.MetadataValue.md(md_table(table)),
+                "channels": metadata_table(table),
                 "plot": dg.MetadataValue.md(md_image(png, "ANNALISA scores")),
             },
         )

@@ -5,9 +5,6 @@ import pandas as pd
 
 from glitchflow_assets.core.plots import pyplot, to_png
 
-FONT = 10
-DPI = 150
-
 
 def training_curves_png(history: list[dict], best_epoch: int) -> bytes:
     fig, ax = pyplot().subplots(figsize=(6, 3.6))
@@ -15,12 +12,11 @@ def training_curves_png(history: list[dict], best_epoch: int) -> bytes:
     ax.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax.plot(epochs, [h["validation_loss"] for h in history], label="validation")
     ax.axvline(best_epoch, color="k", ls="--", lw=1, label=f"best (epoch {best_epoch})")
-    ax.set_xlabel("epoch", fontsize=FONT)
-    ax.set_ylabel("loss (glitch-weighted L1)", fontsize=FONT)
-    ax.tick_params(labelsize=FONT)
-    ax.legend(fontsize=FONT)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (glitch-weighted L1)")
+    ax.legend()
     fig.tight_layout()
-    return to_png(fig, DPI)
+    return to_png(fig)
 
 
 def accuracy_curves_png(curves: pd.DataFrame, title: str, n_events: int, n_tiles: int) -> bytes:
@@ -28,14 +24,13 @@ def accuracy_curves_png(curves: pd.DataFrame, title: str, n_events: int, n_tiles
     fig, ax = pyplot().subplots(figsize=(6.5, 4))
     for column in ("denoising_accuracy", "veto_accuracy", "real_glitch_fraction", "generated_glitch_fraction"):
         ax.plot(curves["threshold"], curves[column], label=column.replace("_", " "))
-    ax.set_xlabel("cluster threshold [SNR$^2$]", fontsize=FONT)
-    ax.set_ylabel("fraction of tiles", fontsize=FONT)
+    ax.set_xlabel("cluster threshold [SNR$^2$]")
+    ax.set_ylabel("fraction of tiles")
     ax.set_ylim(0, 1.02)
-    ax.tick_params(labelsize=FONT)
-    ax.set_title(f"{title}\n{n_tiles} tiles of {n_events} events", fontsize=FONT)
-    ax.legend(fontsize=FONT - 1)
+    ax.set_title(f"{title}\n{n_tiles} tiles of {n_events} events")
+    ax.legend()
     fig.tight_layout()
-    return to_png(fig, DPI)
+    return to_png(fig)
 
 
 def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> bytes:
@@ -44,34 +39,57 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str)
     for name, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
-    ax.set_xlabel("false positive rate (background tiles)", fontsize=FONT)
-    ax.set_ylabel("true positive rate (glitch tiles)", fontsize=FONT)
-    ax.tick_params(labelsize=FONT)
-    ax.set_title(title, fontsize=FONT)
-    ax.legend(fontsize=FONT - 1, loc="lower right")
+    ax.set_xlabel("false positive rate (background tiles)")
+    ax.set_ylabel("true positive rate (glitch tiles)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
     fig.tight_layout()
-    return to_png(fig, DPI)
+    return to_png(fig)
 
 
 def generated_vs_real_png(generated: np.ndarray, real: np.ndarray, titles: list[str], frequencies: np.ndarray, times: np.ndarray) -> bytes:
     """Rows of (real, generated) ``[H, W]`` tile pairs on their true axes (``frequencies`` ``[H]`` in Hz on a log
-    axis, ``times`` ``[row, W]`` in s from the event GPS), one logarithmic colour scale per pair (energies span 1 to
-    10^4 SNR^2) with its colour bar, the pair's title above it."""
+    axis, ``times`` ``[row, W]`` in s from the event GPS), one logarithmic colour scale for the whole figure (energies
+    span 1 to 10^4 SNR^2) with a colour bar per pair, the pair's title above it."""
     from matplotlib.colors import LogNorm
 
+    norm = LogNorm(vmin=1.0, vmax=max(25.0, float(np.nanmax(real)), float(np.nanmax(generated))))  # one scale: tiles compare
     fig = pyplot().figure(figsize=(10, 3.6 * len(real)), layout="constrained")
     for row, (g, r, title, subfig) in enumerate(
         zip(generated, real, titles, fig.subfigures(len(real), 1, squeeze=False)[:, 0], strict=True)
     ):
-        norm = LogNorm(vmin=1.0, vmax=max(25.0, float(np.nanmax(r)), float(np.nanmax(g))))
         axes = subfig.subplots(1, 2)
         for ax, image, name in ((axes[0], r, "real"), (axes[1], g, "generated")):
             mesh = ax.pcolormesh(times[row], frequencies, np.clip(image, 1.0, None), shading="nearest", norm=norm, cmap="viridis")
             ax.set_yscale("log")
-            ax.set_title(name, fontsize=FONT)
-            ax.set_xlabel("time from event GPS [s]", fontsize=FONT)
-            ax.set_ylabel("frequency [Hz]", fontsize=FONT)
-            ax.tick_params(labelsize=FONT)
-        subfig.colorbar(mesh, ax=list(axes)).set_label("strain energy [SNR$^2$]", fontsize=FONT)
-        subfig.suptitle(title, fontsize=FONT + 1)
-    return to_png(fig, DPI)
+            ax.set_title(name)
+            ax.set_xlabel("time from event GPS [s]")
+            ax.set_ylabel("frequency [Hz]")
+        subfig.colorbar(mesh, ax=list(axes)).set_label("strain energy [SNR$^2$]")
+        subfig.suptitle(title)
+    return to_png(fig)
+
+
+def dataset_tiles_png(examples: list[dict], channels: list[str], title: str) -> bytes:
+    """Dataset tiles as the model sees them: one row per example (``tile`` ``[channel, size, size]`` with its
+    ``frequencies`` and ``times`` axes), one column per channel, labelled with label, split, event GPS, window
+    and tile offset; one logarithmic colour scale for the whole figure."""
+    from matplotlib.colors import LogNorm
+
+    top = max(25.0, *(float(np.nanmax(e["tile"])) for e in examples))
+    norm = LogNorm(vmin=1.0, vmax=top)
+    fig, axes = pyplot().subplots(
+        len(examples), len(channels), figsize=(2.6 * len(channels) + 1.2, 2.6 * len(examples) + 0.8), squeeze=False, layout="constrained"
+    )
+    for row, example in zip(axes, examples, strict=True):
+        for ax, image, name in zip(row, example["tile"], channels, strict=True):
+            mesh = ax.pcolormesh(example["times"], example["frequencies"], np.clip(image, 1.0, None), shading="nearest", norm=norm)
+            ax.set_yscale("log")
+            ax.set_title(name.split(":")[-1])
+            ax.set_xlabel("time from event [s]")
+        row[0].set_ylabel(
+            f"{example['label']} · GPS {example['gps']:.4f}\n{example['window']} (tile at +{example['offset']} bins)\nfrequency [Hz]"
+        )
+    fig.colorbar(mesh, ax=axes, shrink=0.8).set_label("energy [SNR$^2$]")
+    fig.suptitle(title)
+    return to_png(fig)

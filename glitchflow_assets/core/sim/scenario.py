@@ -68,6 +68,17 @@ class SelfGlitches:
 
 
 @dataclass(frozen=True)
+class ScriptedGlitch:
+    """A strain glitch at a chosen source time, added to the random ones (window edges, close pairs)."""
+
+    gps: float
+    morphology: str  # one of the scenario's morphology names
+    snr: float
+    frequency: float
+    q: float = 4.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     observatory: str
     tag: str
@@ -82,6 +93,7 @@ class Scenario:
     snr_index: float = 1.5  # strain SNR ~ Pareto(snr_min, index), capped at snr_max
     snr_max: float = 150.0
     witness_gain_range: tuple[float, float] = (0.8, 2.5)  # witness SNR = strain SNR x gain
+    scripted: tuple[ScriptedGlitch, ...] = ()  # placed exactly, on top of the random process
 
     def channel(self, name: str) -> ChannelSpec:
         return next(c for c in self.channels if c.name == name)

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.signal import butter, sosfilt
 
 from glitchflow_assets.core.sim.noise import NoiseStream
-from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Scenario
+from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.waveforms import (
     scattered_light_fringe,
     scatterer_motion,
@@ -89,6 +89,38 @@ def _event_times(rng: np.random.Generator, block: int, rate_per_min: float, min_
     return times
 
 
+def _event_rows(
+    scenario: Scenario,
+    rng: np.random.Generator,
+    event_id: str,
+    t_source: float,
+    morph: Morphology,
+    f0: float,
+    q: float,
+    phase: float,
+    snr: float,
+) -> list[Glitch]:
+    """The strain appearance of one event and its witness (and driver) appearances (draws continue from ``rng``)."""
+    if morph.name == "scattered_light":
+        f_mod, n_arches = float(rng.uniform(0.15, 0.35)), int(rng.integers(1, 3))
+        half = n_arches / (4.0 * f_mod)
+    else:
+        f_mod, n_arches = 0.0, 0
+        half = sine_gaussian_half_length(f0, q)
+    common = dict(morphology=morph.name, frequency=f0, q=q, modulation_hz=f_mod, n_arches=n_arches, phase=phase)
+    strain_gps = t_source + morph.delay_s
+    rows = [Glitch(event_id, scenario.strain, "strain", gps=strain_gps, snr=snr, delay_s=morph.delay_s, half_length=half, **common)]
+    for channel, probability in morph.witnesses:
+        seen = rng.random() < probability
+        gain = rng.uniform(*scenario.witness_gain_range)
+        if seen:
+            rows.append(Glitch(event_id, channel, "witness", gps=t_source, snr=snr * gain, delay_s=0.0, half_length=half, **common))
+    if morph.name == "scattered_light":
+        motion = half + 1.0 / f_mod
+        rows.append(Glitch(event_id, scenario.driver, "driver", gps=t_source, snr=30.0, delay_s=0.0, half_length=motion, **common))
+    return rows
+
+
 def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
     rows: list[Glitch] = []
     weights = np.array([m.weight for m in scenario.morphologies])
@@ -96,39 +128,16 @@ def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
     for i, t_source in enumerate(times):
         rng = np.random.default_rng([seed, 2, block, i])
         morph = scenario.morphologies[rng.choice(len(weights), p=weights / weights.sum())]
-        event_id = f"{block}-{i}"
         f0 = _log_uniform(rng, *morph.f0_range)
         q = float(rng.uniform(*morph.q_range))
         phase = float(rng.uniform(0, 2 * np.pi))
-        snr = _pareto(rng, scenario.snr_min, scenario.snr_index, scenario.snr_max)
-        if morph.name == "scattered_light":
-            f_mod, n_arches = float(rng.uniform(0.15, 0.35)), int(rng.integers(1, 3))
-            half = n_arches / (4.0 * f_mod)
-        else:
-            f_mod, n_arches = 0.0, 0
-            half = sine_gaussian_half_length(f0, q)
-        common = dict(morphology=morph.name, frequency=f0, q=q, modulation_hz=f_mod, n_arches=n_arches, phase=phase)
-        rows.append(
-            Glitch(
-                event_id,
-                scenario.strain,
-                "strain",
-                gps=t_source + morph.delay_s,
-                snr=snr,
-                delay_s=morph.delay_s,
-                half_length=half,
-                **common,
-            )
-        )
-        for channel, probability in morph.witnesses:
-            seen = rng.random() < probability
-            gain = rng.uniform(*scenario.witness_gain_range)
-            if seen:
-                rows.append(Glitch(event_id, channel, "witness", gps=t_source, snr=snr * gain, delay_s=0.0, half_length=half, **common))
-        if morph.name == "scattered_light":
-            rows.append(
-                Glitch(event_id, scenario.driver, "driver", gps=t_source, snr=30.0, delay_s=0.0, half_length=half + 1.0 / f_mod, **common)
-            )
+        snr = _pareto(rng, scenario.snr_min, scenario.snr_index, scenario.snr_max)  # draw order fixes every seed's glitches
+        rows += _event_rows(scenario, rng, f"{block}-{i}", t_source, morph, f0, q, phase, snr)
+    by_name = {m.name: m for m in scenario.morphologies}
+    for i, g in enumerate(s for s in scenario.scripted if block * PLAN_BLOCK_S <= s.gps < (block + 1) * PLAN_BLOCK_S):
+        rng = np.random.default_rng([seed, 5, block, i])
+        phase = float(rng.uniform(0, 2 * np.pi))
+        rows += _event_rows(scenario, rng, f"{block}-x{i}", g.gps, by_name[g.morphology], g.frequency, g.q, phase, g.snr)
     for c_index, spec in enumerate(scenario.self_glitches):
         times = _event_times(np.random.default_rng([seed, 3, c_index, block]), block, spec.rate_per_min, scenario.min_separation_s)
         for i, t in enumerate(times):

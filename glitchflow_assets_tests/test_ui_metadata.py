@@ -1,0 +1,53 @@
+"""What the Dagster UI shows: readable numbers in tables, figures at 150 dpi with 10 pt text and no grid."""
+
+import io
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from glitchflow_assets.core.annalisa import AnnalisaConfig
+from glitchflow_assets.core.ml.figures import dataset_tiles_png
+from glitchflow_assets.core.plots import pyplot
+from glitchflow_assets.defs.metadata import metadata_table
+
+
+def test_tables_keep_gps_to_a_tenth_of_a_millisecond_and_round_the_rest():
+    table = pd.DataFrame({"gps": [1400001234.567891], "snr": [12.3456789], "n_tiles": [7], "channel": ["V1:X"], "selected": [True]})
+    value = metadata_table(table)
+    (record,) = value.records
+    assert record.data == {"gps": 1400001234.5679, "snr": 12.35, "n_tiles": 7, "channel": "V1:X", "selected": True}
+    assert [c.type for c in value.schema.columns] == ["float", "float", "int", "string", "bool"]
+
+
+def test_figures_are_150_dpi_with_10_pt_text_and_no_grid():
+    examples = [
+        {
+            "tile": np.full((2, 8, 8), 30.0),
+            "frequencies": np.geomspace(20, 400, 8),
+            "times": np.linspace(-1, 1, 8),
+            "label": "glitch",
+            "split": "test",
+            "gps": 1400001234.5,
+            "window": "2024-05-17T16:55",
+            "offset": 64,
+        }
+    ]
+    png = dataset_tiles_png(examples, ["V1:STRAIN", "V1:WITNESS"], "tiles")
+    image = Image.open(io.BytesIO(png))
+    assert round(image.info["dpi"][0]) == 150
+    plt = pyplot()
+    assert plt.rcParams["font.size"] >= 10 and plt.rcParams["xtick.labelsize"] >= 10 and not plt.rcParams["axes.grid"]
+
+
+def test_the_selection_plot_draws_the_rule_in_use():
+    from glitchflow_assets.defs.signal import _bar_plot
+
+    table = pd.DataFrame(
+        {"channel": ["A", "B"], "mean_corr": [0.5, 0.1], "mean_iou": [0.2, 0.01], "significance": [9.0, 1.0], "selected": [True, False]}
+    )
+    assert AnnalisaConfig(selection="significance").rule == "-log10 p >= 5"
+    assert AnnalisaConfig().rule == "mean corr > 0.17 and mean IoU > 0.08"
+    for selection in ("corr_iou", "significance"):
+        png = _bar_plot(table, AnnalisaConfig(selection=selection), "SIM")
+        assert Image.open(io.BytesIO(png)).size[0] == 1800  # 12 in at 150 dpi
