@@ -121,7 +121,7 @@ def main() -> None:
     sensor = defs.resolve_sensor_def("LOAD_new_frames")
     with dg.instance_for_test() as instance:
         t0 = time.monotonic()
-        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None, definitions=defs))
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None, definitions=defs, resources=defs.resources))
         sensor_s = time.monotonic() - t0
     requested = len(result.run_requests or [])
 

@@ -11,6 +11,7 @@ the median / ln 2.
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,15 @@ def window_events(
     return owned, clip(searched, *window)
 
 
+@lru_cache(maxsize=8)
+def _q_planes(
+    length: float, sample_rate: float, qrange: tuple[float, float], frange: tuple[float, float], mismatch: float
+) -> tuple[SingleQTransform, ...]:
+    """The Q planes of one chunk length, built once per process: their interpolation matrices cost ~5 s, and every
+    window's chunks share one length."""
+    return tuple(SingleQTransform(length, sample_rate, q, frange, mismatch) for q in q_values(qrange, mismatch))
+
+
 def find_events(
     strain: np.ndarray,
     t0: float,
@@ -162,10 +172,7 @@ def find_events(
     for s, e in valid:
         length = min(config.chunk, e - s)
         step = length - 2 * config.edge
-        planes = [
-            SingleQTransform(length, sample_rate, q, config.frange, config.mismatch).to(device, torch.float32)
-            for q in q_values(config.qrange, config.mismatch)
-        ]
+        planes = [p.to(device, torch.float32) for p in _q_planes(length, sample_rate, config.qrange, config.frange, config.mismatch)]
         starts = [*np.arange(s, e - length, step), e - length]
         # whiten raw strain in float64 (its dynamic range needs it); tiles of whitened data are fine in float32
         stretch = whiten(x[index(s) : index(e)][None, None], sample_rate, psd=psd[None, None])[0, 0].float()
