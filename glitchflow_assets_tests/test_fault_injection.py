@@ -9,7 +9,7 @@ Frames and file system
 - a re-ingest with less data than the existing window file refuses and keeps the file (unless allowed)
 - a window with no valid strain fails, whatever the auxiliary channels hold
 - a channel at a rate that cannot be resampled exactly fails with channel, file and window named
-- a truncated artifact file fails with its path
+- a truncated artifact file fails with its path; a truncated registered model with its version and file
 - loops, links to directories, FIFOs and dangling links in the frame directory: ``test_bad_input``
 
 New-frame sensor
@@ -286,3 +286,27 @@ def test_a_junk_name_claiming_a_huge_span_requests_nothing(tmp_path):
     started = time.perf_counter()
     requests, _ = _tick(sensor)
     assert requests == [] and time.perf_counter() - started < 60
+
+
+# --- the model path ---------------------------------------------------------------------------------
+
+
+def test_a_truncated_registered_model_fails_naming_its_version_and_file(isolated_home):
+    import torch
+
+    from glitchflow_assets.core.ml.bundle import GlitchModel
+    from glitchflow_assets.core.ml.data import Normalisation
+    from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
+    from glitchflow_assets.core.ml.tracking import Tracker
+
+    tracker = Tracker()
+    torch.manual_seed(0)
+    model = GlitchModel(AttentionUNet(ModelConfig.small(1)), Normalisation(("S", "A"), (3.0, 4.0)), {})
+    with tracker.run("glitchflow-T", "train", {}) as run_id:
+        tracker.log_model(run_id, model)
+    ref = tracker.register("glitchflow-T", run_id, {})
+    (weights,) = isolated_home.rglob("weights.safetensors")
+    weights.write_bytes(weights.read_bytes()[:1000])  # a partial upload, a full disk
+    with pytest.raises(ValueError, match="models:/glitchflow-T/1") as info:
+        tracker.load(ref)
+    assert "weights.safetensors" in str(info.value) and "SHA-256" in str(info.value)
