@@ -92,3 +92,23 @@ def hw100916_run(tmp_path, monkeypatch) -> ObservingRun:
     """1 s of real H1/L1/V1 strain (GWF, 16384 Hz) from 2010, V1 as the strain channel."""
     spec = "gps_start: 968654552, gps_end: 968654553, window: 1min, strain_channel: 'V1:h_16384Hz', aux_channels: ['H1:*', 'L1:*']"
     return _real_run(tmp_path, monkeypatch, "HW100916", "HLV-HW100916-968654552-1.gwf", spec)
+
+
+def drop_frame_file(directory: Path, gps: int, duration: int = 60, mtime: float | None = None, content: bytes = b"x") -> Path:
+    """A file named like a SIM frame (the new-frame sensor reads names, sizes and mtimes only)."""
+    path = directory / f"V-V1SIM-{gps}-{duration}.gwf"
+    path.write_bytes(content)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def sensor_tick(sensor, cursor: str | None = None) -> tuple[list, str]:
+    """One evaluation of a new-frame sensor on a fresh instance: (run requests, new cursor)."""
+    import dagster as dg
+
+    from glitchflow_assets.defs.resources import GlitchflowStorage
+
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))
+    return result.run_requests, result.cursor

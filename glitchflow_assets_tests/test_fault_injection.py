@@ -29,7 +29,6 @@ import shutil
 import struct
 import time
 
-import dagster as dg
 import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
@@ -41,8 +40,9 @@ from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_win
 from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
-from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
+from glitchflow_assets_tests.conftest import drop_frame_file as _drop
+from glitchflow_assets_tests.conftest import sensor_tick as _tick
 from glitchflow_assets_tests.conftest import sim_run
 
 CHANNELS = [c.name for c in VIRGO_SCENARIO.channels]
@@ -207,19 +207,6 @@ def test_a_truncated_artifact_fails_with_its_path(frames_copy, tmp_path):
 # --- the new-frame sensor ---------------------------------------------------------------------------
 
 START = 1400000118  # first SIM window: 2024-05-17T16:55 UTC
-
-
-def _drop(directory, gps, mtime=1000.0, content=b"x", duration=60):
-    path = directory / f"V-V1SIM-{gps}-{duration}.gwf"
-    path.write_bytes(content)
-    os.utime(path, (mtime, mtime))
-    return path
-
-
-def _tick(sensor, cursor=None):
-    with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))
-    return result.run_requests, result.cursor
 
 
 @pytest.fixture

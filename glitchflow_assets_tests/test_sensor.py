@@ -9,24 +9,12 @@ import pytest
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
+from glitchflow_assets_tests.conftest import drop_frame_file as _drop
+from glitchflow_assets_tests.conftest import sensor_tick as _tick
 from glitchflow_assets_tests.conftest import sim_run
 
 START = 1400000118  # first SIM window: 2024-05-17T16:55 UTC
 DAGSTER_SENSOR_TIMEOUT_S = 60
-
-
-def _drop(directory, gps, duration=60, mtime=None, content=b"x"):
-    path = directory / f"V-V1SIM-{gps}-{duration}.gwf"
-    path.write_bytes(content)  # the sensor reads names, sizes and mtimes only
-    if mtime is not None:
-        os.utime(path, (mtime, mtime))
-    return path
-
-
-def _tick(sensor, cursor=None):
-    with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))
-    return result.run_requests, result.cursor
 
 
 @pytest.fixture
