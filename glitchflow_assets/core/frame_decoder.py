@@ -64,7 +64,7 @@ def probe(frame: FrameFile, kind: str, strain_channel: str) -> FrameContents:
 
 
 def read(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:
-    """Read ``channels`` over [gps_start, gps_end) ∩ the file's span (see :func:`frames.read_channels`)."""
+    """Read ``channels`` over [gps_start, gps_end) ∩ the file's span (see :func:`frames.decode_channels`)."""
     request = {"op": "read", "path": str(frame.path), "kind": kind, "channels": channels, "start": gps_start, "end": gps_end}
     reply, buffers = _WORKER.call(request, frame)
     return {
