@@ -33,7 +33,8 @@ from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import EVALUATION, TRAINED, MlflowTracking
+from glitchflow_assets.defs.model import MlflowTracking
+from glitchflow_assets.defs.names import EVALUATION, TRAINED
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.runner import materialize_span
 
@@ -81,7 +82,7 @@ def main() -> None:
 
     with dg.DagsterInstance.local_temp(str((args.out / "dagster").resolve())) as instance:
         outcome = materialize_span(
-            build_definitions({"SIM": run}), "SIM", windows, instance, {TRAINED: training}, EVALUATION, progress, resources
+            build_definitions({"SIM": run}, resources), "SIM", windows, instance, {TRAINED: training}, EVALUATION, progress
         )
     if not outcome.success:
         raise SystemExit("the pipeline failed; see the log above")

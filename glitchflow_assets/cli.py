@@ -69,15 +69,15 @@ class Progress:
         self.run, self.n_windows, self.t0, self.done = run, n_windows, time.monotonic(), {}
 
     def __call__(self, step) -> None:
-        from glitchflow_assets.defs.model import EVALUATION, SYNTHETIC, TRAINED
+        from glitchflow_assets.defs.names import EVALUATION, SYNTHETIC, TRAINED
 
         names = ", ".join(k.path[-1] for k in step.assets)
         status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
         if step.partition is not None:
             n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + 1
-            _say(f"  [{n}/{self.n_windows}] {self.run} window {step.partition} ({names}): {status}")
+            _say(f"  [{n}/{self.n_windows}] {step.job} window {step.partition} ({names}): {status}")
         else:
-            _say(f"  {self.run}/{names}: {status}")
+            _say(f"  {step.job} ({names}): {status}")
         for event in step.result.all_events if not step.success else ():
             if event.is_failure:
                 _say(f"    {event.message}")
@@ -135,6 +135,7 @@ def _materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.defs.names import TRIGGER_TAG
     from glitchflow_assets.runner import materialize_span, stage_groups
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -146,7 +147,9 @@ def _materialize(args: argparse.Namespace) -> int:
     _say(f"  Dagster instance {dagster_home}")
     t0 = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        outcome = materialize_span(defs, run.name, windows, instance, through=through, on_step=Progress(run.name, len(windows)))
+        outcome = materialize_span(
+            defs, run.name, windows, instance, through=through, on_step=Progress(run.name, len(windows)), tags={TRIGGER_TAG: "materialize"}
+        )
     failed = [s for s in outcome.steps if not s.success]
     _say(
         f"{run.name}: {len(outcome.steps) - len(failed)} runs succeeded, {len(failed)} failed in {time.monotonic() - t0:.0f} s"
@@ -189,13 +192,16 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
-    from glitchflow_assets.defs.model import SYNTHETIC, TRAINED, MlflowTracking
+    from glitchflow_assets.defs.model import MlflowTracking
+    from glitchflow_assets.defs.names import SYNTHETIC, TRAINED, TRIGGER_TAG
     from glitchflow_assets.runner import materialize_span
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
     training = {"epochs": args.epochs, "time_budget_s": args.train_budget_s, "seed": args.seed}
     with dg.DagsterInstance.get() as instance:
-        outcome = materialize_span(build_definitions(), "SIM", keys, instance, {TRAINED: training}, on_step=Progress("SIM", len(keys)))
+        outcome = materialize_span(
+            build_definitions(), "SIM", keys, instance, {TRAINED: training}, on_step=Progress("SIM", len(keys)), tags={TRIGGER_TAG: "demo"}
+        )
     if not outcome.success:
         return 1
     tracking = MlflowTracking()

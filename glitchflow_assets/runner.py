@@ -1,8 +1,10 @@
-"""Materialize one observing run's assets over a span of windows, in the asset graph's own order.
+"""Materialize one observing run's assets over a span of windows, in the asset graph's own order, through the run's
+jobs - the same ones the sensors and the UI launch, so every run shows under its job.
 
 The stage order is never written here: the run's assets are taken in topological order from the Definitions, and
 consecutive assets of the same kind are grouped - window-partitioned ones into one in-process run per window, run-level
-ones into one run - so what the graph declares is what runs. Used by ``glitchflow demo`` and the benchmarks.
+ones into one run - each group run by the job that holds it. Used by ``glitchflow demo|materialize``, the tests and
+the benchmarks.
 """
 
 import itertools
@@ -11,13 +13,16 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from glitchflow_assets.defs.names import JOBS, job_name
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
 
 
 @dataclass
 class Step:
-    """One in-process run: ``assets`` (keys) for ``partition`` (None for run-level assets)."""
+    """One in-process run of ``job``: ``assets`` (keys) for ``partition`` (None for run-level assets)."""
 
+    job: str
     assets: list[dg.AssetKey]
     partition: str | None
     result: dg.ExecuteInProcessResult
@@ -57,6 +62,15 @@ def stage_groups(defs: dg.Definitions, run: str, through: str | None = None) -> 
     return [(partitioned, list(group)) for partitioned, group in itertools.groupby(keys, key=lambda k: graph.get(k).is_partitioned)]
 
 
+def job_for(run: str, keys: list[dg.AssetKey]) -> str:
+    """The name of ``run``'s job that holds every asset of ``keys``."""
+    names = {k.path[-1] for k in keys}
+    for suffix, members in JOBS.items():
+        if names <= set(members):
+            return job_name(run, suffix)
+    raise ValueError(f"no job of {run} holds {sorted(names)} (jobs: {JOBS})")
+
+
 def materialize_span(
     defs: dg.Definitions,
     run: str,
@@ -65,27 +79,27 @@ def materialize_span(
     config: dict[str, dict] | None = None,
     through: str | None = None,
     on_step: Callable[[Step], None] = lambda step: None,
-    resources: dict | None = None,
+    tags: dict[str, str] | None = None,
 ) -> SpanResult:
     """Materialize ``run``'s assets for ``windows`` (partition keys), stage group by stage group, stopping at the first
-    failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished run; ``resources``
-    replace the Definitions' own."""
+    failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished run; ``tags`` go on
+    every run."""
     config = config or {}
-    resources = {**defs.resources, **(resources or {})}
     outcome = SpanResult()
     for partitioned, keys in stage_groups(defs, run, through):
-        assets = [defs.get_assets_def(k) for k in keys]
+        name = job_for(run, keys)
+        job = defs.resolve_job_def(name)
         ops = {"__".join(k.path): {"config": config[k.path[-1]]} for k in keys if k.path[-1] in config}
         for partition in windows if partitioned else [None]:
-            result = dg.materialize(
-                assets,
+            result = job.execute_in_process(
                 instance=instance,
-                resources=resources,
                 partition_key=partition,
+                asset_selection=keys,
                 run_config={**QUIET, "ops": ops},
+                tags=tags,
                 raise_on_error=False,
             )
-            step = Step(keys, partition, result)
+            step = Step(name, keys, partition, result)
             outcome.steps.append(step)
             on_step(step)
             if not step.success:

@@ -6,15 +6,17 @@ import dagster as dg
 import h5py
 import numpy as np
 import pytest
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
 from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, split_of, tiles_of, verify_dataset
 from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.names import SELECTION, SPECTROGRAMS, SPLIT
+from glitchflow_assets.runner import materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.test_signal_units import RATE, _inject, _white_noise
+
+# Dagster's documented tags on a materialization: its data version, and the version of each input it was computed from.
+DATA_VERSION_TAG, INPUT_VERSION_TAG = "dagster/data_version", "dagster/input_data_version/"
 
 
 def test_spectrogram_axes_and_gps_round_trip(tmp_path):
@@ -52,11 +54,24 @@ def _fake_window(rng, n_events, start):
 
 
 def _build(path, config, windows):
-    writer = DatasetWriter(path, ["S", "W"], config)
-    writer.set_axes(np.geomspace(8, 500, 64), np.linspace(-3, 3, 256, endpoint=False))
-    for key, (spec, gps) in windows.items():
-        writer.add_window(key, spec, gps)
-    return writer.close({})
+    with DatasetWriter(path, ["S", "W"], config) as writer:
+        writer.set_axes(np.geomspace(8, 500, 64), np.linspace(-3, 3, 256, endpoint=False))
+        for key, (spec, gps) in windows.items():
+            writer.add_window(key, spec, gps)
+        return writer.close({})
+
+
+def test_a_failed_or_unfinished_dataset_write_leaves_the_earlier_file(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "d.h5"
+    _build(path, DatasetConfig(), {"w0": _fake_window(rng, 4, 1e9)})
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="disk"), DatasetWriter(path, ["S", "W"], DatasetConfig()) as writer:
+        writer.add_window("w1", *_fake_window(rng, 4, 1e9 + 300))
+        raise RuntimeError("disk full")
+    with DatasetWriter(path, ["S", "W"], DatasetConfig()):
+        pass  # left without close(): nothing is published
+    assert path.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
 
 
 @pytest.fixture
@@ -113,31 +128,28 @@ def test_bad_dataset_configs_are_refused():
 
 
 def test_spectrograms_go_stale_when_the_selection_changes(sim_frames, isolated_home):
+    """Dagster marks spectrograms stale when the data version they were computed from (recorded on their
+    materialization) differs from the selection's current one: a re-aggregation with the same result keeps it."""
     run = sim_run(sim_frames)
-    storage = {"storage": GlitchflowStorage()}
     key = "2024-05-17T16:55"
-    spectrograms_key = dg.AssetKey(["SIM", "spectrograms"])
 
-    def materialize(defs, asset, partition=None):
-        result = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", asset]))], instance=instance, resources=storage, partition_key=partition
-        )
-        assert result.success
-        return result
+    def data_version(asset: str) -> str:
+        return instance.get_latest_materialization_event(dg.AssetKey(["SIM", asset])).asset_materialization.tags[DATA_VERSION_TAG]
 
-    def status(defs):
-        resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
-        return resolver.get_status(spectrograms_key, key)
+    def used_by_spectrograms() -> str:
+        tags = instance.get_latest_materialization_event(dg.AssetKey(["SIM", SPECTROGRAMS])).asset_materialization.tags
+        return tags[f"{INPUT_VERSION_TAG}SIM/{SELECTION}"]
+
+    def select(defs) -> None:
+        assert defs.resolve_job_def("SIM_selection").execute_in_process(instance=instance).success
 
     defs = build_definitions({"SIM": run})
     with dg.instance_for_test() as instance:
-        defs.resolve_job_def("SIM_ingest").execute_in_process(instance=instance, partition_key=key)
-        materialize(defs, "channel_selection")
-        materialize(defs, "spectrograms", key)
-        split = materialize(defs, "dataset_split")
-        assert all(e.passed for e in split.get_asset_check_evaluations())
-        materialize(defs, "channel_selection")  # same selection again: nothing to recompute
-        assert status(defs) == StaleStatus.FRESH
-        stricter = build_definitions({"SIM": dataclasses.replace(run, annalisa={**run.annalisa, "significance_threshold": 1e9})})
-        materialize(stricter, "channel_selection")  # now nothing is selected
-        assert status(stricter) == StaleStatus.STALE
+        outcome = materialize_span(defs, "SIM", [key], instance, through=SPLIT)
+        assert outcome.success and all(e.passed for e in outcome.last(SPLIT).result.get_asset_check_evaluations())
+        first = data_version(SELECTION)
+        assert used_by_spectrograms() == first
+        select(defs)  # same selection again: nothing to recompute
+        assert data_version(SELECTION) == first == used_by_spectrograms()
+        select(build_definitions({"SIM": dataclasses.replace(run, annalisa={**run.annalisa, "significance_threshold": 1e9})}))
+        assert data_version(SELECTION) != used_by_spectrograms()  # now nothing is selected: spectrograms are stale

@@ -32,6 +32,7 @@ def _graph(defs: dg.Definitions) -> dict:
             "partitions": {"type": type(partitions).__name__, "count": len(keys), "first": keys[0], "last": keys[-1]} if keys else None,
             "pools": sorted(node.pools or []),
             "op_tags": sorted(node.assets_def.op.tags),
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
             "checks": sorted(f"{s.name}{' (blocking)' if s.blocking else ''}" for s in node.assets_def.check_specs if s.asset_key == key),
         }
     repo = defs.get_repository_def()

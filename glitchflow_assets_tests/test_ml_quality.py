@@ -183,3 +183,24 @@ def test_launchpad_training_config_matches_the_core_configs():
         assert fields[name].description, name  # and a description in the Launchpad
     launchpad = TrainingConfig(representation="linear", min_validation_events=7)
     assert launchpad.train_config() == TrainConfig(representation="linear") and launchpad.gate_config().min_validation_events == 7
+
+
+def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself():
+    """Each field of the Launchpad's config classes has a description and no Sphinx markup; the dataset split and
+    training choices are the core's; the dataset defaults are the core's."""
+    from glitchflow_assets.core.datasets import DatasetConfig
+    from glitchflow_assets.core.ml.data import REPRESENTATIONS
+    from glitchflow_assets.core.ml.training import MODEL_SIZES
+    from glitchflow_assets.defs.datasets import DatasetSplitConfig
+    from glitchflow_assets.defs.ingest import RawSegmentsConfig
+    from glitchflow_assets.defs.model import SyntheticConfig, TrainingConfig
+
+    for config in (TrainingConfig, DatasetSplitConfig, SyntheticConfig, RawSegmentsConfig):
+        assert ":class:" not in (config.__doc__ or "") and "``" not in (config.__doc__ or ""), config
+        for name, field in config.model_fields.items():
+            assert field.description and ":class:" not in field.description, (config.__name__, name)
+    assert DatasetSplitConfig().dataset_config() == DatasetConfig()
+    assert {m.value for m in TrainingConfig.model_fields["model_size"].annotation} == set(MODEL_SIZES)
+    assert {m.value for m in TrainingConfig.model_fields["representation"].annotation} == set(REPRESENTATIONS)
+    with pytest.raises(ValueError, match="unknown split"):
+        SyntheticConfig(splits=["tset"])

@@ -19,8 +19,10 @@ from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import EVALUATION, QUALITY_GATE, SYNTHETIC, TRAINED, MlflowTracking
+from glitchflow_assets.defs.model import QUALITY_GATE, MlflowTracking
+from glitchflow_assets.defs.names import EVALUATION, SPLIT, SYNTHETIC, TRAINED
 from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.runner import job_for, materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 
 MINUTES, SEED, GLITCH_RATE = 20, 21, 4.0  # the demo's rate: ~80 glitches, enough to learn the coupling in a test
@@ -31,20 +33,19 @@ TRAINING = {"epochs": 12, "seed": 3, "min_validation_events": 5, "min_balanced_a
 class Pipeline:
     def __init__(self, root, instance):
         run = sim_run(root / "frames")
-        self.defs = build_definitions({"SIM": run})
-        self.instance = instance
         self.tracking_uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
         self.storage = GlitchflowStorage(root=str(root / "storage"))
-        self.resources = {"storage": self.storage, "mlflow": MlflowTracking(tracking_uri=self.tracking_uri)}
+        resources = {"storage": self.storage, "mlflow": MlflowTracking(tracking_uri=self.tracking_uri)}
+        self.defs = build_definitions({"SIM": run}, resources)
+        self.instance = instance
         self.keys = [w.key for w in windows_overlapping(run.gps_start, run.gps_start + MINUTES * 60, run.cadence)]
 
-    def materialize(self, names, partition=None, ops=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
-        assets = [self.defs.get_assets_def(dg.AssetKey(["SIM", n])) for n in names]
-        result = dg.materialize(
-            assets,
+    def materialize(self, names, ops=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
+        """The run-level assets ``names`` through the job that holds them (as the UI would launch them)."""
+        keys = [dg.AssetKey(["SIM", n]) for n in names]
+        result = self.defs.resolve_job_def(job_for("SIM", keys)).execute_in_process(
             instance=self.instance,
-            resources=self.resources,
-            partition_key=partition,
+            asset_selection=keys,
             run_config={"ops": {f"SIM__{n}": {"config": c} for n, c in (ops or {}).items()}},
             raise_on_error=raise_on_error,
         )
@@ -64,15 +65,12 @@ def pipeline(tmp_path_factory):
     simulate(root / "frames", sim.gps_start, MINUTES * 60 + 60, frame_length=60, seed=SEED, scenario=scenario, workers=2)
     with dg.instance_for_test() as instance:
         p = Pipeline(root, instance)
-        for key in p.keys:
-            p.materialize(["raw_strain_segments", "glitch_events", "annalisa_scores"], key)
-        p.materialize(["channel_selection"])
-        for key in p.keys:
-            p.materialize(["spectrograms"], key)
-        p.materialize(["dataset_split"])
+        assert materialize_span(p.defs, "SIM", p.keys, instance, through=SPLIT).success  # the graph's order, the run's jobs
         p.first = p.materialize([TRAINED, EVALUATION, SYNTHETIC], ops={TRAINED: TRAINING})
         # the default gate asks for 30 validation glitch events: this short run must not be promoted
         p.refused = p.materialize([TRAINED], ops={TRAINED: {"epochs": 2, "seed": 5}}, raise_on_error=False)
+        tracker = Tracker(p.tracking_uri)
+        p.aliases_after_refusal = {a: tracker.alias_version("glitchflow-SIM", a) for a in (CANDIDATE, CHAMPION)}
         yield p
 
 
@@ -122,10 +120,9 @@ def test_the_model_learns_glitches_and_passes_the_gate(pipeline):
 def test_the_default_gate_refuses_to_promote_on_too_few_events(pipeline):
     (check,) = [c for c in pipeline.refused.get_asset_check_evaluations() if c.check_name == QUALITY_GATE]
     assert not check.passed and "validation glitch events" in check.description
-    tracker = Tracker(pipeline.tracking_uri)
     refused, first = (pipeline.metadata(r, TRAINED)["model_version"] for r in (pipeline.refused, pipeline.first))
-    assert tracker.alias_version("glitchflow-SIM", CANDIDATE) == refused and tracker.alias_version("glitchflow-SIM", CHAMPION) == first
-    version = tracker.client.get_model_version("glitchflow-SIM", refused)
+    assert pipeline.aliases_after_refusal == {CANDIDATE: refused, CHAMPION: first}  # as left then: later tests retrain
+    version = Tracker(pipeline.tracking_uri).client.get_model_version("glitchflow-SIM", refused)
     assert version.tags["quality_gate"] == "failed"
 
 
@@ -186,3 +183,8 @@ def test_retraining_makes_a_new_version_and_downstream_follows_the_record(pipeli
     assert int(meta["model_version"]) == latest + 1 and tracker.alias_version("glitchflow-SIM", CHAMPION) == champion
     synthetic = pipeline.metadata(pipeline.materialize([SYNTHETIC]), SYNTHETIC)
     assert synthetic["model_uri"] == meta["model_uri"]
+
+
+def test_every_run_is_filed_under_its_job(pipeline):
+    """What the UI lists: the stages ran as the run's named jobs, none as an anonymous ephemeral job."""
+    assert {r.job_name for r in pipeline.instance.get_runs()} == {"SIM_ingest", "SIM_selection", "SIM_spectrograms", "SIM_model"}

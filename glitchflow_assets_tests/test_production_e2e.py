@@ -11,14 +11,13 @@ from collections import Counter
 
 import dagster as dg
 import pytest
-from dagster._core.instance.ref import InstanceRef
 from mlflow import MlflowClient
 
 from glitchflow_assets.core.ml.tracking import CANDIDATE
 from glitchflow_assets_tests.servers import MlflowServer, PostgresServer
 from glitchflow_assets_tests.services import REPO, DagsterServices, wait_for
 from glitchflow_assets_tests.test_e2e_daemon import BACKFILL_STATUS, RUNS
-from glitchflow_assets_tests.test_production_services import PLATFORM_GATE, WINDOWS, _sim_registry
+from glitchflow_assets_tests.test_production_services import PLATFORM_GATE, WINDOWS, _instance, _sim_registry
 
 START_SENSOR = """mutation { startSensor(sensorSelector: {repositoryName: "__repository__",
   repositoryLocationName: "glitchflow", sensorName: "SIM_new_frames"}) {
@@ -150,7 +149,7 @@ def test_daemon_killed_mid_backfill_finishes_with_no_window_lost_or_duplicated(t
         assert _wait_backfill(svc, backfill_id, 600) == "COMPLETED_SUCCESS"
     finally:
         svc.stop()
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "dagster"))) as instance:
+    with _instance(tmp_path / "dagster") as instance:
         for asset in window_assets:
             records = instance.fetch_materializations(dg.AssetKey(["SIM", asset]), limit=100).records
             assert Counter(r.partition_key for r in records) == {w: 1 for w in WINDOWS}, asset

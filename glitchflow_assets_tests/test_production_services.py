@@ -11,13 +11,14 @@ import dagster as dg
 import h5py
 import psutil
 import pytest
-from dagster._core.instance.ref import InstanceRef
 from mlflow import MlflowClient
 
 from glitchflow_assets.core.ml.tracking import CANDIDATE
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import TRAINED, MlflowTracking
+from glitchflow_assets.defs.model import MlflowTracking
+from glitchflow_assets.defs.names import TRAINED
 from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.runner import materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.servers import MlflowServer, PostgresServer
 from glitchflow_assets_tests.services import BIN, REPO, wait_for
@@ -63,30 +64,19 @@ def production_home(postgres, tmp_path_factory):
 def dataset(production_home, sim_frames, tmp_path_factory):
     """SIM's first two windows up to dataset_split, materialized on the PostgreSQL instance."""
     root = tmp_path_factory.mktemp("prod-storage")
-    defs = build_definitions({"SIM": sim_run(sim_frames)})
     storage = GlitchflowStorage(root=str(root))
+    defs = build_definitions({"SIM": sim_run(sim_frames)}, {"storage": storage})
+    split = {"train_fraction": 0.6, "validation_fraction": 0.2}
     with _instance(production_home) as instance:
-
-        def materialize(names, partition=None, run_config=None):
-            assets = [defs.get_assets_def(dg.AssetKey(["SIM", a])) for a in names]
-            result = dg.materialize(
-                assets, instance=instance, resources={"storage": storage}, partition_key=partition, run_config=run_config
-            )
-            assert result.success
-
-        for key in WINDOWS:
-            materialize(["raw_strain_segments", "glitch_events", "annalisa_scores"], key)
-        materialize(["channel_selection"])
-        for key in WINDOWS:
-            materialize(["spectrograms"], key)
-        materialize(
-            ["dataset_split"], run_config={"ops": {"SIM__dataset_split": {"config": {"train_fraction": 0.6, "validation_fraction": 0.2}}}}
-        )
+        assert materialize_span(defs, "SIM", WINDOWS, instance, {"dataset_split": split}, through="dataset_split").success
     return defs, storage
 
 
 def _instance(home) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    """The instance whose ``dagster.yaml`` is in ``home``, loaded the way every Dagster process loads it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        return dg.DagsterInstance.get()
 
 
 def test_production_instance_loads_against_postgresql(production_home, postgres):

@@ -24,9 +24,7 @@ def test_window_job_then_channel_selection(sim_frames, isolated_home):
         (scores_mat,) = result.asset_materializations_for_node("SIM__annalisa_scores")
         assert "V1:LSC_DARM_ERR" in {r.data["channel"] for r in scores_mat.metadata["channels"].records}
 
-        selection = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["SIM", "channel_selection"]))], instance=instance, resources={"storage": GlitchflowStorage()}
-        )
+        selection = defs.resolve_job_def("SIM_selection").execute_in_process(instance=instance)
         assert selection.success
         (mat,) = selection.asset_materializations_for_node("SIM__channel_selection")
         assert mat.metadata["n_windows"].value == 2

@@ -20,7 +20,6 @@ dilutes a witness of one glitch family among events of several families.
 import math
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -28,8 +27,7 @@ import torch.nn.functional as F
 from scipy.stats import poisson
 
 from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
-from glitchflow_assets.core.segments import Segments
-from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.segments import Segments, covers
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,6 @@ def coincidence_counts(strain: torch.Tensor, aux: torch.Tensor, tolerance: tuple
     }
 
 
-def _covers(segments: Segments, start: float, end: float) -> bool:
-    return any(s <= start and end <= e for s, e in segments)
-
-
 @dataclass
 class WindowScores:
     """Per event and channel counts of one window (``channels`` excludes the strain)."""
@@ -164,7 +158,7 @@ def score_window(
     device = device or torch.device("cpu")
     x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)  # raw strain needs float64 to whiten
     half = config.duration / 2
-    events = np.array([g for g in event_gps if _covers(segments[0], g - half, g + half)], dtype=np.float64)
+    events = np.array([g for g in event_gps if covers(segments[0], g - half, g + half)], dtype=np.float64)
     n_aux = len(channels) - 1
     n_rows, n_cols = config.shape
     counts = {k: np.zeros((len(events), n_aux), dtype=np.int64) for k in ("intersection", "strain", "aux", "union", "aux_area")}
@@ -198,7 +192,7 @@ def score_window(
         result = coincidence_counts(masks[:, 0], aux, config.tolerance)
         for k, v in result.items():
             counts[k][b0 : b0 + len(gps)] = v.cpu().numpy()
-        valid = np.array([[usable[c + 1] and _covers(segments[c + 1], g - half, g + half) for c in range(n_aux)] for g in gps])
+        valid = np.array([[usable[c + 1] and covers(segments[c + 1], g - half, g + half) for c in range(n_aux)] for g in gps])
         scored[b0 : b0 + len(gps)] = valid & (counts["strain"][b0 : b0 + len(gps)] > 0)
     return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols)
 
@@ -237,28 +231,3 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
             }
         )
     return pd.DataFrame(rows, columns=CHANNEL_COLUMNS).sort_values("mean_corr", ascending=False).reset_index(drop=True)
-
-
-_COUNTS = ("intersection", "strain", "aux", "union", "aux_area")
-
-
-def save_scores(path, scores: WindowScores, attrs: dict) -> None:
-    """Write one window's scores to HDF5 atomically (``/counts/<name>`` are ``[event, channel]``)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update({**attrs, "pixels": scores.pixels})
-        f.create_dataset("channels", data=np.array(scores.channels, dtype=object), dtype=h5py.string_dtype())
-        f.create_dataset("event_gps", data=scores.event_gps)
-        f.create_dataset("scored", data=scores.scored.reshape(len(scores.event_gps), len(scores.channels)))
-        for name in _COUNTS:
-            f.create_dataset(f"counts/{name}", data=scores.counts[name].reshape(len(scores.event_gps), len(scores.channels)))
-
-
-def load_scores(path) -> WindowScores:
-    with open_hdf5(path) as f:
-        return WindowScores(
-            channels=list(f["channels"].asstr()[()]),
-            event_gps=f["event_gps"][()],
-            counts={name: f[f"counts/{name}"][()] for name in _COUNTS},
-            scored=f["scored"][()],
-            pixels=int(f.attrs["pixels"]),
-        )

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.storage import AtomicHDF5Writer, open_hdf5
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
@@ -81,14 +81,13 @@ class SplitStats:
     scale_n: int = 0
 
 
-class DatasetWriter:
-    """Append tiles window by window to ``/<split>/{tiles, label, event_gps, window, tile_offset}``; on close
-    store the training statistics and publish the file atomically."""
+class DatasetWriter(AtomicHDF5Writer):
+    """Append tiles window by window to ``/<split>/{tiles, label, event_gps, window, tile_offset}``; :meth:`close`
+    stores the training statistics and publishes the file atomically."""
 
     def __init__(self, path: str | Path, channels: list[str], config: DatasetConfig):
+        super().__init__(path)
         self.config, self.channels, self.stats = config, channels, SplitStats()
-        self._atomic = atomic_path(path)
-        self.file = h5py.File(self._atomic.__enter__(), "w")
         size, c = config.tile_size, len(channels)
         for split in SPLITS:
             g = self.file.create_group(split)
@@ -151,13 +150,8 @@ class DatasetWriter:
         self.file.attrs.update(
             {"schema": SCHEMA, "schema_version": 1, "config": json.dumps(asdict(self.config)), "summary": json.dumps(summary), **attrs}
         )
-        self.file.close()
-        self._atomic.__exit__(None, None, None)
+        self.publish()
         return summary
-
-    def abort(self, exc: BaseException) -> None:
-        self.file.close()
-        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:

@@ -225,8 +225,7 @@ def _assemble_window(
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c) for c in channels]
     data_span, span = window_data_span(window), window_read_span(window)
-    writer = RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate)
-    try:
+    with RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate) as writer:
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
             pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
@@ -266,9 +265,6 @@ def _assemble_window(
         }
         records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)
-    except BaseException as exc:
-        writer.abort(exc)
-        raise
     return read_summary(out_path)
 
 

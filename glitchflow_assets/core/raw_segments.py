@@ -24,11 +24,12 @@ import h5py
 import numpy as np
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.storage import AtomicHDF5Writer, check_schema, content_version, open_hdf5
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.raw_strain_segments"
 SCHEMA_VERSION = 2  # 2: data carry MARGIN_S beyond each window edge; 1 (window only) is still read
+READABLE_VERSIONS = (1, 2)
 MARGIN_S = 8  # s of neighbouring data kept each side of the window
 PAD_S = 1.0  # s read beyond the margins and filtered away
 _STR = h5py.string_dtype()
@@ -77,6 +78,10 @@ class RawSegmentSummary:
     def window_span(self) -> tuple[float, float]:
         return float(self.attrs["gps_start"]), float(self.attrs["gps_end"])
 
+    def data_version(self) -> str:
+        """Changes exactly when the frames the window was made from change."""
+        return content_version([f.sha256 for f in self.frames])
+
 
 def window_data_span(window: Window) -> tuple[int, int]:
     """The GPS span a window's file holds: the window and ``MARGIN_S`` either side."""
@@ -94,14 +99,11 @@ def _column(group: h5py.Group, name: str, values: list, dtype=None) -> None:
     group.create_dataset(name, data=np.asarray(values, dtype=dtype) if dtype is not _STR else np.array(values, dtype=object), dtype=dtype)
 
 
-class RawSegmentWriter:
-    """Write a window file channel by channel (bounded memory), then publish it atomically."""
+class RawSegmentWriter(AtomicHDF5Writer):
+    """Write a window file channel by channel (bounded memory); :meth:`finish` publishes it atomically."""
 
     def __init__(self, path: Path, n_channels: int, n_samples: int):
-        self.path = Path(path)
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        self.file = h5py.File(self._tmp, "w")
+        super().__init__(path)
         chunk = (1, min(n_samples, 1 << 16)) if n_samples else None
         self.data = self.file.create_dataset("data", (n_channels, n_samples), dtype="f4", chunks=chunk)
 
@@ -139,12 +141,7 @@ class RawSegmentWriter:
         g = f.create_group("skipped")
         _column(g, "name", [s[0] for s in skipped], _STR)
         _column(g, "reason", [s[1] for s in skipped], _STR)
-        f.close()
-        self._atomic.__exit__(None, None, None)
-
-    def abort(self, exc: BaseException) -> None:
-        self.file.close()
-        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+        self.publish()
 
 
 def _strings(ds: h5py.Dataset) -> list[str]:
@@ -154,8 +151,7 @@ def _strings(ds: h5py.Dataset) -> list[str]:
 def read_summary(path: str | Path) -> RawSegmentSummary:
     path = Path(path)
     with open_hdf5(path) as f:
-        if f.attrs.get("schema") != SCHEMA:
-            raise ValueError(f"{path}: not a {SCHEMA} file")
+        check_schema(path, f.attrs, SCHEMA, READABLE_VERSIONS)
         attrs = dict(f.attrs)
         g = f["channels"]
         names = _strings(g["name"])
@@ -202,6 +198,7 @@ def read_data(
 ) -> tuple[np.ndarray, list[str], float]:
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
     with open_hdf5(path) as f:
+        check_schema(path, f.attrs, SCHEMA, READABLE_VERSIONS)
         names = _strings(f["channels/name"])
         rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs.get("data_gps_start", f.attrs["gps_start"]))
         rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]

@@ -21,6 +21,7 @@ from glitchflow_assets.core.windows import Cadence
 RUNS_ENV = "GLITCHFLOW_RUNS"
 SHIPPED_REGISTRY = Path(__file__).with_name("runs.yaml")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_CRON_RE = r"^[0-9*/,-]+( [0-9*/,-]+){4}$"  # five numeric cron fields (minute hour day month weekday)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ObservingRun:
     annalisa: dict = field(default_factory=dict)  # AnnalisaConfig overrides for this run
     backfill_batch: int = 1  # windows per run when backfilling window assets
     show_without_frames: bool = False  # load into the code location even while its frame directory is missing
+    refresh_cron: str = "0 6 * * *"  # when run-level stages (selection, dataset, model) refresh, UTC
 
     @property
     def has_frame_source(self) -> bool:
@@ -104,6 +106,7 @@ class _RunSpec(BaseModel):
     annalisa: dict = {}
     backfill_batch: Annotated[int, Field(strict=True, ge=1)] = 1
     show_without_frames: StrictBool = False
+    refresh_cron: Annotated[str, Field(strict=True, pattern=_CRON_RE)] = ObservingRun.refresh_cron
 
 
 def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
@@ -139,6 +142,7 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         annalisa=dict(run.annalisa),
         backfill_batch=run.backfill_batch,
         show_without_frames=run.show_without_frames,
+        refresh_cron=run.refresh_cron,
     )
 
 

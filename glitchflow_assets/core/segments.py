@@ -1,37 +1,35 @@
-"""Half-open GPS interval lists ``[(start, end), ...]``: sorted, disjoint."""
+"""Half-open GPS interval lists ``[(start, end), ...]`` (sorted, disjoint), with the algebra done by gwpy's
+``SegmentList`` (ligo-segments); plain float tuples at the edges so they serialise to JSON and HDF5 as they are."""
+
+from gwpy.segments import Segment, SegmentList
 
 Segments = list[tuple[float, float]]
 
 
+def _gwpy(segments: Segments) -> SegmentList:
+    return SegmentList(Segment(float(s), float(e)) for s, e in segments if e > s).coalesce()
+
+
+def _plain(segments: SegmentList) -> Segments:
+    return [(float(s), float(e)) for s, e in segments]
+
+
 def coalesce(segments: Segments) -> Segments:
-    out: Segments = []
-    for start, end in sorted(s for s in segments if s[1] > s[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
+    return _plain(_gwpy(segments))
 
 
 def subtract(segments: Segments, holes: Segments) -> Segments:
-    out = coalesce(segments)
-    for h0, h1 in coalesce(holes):
-        nxt: Segments = []
-        for s0, s1 in out:
-            if h1 <= s0 or h0 >= s1:
-                nxt.append((s0, s1))
-                continue
-            if s0 < h0:
-                nxt.append((s0, h0))
-            if h1 < s1:
-                nxt.append((h1, s1))
-        out = nxt
-    return out
+    return _plain(_gwpy(segments) - _gwpy(holes))
 
 
 def clip(segments: Segments, start: float, end: float) -> Segments:
-    return [(max(s, start), min(e, end)) for s, e in segments if e > start and s < end]
+    return _plain(_gwpy(segments) & _gwpy([(start, end)]))
 
 
 def total(segments: Segments) -> float:
     return float(sum(e - s for s, e in segments))
+
+
+def covers(segments: Segments, start: float, end: float) -> bool:
+    """Whether [start, end) lies inside the segments."""
+    return Segment(float(start), float(end)) in _gwpy(segments)

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from glitchflow_assets.core.dsp import SingleQTransform, psd_of_segments, whiten
-from glitchflow_assets.core.segments import Segments, subtract
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.segments import Segments, covers, subtract
+from glitchflow_assets.core.storage import atomic_path, check_schema, open_hdf5
 
 SCHEMA = "glitchflow.spectrograms"
+SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def build_spectrograms(
     device = device or torch.device("cpu")
     x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)
     half = config.duration / 2
-    keep = [g for g in event_gps if all(any(s <= g - half and g + half <= e for s, e in seg) for seg in segments)]
+    keep = [g for g in event_gps if all(covers(seg, g - half, g + half) for seg in segments)]
     guards = [(g - config.event_guard, g + config.event_guard) for g in event_gps]
     psds = [
         psd_of_segments(x[c], t0, sample_rate, subtract(segments[c], guards), config.fftlength, config.psd_seconds)
@@ -92,7 +93,7 @@ def write_spectrograms(
     path: str | Path, spectrograms, frequencies, times, event_gps, event_snr, channels, config: SpectrogramConfig, attrs: dict
 ) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update({"schema": SCHEMA, "schema_version": 1, "config": json.dumps(asdict(config)), **attrs})
+        f.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "config": json.dumps(asdict(config)), **attrs})
         chunks = (1, *spectrograms.shape[1:]) if len(spectrograms) else None
         d = f.create_dataset("spectrograms", data=spectrograms, chunks=chunks)
         d.attrs["axes"] = json.dumps(["event", "channel", "frequency", "time"])
@@ -102,3 +103,30 @@ def write_spectrograms(
         f.create_dataset("event_gps", data=event_gps)
         f.create_dataset("event_snr", data=event_snr)
         f.create_dataset("channels", data=np.array(channels, dtype=object), dtype=h5py.string_dtype())
+
+
+@dataclass
+class WindowSpectrograms:
+    """One window's file read back: ``spectrograms`` ``[event, channel, freq, time]`` with its axes."""
+
+    spectrograms: np.ndarray
+    frequencies: np.ndarray  # [freq] Hz
+    times: np.ndarray  # [time] s from the event GPS
+    event_gps: np.ndarray  # [event]
+    event_snr: np.ndarray  # [event]
+    channels: list[str]  # strain first
+    attrs: dict
+
+
+def read_spectrograms(path: str | Path) -> WindowSpectrograms:
+    with open_hdf5(path) as f:
+        check_schema(path, f.attrs, SCHEMA, {SCHEMA_VERSION})
+        return WindowSpectrograms(
+            f["spectrograms"][()],
+            f["frequencies"][()],
+            f["times"][()],
+            f["event_gps"][()],
+            f["event_snr"][()],
+            list(f["channels"].asstr()[()]),
+            dict(f.attrs),
+        )

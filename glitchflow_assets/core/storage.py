@@ -3,10 +3,11 @@ partial file), checked reads that name the file when it is damaged, and content 
 
 import glob
 import hashlib
+import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -63,6 +64,36 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class AtomicHDF5Writer:
+    """Base of the artifact writers that fill a file in several steps. Used as a context manager: the file is
+    published (renamed onto ``path``) only by :meth:`publish`; leaving the block by an exception, or without
+    publishing, discards the partial file and leaves the earlier one as it was."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._atomic = atomic_path(self.path)
+        self.file = h5py.File(self._atomic.__enter__(), "w")
+        self._closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if not self._closed:
+            self._discard(exc or RuntimeError(f"{self.path}: writer left before it finished; nothing written"))
+        return False
+
+    def publish(self) -> None:
+        self.file.close()
+        self._closed = True
+        self._atomic.__exit__(None, None, None)
+
+    def _discard(self, exc: BaseException) -> None:
+        self.file.close()
+        self._closed = True
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
 def sha256sum(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     with open(path, "rb") as f:
@@ -82,3 +113,28 @@ def open_hdf5(path: str | Path) -> Iterator[h5py.File]:
             yield f
         except (OSError, KeyError) as exc:
             raise type(exc)(f"{path}: damaged or incomplete ({exc})") from exc
+
+
+def content_version(value: object) -> str:
+    """A short digest of a JSON-serialisable value: the data version an artifact records for Dagster."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class SchemaError(ValueError):
+    """A file of another artifact, or of a schema version this code does not read."""
+
+
+def check_schema(path: str | Path, attrs: Mapping, schema: str, supported: Collection[int]) -> int:
+    """The schema version of the file at ``path`` (root ``attrs``), or a SchemaError naming the file, what it is and
+    the versions this code reads."""
+    found = attrs.get("schema")
+    found = found.decode() if isinstance(found, bytes) else found
+    if found != schema:
+        raise SchemaError(f"{path}: not a {schema} file (schema {found!r})")
+    version = int(attrs.get("schema_version", 0))
+    if version not in supported:
+        raise SchemaError(
+            f"{path}: {schema} schema version {version}; this glitchflow reads version(s) "
+            f"{', '.join(map(str, sorted(supported)))}: rematerialize it"
+        )
+    return version

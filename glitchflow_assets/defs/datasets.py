@@ -1,28 +1,30 @@
 """Dataset assets of one observing run: ``spectrograms`` per window and the run-level ``dataset_split``."""
 
-import hashlib
 import json
 
 import dagster as dg
-import h5py
 import numpy as np
+from pydantic import Field
 
+from glitchflow_assets.core.channel_selection import read_selection
 from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
+from glitchflow_assets.core.event_table import read_events
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.raw_segments import read_data
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
-from glitchflow_assets.core.tables import read_table
+from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
 from glitchflow_assets.core.windows import Window, window_for_key
-from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
+from glitchflow_assets.defs.factory import run_asset
+from glitchflow_assets.defs.gpu import GPU_KINDS
 from glitchflow_assets.defs.metadata import md_image
+from glitchflow_assets.defs.names import EVENTS, RAW, SELECTION, SPECTROGRAMS, SPLIT, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import EVENTS, SELECTION, gpu_window_asset, selection_file, window_raw
+from glitchflow_assets.defs.signal import selection_file, window_raw
 from glitchflow_assets.defs.windowed import for_each_window
 
-SPECTROGRAMS, SPLIT = "spectrograms", "dataset_split"
 EXAMPLES_PER_SPLIT = 2
 
 
@@ -41,59 +43,68 @@ def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, 
     return md_image(to_png(fig), title)
 
 
+def spectrograms_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
+    """Q-transform the strain and the selected witnesses around each of one window's events and write them."""
+    raw, summary = window_raw(storage, run, window)
+    selection = read_selection(selection_file(storage, run))
+    channels = [run.strain_channel, *selection.selected]
+    data, _, t0 = read_data(raw, channels)
+    segments = {c.name: c.segments for c in summary.channels}
+    events = read_events(storage.window_file(run.name, EVENTS, window)).events
+    config = SpectrogramConfig()
+    rate = float(summary.attrs["sample_rate"])
+    spec, freqs, times, kept = build_spectrograms(
+        data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
+    )
+    snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
+    path = storage.window_file(run.name, SPECTROGRAMS, window)
+    inputs = {"frames_sha256": summary.data_version(), "selection": selection.version}
+    write_spectrograms(
+        path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
+    )
+    metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
+    if len(kept):
+        loudest = int(np.argmax(snr))
+        metadata["loudest_event"] = dg.MetadataValue.md(
+            _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
 def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
-    @gpu_window_asset(
+    @run_asset(
         run,
         SPECTROGRAMS,
-        [RAW, EVENTS, SELECTION],
-        "Whitened Q-transform (Q=12, 8-500 Hz, 64 log rows x 256 bins over 6 s) of the strain and the selected witnesses "
-        "around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
+        per_window=True,
+        deps=[RAW, EVENTS, SELECTION],
+        kinds=GPU_KINDS,
+        gpu=True,
+        automation=follows_inputs(),
+        description="Whitened Q-transform (Q=12, 8-500 Hz, 64 log rows x 256 bins over 6 s) of the strain and the selected "
+        "witnesses around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
     def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        def one(window: Window) -> dg.MaterializeResult:
-            raw, summary = window_raw(storage, run, window)
-            selection = json.loads(selection_file(storage, run).read_text())
-            channels = [run.strain_channel, *selection["selected"]]
-            data, _, t0 = read_data(raw, channels)
-            segments = {c.name: c.segments for c in summary.channels}
-            events, _ = read_table(storage.window_file(run.name, EVENTS, window))
-            config = SpectrogramConfig()
-            rate = float(summary.attrs["sample_rate"])
-            spec, freqs, times, kept = build_spectrograms(
-                data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
-            )
-            snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
-            path = storage.window_file(run.name, SPECTROGRAMS, window)
-            inputs = {
-                "frames_sha256": hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24],
-                "selection": selection["version"],
-            }
-            write_spectrograms(
-                path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
-            )
-            metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
-            if len(kept):
-                loudest = int(np.argmax(snr))
-                metadata["loudest_event"] = dg.MetadataValue.md(
-                    _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
-                )
-            return dg.MaterializeResult(metadata=metadata)
-
-        return for_each_window(context, run, one)
+        return for_each_window(context, run, lambda window: spectrograms_of_window(storage, run, window))
 
     return _spectrograms
 
 
-class DatasetSplitConfig(dg.Config):
-    """Editable in the Launchpad: 5 tiles of 64x64 per event, 60/20/20 by event, seed 42 (the original's), and
-    label thresholds above the noise (see :class:`glitchflow_assets.core.datasets.DatasetConfig`)."""
+_DATASET = DatasetConfig()
 
-    seed: int = 42
-    train_fraction: float = DatasetConfig.fractions[0]
-    validation_fraction: float = DatasetConfig.fractions[1]
-    block_seconds: float = 0.0
-    glitch_threshold: float = 40.0
-    background_threshold: float = 25.0
+
+class DatasetSplitConfig(dg.Config):
+    """How spectrograms become labelled tiles and splits (core: DatasetConfig; tiles of 64x64, 5 per event)."""
+
+    seed: int = Field(_DATASET.seed, description="seeds the assignment of events to splits (42: the original's)")
+    train_fraction: float = Field(_DATASET.fractions[0], description="share of events in the train split")
+    validation_fraction: float = Field(_DATASET.fractions[1], description="share of events in the validation split (test: the rest)")
+    block_seconds: float = Field(
+        _DATASET.block_seconds, description="> 0: whole blocks of this many seconds go to one split (neighbouring events never leak)"
+    )
+    glitch_threshold: float = Field(_DATASET.glitch_threshold, description="a tile is a glitch when its strain maximum reaches this SNR^2")
+    background_threshold: float = Field(
+        _DATASET.background_threshold, description="a tile is background when its strain maximum stays below this SNR^2 (between: dropped)"
+    )
 
     def dataset_config(self) -> DatasetConfig:
         test = 1.0 - self.train_fraction - self.validation_fraction
@@ -113,57 +124,51 @@ SPLIT_CHECKS = {
 }
 
 
-def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
-    key = dg.AssetKey([run.name, SPLIT])
-    upstream = dg.AssetKey([run.name, SPECTROGRAMS])
+def build_dataset(
+    context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun, config: DatasetConfig
+) -> dg.MaterializeResult:
+    """Tile every materialized spectrogram window of the run into one split dataset, then verify it."""
+    keys = sorted(context.instance.get_materialized_partitions(asset_key(run.name, SPECTROGRAMS)))
+    if not keys:
+        raise dg.Failure(description=f"no materialized {run.name}/{SPECTROGRAMS} window to build a dataset from")
+    path = storage.run_file(run.name, SPLIT)
+    first = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, window_for_key(keys[0], run.cadence)))
+    with DatasetWriter(path, first.channels, config) as writer:
+        for k in keys:
+            window = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, window_for_key(k, run.cadence)))
+            if window.channels != writer.channels:
+                raise dg.Failure(
+                    description=f"window {k} has channels {window.channels}, earlier windows {writer.channels}: rematerialize spectrograms"
+                )
+            writer.set_axes(window.frequencies, window.times)
+            writer.add_window(k, window.spectrograms, window.event_gps)
+        summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
+    metadata = {"path": dg.MetadataValue.path(str(path)), "n_windows": len(keys), "class_balance": dg.MetadataValue.json(summary["counts"])}
+    for split in SPLITS:
+        if examples := example_tiles(path, split, EXAMPLES_PER_SPLIT):
+            png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")
+            metadata[f"examples_{split}"] = dg.MetadataValue.md(md_image(png, f"{split} tiles"))
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in verify_dataset(path).items()],
+    )
 
-    @dg.asset(
-        key=key,
-        group_name=run.name,
-        deps=[upstream],
+
+def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
+    key = asset_key(run.name, SPLIT)
+
+    @run_asset(
+        run,
+        SPLIT,
+        per_window=False,
+        deps=[SPECTROGRAMS],
         kinds={"hdf5", "python"},
-        tags={"glitchflow/level": "run"},
+        automation=on_refresh_cron(run),
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in SPLIT_CHECKS.items()],
-        description=f"Tiles of every materialized {run.name} spectrogram window, labelled glitch/background, split train/validation/test "
-        "by event (seeded), with training-only normalisation statistics; built window by window.",
+        description=f"Tiles of every materialized {run.name} spectrogram window, labelled glitch/background, split "
+        "train/validation/test by event (seeded), with training-only normalisation statistics; built window by window.",
     )
     def _split(context: dg.AssetExecutionContext, config: DatasetSplitConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        keys = sorted(context.instance.get_materialized_partitions(upstream))
-        if not keys:
-            raise dg.Failure(description=f"no materialized {run.name}/{SPECTROGRAMS} window to build a dataset from")
-        dataset_config = config.dataset_config()
-        path = storage.run_file(run.name, SPLIT)
-        writer = None
-        try:
-            for k in keys:
-                with h5py.File(storage.window_file(run.name, SPECTROGRAMS, window_for_key(k, run.cadence)), "r") as f:
-                    channels = list(f["channels"].asstr()[()])
-                    writer = writer or DatasetWriter(path, channels, dataset_config)
-                    if channels != writer.channels:
-                        raise dg.Failure(
-                            description=f"window {k} has channels {channels}, earlier windows {writer.channels}: rematerialize spectrograms"
-                        )
-                    writer.set_axes(f["frequencies"][()], f["times"][()])
-                    spec, gps = f["spectrograms"][()], f["event_gps"][()]
-                    writer.add_window(k, spec, gps)
-            summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
-        except BaseException as exc:
-            if writer:
-                writer.abort(exc)
-            raise
-        outcomes = verify_dataset(path)
-        metadata = {
-            "path": dg.MetadataValue.path(str(path)),
-            "n_windows": len(keys),
-            "class_balance": dg.MetadataValue.json(summary["counts"]),
-        }
-        for split in SPLITS:
-            if examples := example_tiles(path, split, EXAMPLES_PER_SPLIT):
-                png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")
-                metadata[f"examples_{split}"] = dg.MetadataValue.md(md_image(png, f"{split} tiles"))
-        return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in outcomes.items()],
-        )
+        return build_dataset(context, storage, run, config.dataset_config())
 
     return _split

@@ -6,31 +6,43 @@ import dagster as dg
 from dagster_k8s import k8s_job_executor
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.defs.automation import automation_sensor
 from glitchflow_assets.defs.datasets import dataset_split, spectrograms
 from glitchflow_assets.defs.gpu import GPU_RUN_TAG
 from glitchflow_assets.defs.ingest import raw_strain_segments
-from glitchflow_assets.defs.model import EVALUATION, SYNTHETIC, TRAINED, MlflowTracking, model_evaluation, synthetic_glitches, trained_model
+from glitchflow_assets.defs.model import MlflowTracking, model_evaluation, synthetic_glitches, trained_model
+from glitchflow_assets.defs.names import JOBS, asset_key, job_name
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
 
+JOB_DESCRIPTIONS = {
+    "ingest": "Ingest and analyse windows of {run}: raw segments, glitch events, ANNALISA scores (what the new-frame sensor launches).",
+    "selection": "Aggregate the ANNALISA scores of {run} into its witness-channel selection.",
+    "spectrograms": "Q-transform spectrograms of {run} windows for the selected witnesses.",
+    "model": "Build the {run} dataset, train, evaluate and generate synthetic glitches (one GPU).",
+}
+
+
+def run_jobs(run: ObservingRun) -> list:
+    """The named jobs of :data:`JOBS`; the model job is tagged for the GPU concurrency limit."""
+    return [
+        dg.define_asset_job(
+            job_name(run.name, suffix),
+            selection=dg.AssetSelection.assets(*(asset_key(run.name, n) for n in names)),
+            tags={GPU_RUN_TAG: "true"} if suffix == "model" else None,
+            description=JOB_DESCRIPTIONS[suffix].format(run=run.name),
+        )
+        for suffix, names in JOBS.items()
+    ]
+
 
 def run_family(run: ObservingRun) -> dg.Definitions:
-    window_assets = [raw_strain_segments(run), glitch_events(run), annalisa_scores(run)]
-    ingest_job = dg.define_asset_job(
-        f"{run.name}_ingest",
-        selection=dg.AssetSelection.assets(*window_assets),
-        description=f"Ingest and analyse windows of {run.name} (what the new-frame sensor launches).",
-    )
-    model_job = dg.define_asset_job(
-        f"{run.name}_model",
-        selection=dg.AssetSelection.assets(*(dg.AssetKey([run.name, n]) for n in (TRAINED, EVALUATION, SYNTHETIC))),
-        tags={GPU_RUN_TAG: "true"},
-        description=f"Train, evaluate and generate synthetic glitches for {run.name} (one GPU).",
-    )
     return dg.Definitions(
         assets=[
-            *window_assets,
+            raw_strain_segments(run),
+            glitch_events(run),
+            annalisa_scores(run),
             channel_selection(run),
             spectrograms(run),
             dataset_split(run),
@@ -38,8 +50,8 @@ def run_family(run: ObservingRun) -> dg.Definitions:
             model_evaluation(run),
             synthetic_glitches(run),
         ],
-        jobs=[ingest_job, model_job],
-        sensors=[new_frames_sensor(run, ingest_job.name)],
+        jobs=run_jobs(run),
+        sensors=[new_frames_sensor(run, job_name(run.name, "ingest")), automation_sensor(run)],
     )
 
 
@@ -60,12 +72,11 @@ def loadable_runs() -> dict[str, ObservingRun]:
     return {name: run for name, run in load_registry().items() if run.has_frame_source or run.show_without_frames}
 
 
-def build_definitions(runs: dict[str, ObservingRun] | None = None) -> dg.Definitions:
+def build_definitions(runs: dict[str, ObservingRun] | None = None, resources: dict | None = None) -> dg.Definitions:
+    """Every run family (default: :func:`loadable_runs`) with the shared resources (``resources`` replace them)."""
     runs = loadable_runs() if runs is None else runs
-    return dg.Definitions.merge(
-        *(run_family(run) for run in runs.values()),
-        dg.Definitions(resources={"storage": GlitchflowStorage(), "mlflow": MlflowTracking()}, executor=_executor()),
-    )
+    shared = {"storage": GlitchflowStorage(), "mlflow": MlflowTracking()} | (resources or {})
+    return dg.Definitions.merge(*(run_family(run) for run in runs.values()), dg.Definitions(resources=shared, executor=_executor()))
 
 
 @dg.definitions

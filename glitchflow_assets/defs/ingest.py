@@ -1,6 +1,5 @@
 """``raw_strain_segments``: one asset per observing run, partitioned by its time windows."""
 
-import hashlib
 import warnings
 
 import dagster as dg
@@ -13,12 +12,13 @@ from glitchflow_assets.core.raw_segments import RawSegmentSummary
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import clip, total
 from glitchflow_assets.core.windows import Window
+from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.metadata import metadata_table
+from glitchflow_assets.defs.names import RAW, asset_key
 from glitchflow_assets.defs.partitions import window_partitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.windowed import for_each_window, window_backfill_policy
+from glitchflow_assets.defs.windowed import for_each_window
 
-ASSET = "raw_strain_segments"
 CHECK_DESCRIPTIONS = {
     "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
     "no_flatlined_channels": "No channel constant for 1 s or more.",
@@ -62,7 +62,7 @@ def _metadata(summary: RawSegmentSummary) -> dict:
 
 
 class RawSegmentsConfig(dg.Config):
-    """Launchpad options of ``raw_strain_segments``."""
+    """Launchpad options of raw_strain_segments."""
 
     allow_less_data: bool = Field(
         default=IngestOptions.allow_less_data,
@@ -88,17 +88,39 @@ def _window_check_specs(run: ObservingRun, key: dg.AssetKey) -> list[dg.AssetChe
         ]
 
 
-def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
-    key = dg.AssetKey([run.name, ASSET])
+def raw_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window, options: IngestOptions) -> dg.MaterializeResult:
+    """Ingest one window's frames into its file; metadata and data-quality checks for the UI."""
+    try:
+        summary = ingest_window(run, window, storage.window_file(run.name, RAW, window), options=options)
+    except IngestError as exc:
+        raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
+    for name, reason in summary.skipped:
+        dg.get_dagster_logger().warning(f"skipped {name}: {reason}")
+    return dg.MaterializeResult(
+        metadata=_metadata(summary),
+        data_version=dg.DataVersion(summary.data_version()),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=o.passed,
+                severity=dg.AssetCheckSeverity(o.severity),
+                description=o.description,
+                metadata={"partition": window.key, "problems": len(o.messages)},
+            )
+            for name, o in assess(summary, run).items()
+        ],
+    )
 
-    @dg.asset(
-        key=key,
-        group_name=run.name,
-        partitions_def=window_partitions(run),
+
+def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
+    @run_asset(
+        run,
+        RAW,
+        per_window=True,
+        deps=[],
         kinds={"hdf5", "gwpy"},
-        tags={"glitchflow/level": "window"},
-        backfill_policy=window_backfill_policy(run),
-        check_specs=_window_check_specs(run, key),
+        automation=None,  # started by the new-frame sensor, a backfill or `glitchflow materialize`
+        check_specs=_window_check_specs(run, asset_key(run.name, RAW)),
         metadata={"observing_run": run.name, "frame_source": str(run.frames.path), "strain_channel": run.strain_channel},
         description=(
             f"Strain + auxiliary channels of one {run.cadence.text} window of {run.name}, read from its "
@@ -109,31 +131,6 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
         options = IngestOptions(allow_less_data=config.allow_less_data)
-
-        def one(window: Window) -> dg.MaterializeResult:
-            try:
-                summary = ingest_window(run, window, storage.window_file(run.name, ASSET, window), options=options)
-            except IngestError as exc:
-                raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
-            for name, reason in summary.skipped:
-                context.log.warning(f"skipped {name}: {reason}")
-            outcomes = assess(summary, run)
-            version = hashlib.sha256("".join(f.sha256 for f in summary.frames).encode()).hexdigest()[:24]
-            return dg.MaterializeResult(
-                metadata=_metadata(summary),
-                data_version=dg.DataVersion(version),
-                check_results=[
-                    dg.AssetCheckResult(
-                        check_name=name,
-                        passed=o.passed,
-                        severity=dg.AssetCheckSeverity(o.severity),
-                        description=o.description,
-                        metadata={"partition": window.key, "problems": len(o.messages)},
-                    )
-                    for name, o in outcomes.items()
-                ],
-            )
-
-        return for_each_window(context, run, one)
+        return for_each_window(context, run, lambda window: raw_of_window(storage, run, window, options))
 
     return _raw

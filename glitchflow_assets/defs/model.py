@@ -1,31 +1,33 @@
 """Model assets of one observing run: ``trained_model`` (MLflow run + registered version), ``model_evaluation``
 on the held-out test split, and ``synthetic_glitches`` - each loading the exact model version recorded upstream."""
 
-import hashlib
-import json
 import os
+from enum import Enum
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from glitchflow_assets.core.datasets import SPLITS
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL
+from glitchflow_assets.core.ml.data import REPRESENTATIONS
 from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, synthetic_examples_png, write_synthetic
 from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
 from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionRef, Tracker
-from glitchflow_assets.core.ml.training import TrainConfig, TrainingDiverged
+from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.storage import atomic_path, content_version
 from glitchflow_assets.core.tables import write_tables
-from glitchflow_assets.defs.datasets import SPLIT
-from glitchflow_assets.defs.gpu import GPU_KINDS, GPU_OP_TAGS, GPU_POOL
+from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
+from glitchflow_assets.defs.factory import run_asset
+from glitchflow_assets.defs.gpu import GPU_KINDS
 from glitchflow_assets.defs.metadata import md_image, metadata_table
+from glitchflow_assets.defs.names import EVALUATION, SPLIT, SYNTHETIC, TRAINED, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
 
-TRAINED, EVALUATION, SYNTHETIC = "trained_model", "model_evaluation", "synthetic_glitches"
 QUALITY_GATE = "quality_gate"
 MIN_TEST_EVENTS = 50  # fewer held-out glitch events than this: the headline numbers are flagged as weak in the UI
 REPORT_COLUMNS = ["generator", "events", "glitch_events", "tiles", "threshold_snr2", *HEADLINE]  # the UI's report table
@@ -55,17 +57,21 @@ def _mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = N
     return links
 
 
+# Choices the Launchpad offers as drop-downs (str enums: equal to the core's plain strings).
+ModelSize = Enum("ModelSize", {s: s for s in MODEL_SIZES}, type=str)
+Representation = Enum("Representation", {r: r for r in REPRESENTATIONS}, type=str)
+
 _D = TrainConfig()
 _G = GateConfig()
 
 
 class TrainingConfig(dg.Config):
-    """Training and quality-gate settings, editable in the Launchpad (core: ``TrainConfig`` and ``GateConfig``;
-    ``TrainConfig.original()`` is the original GlitchFlow's setup: representation linear, l1_weight 0.8,
-    ssim_data_range 21, learning_rate 1e-4, batch_size 10, glitch_pixel_weight 0, shift_bins 0)."""
+    """Training and quality-gate settings (core: TrainConfig and GateConfig). The original GlitchFlow's setup:
+    representation linear, l1_weight 0.8, ssim_data_range 21, learning_rate 1e-4, batch_size 10,
+    glitch_pixel_weight 0, shift_bins 0."""
 
-    model_size: str = Field(_D.model_size, description="auto (original size on CUDA, small on CPU), small or original")
-    representation: str = Field(_D.representation, description="log: log(1+E) per channel (default); linear: E (the original)")
+    model_size: ModelSize = Field(ModelSize(_D.model_size), description="auto (original size on CUDA, small on CPU), small or original")
+    representation: Representation = Field(Representation(_D.representation), description="log: log(1+E) per channel (default); linear: E (the original)")
     epochs: int = Field(_D.epochs, description="most epochs to train (early stopping and the time budget may end sooner)")
     batch_size: int = Field(_D.batch_size, description="tiles per optimisation step (>= 2: batch norm)")
     learning_rate: float = Field(_D.learning_rate, description="AdamW learning rate")
@@ -95,7 +101,7 @@ class TrainingConfig(dg.Config):
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda[:N]")
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**self.model_dump(include=TrainConfig.__dataclass_fields__.keys()))
+        return TrainConfig(**self.model_dump(mode="json", include=TrainConfig.__dataclass_fields__.keys()))
 
     def gate_config(self) -> GateConfig:
         return GateConfig(self.min_balanced_accuracy, self.min_validation_events, self.beat_linear_baseline)
@@ -119,24 +125,78 @@ def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
 
 def recorded_model(context: dg.AssetExecutionContext, run: ObservingRun) -> ModelVersionRef:
     """The model version the latest ``trained_model`` materialization registered (never the registry's latest)."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey([run.name, TRAINED]))
+    event = context.instance.get_latest_materialization_event(asset_key(run.name, TRAINED))
     if event is None:
         raise dg.Failure(description=f"{run.name}/{TRAINED} has never been materialized")
     meta = event.asset_materialization.metadata
     return ModelVersionRef(meta["model_name"].value, str(meta["model_version"].value), meta["mlflow_run_id"].value)
 
 
-def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
-    key, upstream = dg.AssetKey([run.name, TRAINED]), dg.AssetKey([run.name, SPLIT])
+def train(
+    context: dg.AssetExecutionContext, run: ObservingRun, config: TrainingConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
+    """Train on the run's dataset, register the version, gate it on validation and promote it when it passes."""
+    upstream = asset_key(run.name, SPLIT)
+    tracker, device = mlflow.tracker(), select_device(config.device)
+    tags = _lineage_tags(context, run, _data_version(context, upstream))
+    dataset = storage.run_file(run.name, SPLIT)
+    try:
+        outcome = train_and_register(
+            dataset, run.name, config.train_config(), config.gate_config(), device, tracker, tags, context.log.info
+        )
+    except ConnectionError as exc:  # the MLflow store went away: fail this attempt, retry while it comes back
+        context.log.error(str(exc))
+        raise dg.RetryRequested(max_retries=MLFLOW_RETRIES, seconds_to_wait=MLFLOW_RETRY_WAIT_S) from exc
+    except (TrainingDiverged, UnsoundModel) as exc:  # nothing registered; the materialization fails
+        raise dg.Failure(description=f"{run.name}/{TRAINED}: {exc}") from exc
+    verdict = outcome.verdict
+    if verdict.passed:
+        tracker.promote(outcome.ref, CHAMPION)
+    table = outcome.validation.table()
+    headline = outcome.validation.headline(MODEL)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(outcome.ref.uri),
+        metadata={
+            "mlflow_run_id": outcome.ref.run_id,
+            "model_name": outcome.ref.name,
+            "model_version": outcome.ref.version,
+            "model_uri": outcome.ref.uri,
+            "tracking_uri": tracker.uri,
+            **_mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
+            "device": str(device),
+            "parameters": outcome.parameters,
+            "architecture": dg.MetadataValue.json(outcome.model_config.to_dict()),
+            "epochs_run": len(outcome.result.history),
+            "best_epoch": outcome.result.best_epoch,
+            "stopped_by": outcome.result.stopped,
+            "train_seconds": round(outcome.result.seconds, 1),
+            "detection_threshold_snr2": round(outcome.validation.thresholds[MODEL], 2),
+            "validation_balanced_accuracy": str(headline["balanced_accuracy"]),
+            "validation": metadata_table(table[REPORT_COLUMNS]),
+            "training_curves": dg.MetadataValue.md(md_image(outcome.curves_png, "training curves")),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=QUALITY_GATE,
+                passed=verdict.passed,
+                metadata={k: round(float(v), 4) for k, v in verdict.values.items()},
+                description=verdict.describe() + (f"; {outcome.ref.uri} promoted to {CHAMPION}" if verdict.passed else "; not promoted"),
+            )
+        ],
+    )
 
-    @dg.asset(
-        key=key,
-        group_name=run.name,
-        deps=[upstream],
-        pool=GPU_POOL,
+
+def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
+    key = asset_key(run.name, TRAINED)
+
+    @run_asset(
+        run,
+        TRAINED,
+        per_window=False,
+        deps=[SPLIT],
         kinds=MODEL_KINDS,
-        op_tags=GPU_OP_TAGS,
-        tags={"glitchflow/level": "run"},
+        gpu=True,
+        automation=on_refresh_cron(run),
         check_specs=[
             dg.AssetCheckSpec(
                 QUALITY_GATE,
@@ -154,159 +214,133 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
     def _trained(
         context: dg.AssetExecutionContext, config: TrainingConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
     ) -> dg.MaterializeResult:
-        tracker, device = mlflow.tracker(), select_device(config.device)
-        tags = _lineage_tags(context, run, _data_version(context, upstream))
-        dataset = storage.run_file(run.name, SPLIT)
-        try:
-            outcome = train_and_register(
-                dataset, run.name, config.train_config(), config.gate_config(), device, tracker, tags, context.log.info
-            )
-        except ConnectionError as exc:  # the MLflow store went away: fail this attempt, retry while it comes back
-            context.log.error(str(exc))
-            raise dg.RetryRequested(max_retries=MLFLOW_RETRIES, seconds_to_wait=MLFLOW_RETRY_WAIT_S) from exc
-        except (TrainingDiverged, UnsoundModel) as exc:  # nothing registered; the materialization fails
-            raise dg.Failure(description=f"{run.name}/{TRAINED}: {exc}") from exc
-        verdict = outcome.verdict
-        if verdict.passed:
-            tracker.promote(outcome.ref, CHAMPION)
-        table = outcome.validation.table()
-        headline = outcome.validation.headline(MODEL)
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(outcome.ref.uri),
-            metadata={
-                "mlflow_run_id": outcome.ref.run_id,
-                "model_name": outcome.ref.name,
-                "model_version": outcome.ref.version,
-                "model_uri": outcome.ref.uri,
-                "tracking_uri": tracker.uri,
-                **_mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
-                "device": str(device),
-                "parameters": outcome.parameters,
-                "architecture": dg.MetadataValue.json(outcome.model_config.to_dict()),
-                "epochs_run": len(outcome.result.history),
-                "best_epoch": outcome.result.best_epoch,
-                "stopped_by": outcome.result.stopped,
-                "train_seconds": round(outcome.result.seconds, 1),
-                "detection_threshold_snr2": round(outcome.validation.thresholds[MODEL], 2),
-                "validation_balanced_accuracy": str(headline["balanced_accuracy"]),
-                "validation": metadata_table(table[REPORT_COLUMNS]),
-                "training_curves": dg.MetadataValue.md(md_image(outcome.curves_png, "training curves")),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=QUALITY_GATE,
-                    passed=verdict.passed,
-                    metadata={k: round(float(v), 4) for k, v in verdict.values.items()},
-                    description=verdict.describe()
-                    + (f"; {outcome.ref.uri} promoted to {CHAMPION}" if verdict.passed else "; not promoted"),
-                )
-            ],
-        )
+        return train(context, run, config, storage, mlflow)
 
     return _trained
 
 
+def evaluate_model(
+    context: dg.AssetExecutionContext, run: ObservingRun, storage: GlitchflowStorage, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
+    """Evaluate the recorded model version on the held-out test split beside the baselines; log it to MLflow."""
+    tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
+    result = evaluate(tracker.load(ref, device), storage.run_file(run.name, SPLIT), device, split="test")
+    summary, table, counts = result.summary(), result.report.table(), result.report.counts()
+    headline = result.report.headline(MODEL)
+    warning = (
+        f"only {counts['glitch_events']} glitch events in the test split (< {MIN_TEST_EVENTS}): the numbers below are weak; "
+        "materialize more windows"
+        if counts["glitch_events"] < MIN_TEST_EVENTS
+        else ""
+    )
+    if warning:
+        context.log.warning(f"{run.name}/{EVALUATION}: {warning}")
+    title = f"{ref.uri}, test split"
+    png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
+    roc = roc_png(result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events")
+    path = storage.run_file(run.name, EVALUATION)
+    tables = {"report": table, "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
+    write_tables(path, tables, {"model_uri": ref.uri, **summary})
+    with atomic_path(path.with_suffix(".png")) as tmp:
+        tmp.write_bytes(png)
+    tags = _lineage_tags(context, run, _data_version(context, asset_key(run.name, SPLIT))) | {"model_uri": ref.uri}
+    with tracker.run(ref.name, f"{run.name}/model_evaluation", tags) as run_id:
+        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
+        tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
+        tracker.log_bytes(run_id, roc, "figures/roc.png")
+        for name in ("report", "curves", "vetoes"):
+            tracker.log_bytes(run_id, tables[name].to_csv(index=False).encode(), f"tables/{name}.csv")
+    for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
+        tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "model_uri": ref.uri,
+            "mlflow_run_id": run_id,
+            **_mlflow_links(tracker, run_id, ref),
+            **({"warning": warning} if warning else {}),
+            "test_events": counts["events"],
+            "test_glitch_events": counts["glitch_events"],
+            **{f"{k} [95% CI]": str(headline[k]) for k in ("roc_auc", "balanced_accuracy", "loudness_ratio", "l1_glitch")},
+            **{k: round(float(v), 4) for k, v in summary.items()},  # full precision in MLflow
+            "report": metadata_table(table[REPORT_COLUMNS]),
+            "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
+            "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
+            "vetoes": metadata_table(result.vetoes),
+        }
+    )
+
+
 def model_evaluation(run: ObservingRun) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=[run.name, EVALUATION],
-        group_name=run.name,
-        deps=[dg.AssetKey([run.name, TRAINED])],
+    @run_asset(
+        run,
+        EVALUATION,
+        per_window=False,
+        deps=[TRAINED],
         kinds=MODEL_KINDS | {"hdf5"},
-        tags={"glitchflow/level": "run"},
+        automation=follows_inputs(),
         description=f"The recorded {run.name} model version on the held-out test split beside the zero, mean-tile and linear "
         "witness baselines: glitch detection from the generated tile (ROC AUC, balanced accuracy at the validation "
         "threshold), loudness ratio, peak distance, log-energy correlation, L1/SSIM per class, bootstrap intervals over "
         "events; the original's denoising/veto curves and per-event veto table; logged to MLflow.",
     )
     def _evaluation(context: dg.AssetExecutionContext, storage: GlitchflowStorage, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
-        result = evaluate(tracker.load(ref, device), storage.run_file(run.name, SPLIT), device, split="test")
-        summary, table, counts = result.summary(), result.report.table(), result.report.counts()
-        headline = result.report.headline(MODEL)
-        warning = (
-            f"only {counts['glitch_events']} glitch events in the test split (< {MIN_TEST_EVENTS}): the numbers below are weak; "
-            "materialize more windows"
-            if counts["glitch_events"] < MIN_TEST_EVENTS
-            else ""
-        )
-        if warning:
-            context.log.warning(f"{run.name}/{EVALUATION}: {warning}")
-        title = f"{ref.uri}, test split"
-        png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
-        roc = roc_png(
-            result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events"
-        )
-        path = storage.run_file(run.name, EVALUATION)
-        tables = {"report": table, "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
-        write_tables(path, tables, {"model_uri": ref.uri, **summary})
-        with atomic_path(path.with_suffix(".png")) as tmp:
-            tmp.write_bytes(png)
-        tags = _lineage_tags(context, run, _data_version(context, dg.AssetKey([run.name, SPLIT]))) | {"model_uri": ref.uri}
-        with tracker.run(ref.name, f"{run.name}/model_evaluation", tags) as run_id:
-            tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
-            tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
-            tracker.log_bytes(run_id, roc, "figures/roc.png")
-            for name in ("report", "curves", "vetoes"):
-                tracker.log_bytes(run_id, tables[name].to_csv(index=False).encode(), f"tables/{name}.csv")
-        for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
-            tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "model_uri": ref.uri,
-                "mlflow_run_id": run_id,
-                **_mlflow_links(tracker, run_id, ref),
-                **({"warning": warning} if warning else {}),
-                "test_events": counts["events"],
-                "test_glitch_events": counts["glitch_events"],
-                **{f"{k} [95% CI]": str(headline[k]) for k in ("roc_auc", "balanced_accuracy", "loudness_ratio", "l1_glitch")},
-                **{k: round(float(v), 4) for k, v in summary.items()},  # full precision in MLflow
-                "report": metadata_table(table[REPORT_COLUMNS]),
-                "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
-                "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
-                "vetoes": metadata_table(result.vetoes),
-            }
-        )
+        return evaluate_model(context, run, storage, mlflow)
 
     return _evaluation
 
 
 class SyntheticConfig(dg.Config):
-    splits: list[str] = ["test"]  # held-out events (glitch and background tiles)
-    batch_size: int = 64
+    """Which events the synthetic set is generated for."""
+
+    splits: list[str] = Field(["test"], description=f"dataset splits to generate, of {', '.join(SPLITS)} (default: held-out events)")
+    batch_size: int = Field(64, description="tiles per forward pass")
+
+    @field_validator("splits")
+    @classmethod
+    def _known_splits(cls, splits: list[str]) -> list[str]:
+        if unknown := set(splits) - set(SPLITS):
+            raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from {', '.join(SPLITS)}")
+        return splits
+
+
+def generate_synthetic(
+    context: dg.AssetExecutionContext, run: ObservingRun, config: SyntheticConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
+    """Generate strain tiles with the recorded model version from the witnesses of the chosen splits."""
+    tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
+    path = storage.run_file(run.name, SYNTHETIC)
+    dataset = storage.run_file(run.name, SPLIT)
+    lineage = _lineage_tags(context, run, _data_version(context, asset_key(run.name, SPLIT)))
+    attrs = {"model_uri": ref.uri, "model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
+    counts = write_synthetic(path, tracker.load(ref, device), dataset, tuple(config.splits), device, attrs | lineage, config.batch_size)
+    image = synthetic_examples_png(path)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(content_version([ref.uri, lineage["dataset_version"], config.model_dump()])),
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "model_uri": ref.uri,
+            "items": dg.MetadataValue.json(counts),
+            "examples": dg.MetadataValue.md(md_image(image, "real vs generated")),
+        },
+    )
 
 
 def synthetic_glitches(run: ObservingRun) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=[run.name, SYNTHETIC],
-        group_name=run.name,
-        deps=[dg.AssetKey([run.name, TRAINED])],
-        pool=GPU_POOL,
+    @run_asset(
+        run,
+        SYNTHETIC,
+        per_window=False,
+        deps=[TRAINED],
         kinds=GPU_KINDS,
-        op_tags=GPU_OP_TAGS,
-        tags={"glitchflow/level": "run"},
+        gpu=True,
+        automation=follows_inputs(),
         description=f"Strain tiles generated by the recorded {run.name} model version from the witnesses of held-out events, beside the "
         "real tiles, with GPS, window, tile offset, channels, axes, model URI and dataset version (HDF5).",
     )
     def _synthetic(
         context: dg.AssetExecutionContext, config: SyntheticConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
     ) -> dg.MaterializeResult:
-        tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
-        path = storage.run_file(run.name, SYNTHETIC)
-        dataset = storage.run_file(run.name, SPLIT)
-        lineage = _lineage_tags(context, run, _data_version(context, dg.AssetKey([run.name, SPLIT])))
-        attrs = {"model_uri": ref.uri, "model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
-        counts = write_synthetic(path, tracker.load(ref, device), dataset, tuple(config.splits), device, attrs | lineage, config.batch_size)
-        image = synthetic_examples_png(path)
-        version = json.dumps([ref.uri, lineage["dataset_version"], config.model_dump()], sort_keys=True)
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(hashlib.sha256(version.encode()).hexdigest()[:24]),
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "model_uri": ref.uri,
-                "items": dg.MetadataValue.json(counts),
-                "examples": dg.MetadataValue.md(md_image(image, "real vs generated")),
-            },
-        )
+        return generate_synthetic(context, run, config, storage, mlflow)
 
     return _synthetic

@@ -11,7 +11,7 @@ from glitchflow_assets.core.frames import FrameError, FrameFile, scan_frame_dir
 from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.windows import Window
-from glitchflow_assets.defs.ingest import ASSET as RAW
+from glitchflow_assets.defs.names import RAW, TRIGGER_TAG
 from glitchflow_assets.defs.resources import GlitchflowStorage
 
 MAX_LOGGED = 20
@@ -77,7 +77,7 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
                 dg.RunRequest(
                     run_key=r.run_key,
                     partition_key=r.window.key,
-                    tags={"glitchflow/trigger": "new_frames", "glitchflow/complete": str(r.complete).lower()},
+                    tags={TRIGGER_TAG: "new_frames", "glitchflow/complete": str(r.complete).lower()},
                 )
                 for r in plan.requests
             ],

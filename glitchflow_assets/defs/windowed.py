@@ -6,13 +6,12 @@ the whole partition range: per-window figures in a table, each check passed only
 (failing windows named in its description), and a data version hashed from the windows' own.
 """
 
-import hashlib
-import json
 from collections.abc import Callable
 
 import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.storage import content_version
 from glitchflow_assets.core.windows import Window, window_for_key
 
 
@@ -46,7 +45,7 @@ def _combine(keys: list[str], results: list[dg.MaterializeResult]) -> dg.Materia
     versions = [r.data_version.value for r in results if r.data_version is not None]
     return dg.MaterializeResult(
         metadata={"n_windows": len(keys), "windows": dg.MetadataValue.json(rows)},
-        data_version=dg.DataVersion(hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:24]) if versions else None,
+        data_version=dg.DataVersion(content_version(versions)) if versions else None,
         check_results=[_combine_check(name, outcomes) for name, outcomes in checks.items()],
     )
 

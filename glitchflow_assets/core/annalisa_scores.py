@@ -1,0 +1,58 @@
+"""HDF5 schema of ``annalisa_scores``: one window's per-event, per-channel ANNALISA coincidence counts.
+
+Layout (schema version 1)::
+
+    /channels          [channel] auxiliary channel names (the strain excluded)
+    /event_gps         [event]
+    /scored            bool [event, channel]   the strain has peaks and the channel valid data
+    /counts/<name>     int [event, channel]    intersection, strain, aux, union, aux_area
+    attrs: schema, schema_version, run, window, pixels (per plane), config (JSON AnnalisaConfig)
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores
+from glitchflow_assets.core.storage import atomic_path, check_schema, open_hdf5
+from glitchflow_assets.core.windows import Window
+
+SCHEMA = "glitchflow.annalisa_scores"
+SCHEMA_VERSION = 1
+COUNTS = ("intersection", "strain", "aux", "union", "aux_area")
+
+
+def write_scores(path: str | Path, run: str, window: Window, scores: WindowScores, config: AnnalisaConfig) -> None:
+    """Write one window's scores atomically."""
+    shape = (len(scores.event_gps), len(scores.channels))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(
+            {
+                "schema": SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "run": run,
+                "window": window.key,
+                "pixels": scores.pixels,
+                "config": json.dumps(asdict(config)),
+            }
+        )
+        f.create_dataset("channels", data=np.array(scores.channels, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("event_gps", data=scores.event_gps)
+        f.create_dataset("scored", data=scores.scored.reshape(shape))
+        for name in COUNTS:
+            f.create_dataset(f"counts/{name}", data=scores.counts[name].reshape(shape))
+
+
+def read_scores(path: str | Path) -> WindowScores:
+    with open_hdf5(path) as f:
+        check_schema(path, f.attrs, SCHEMA, {SCHEMA_VERSION})
+        return WindowScores(
+            channels=list(f["channels"].asstr()[()]),
+            event_gps=f["event_gps"][()],
+            counts={name: f[f"counts/{name}"][()] for name in COUNTS},
+            scored=f["scored"][()],
+            pixels=int(f.attrs["pixels"]),
+        )

@@ -1,0 +1,57 @@
+"""JSON schema of ``channel_selection``: the witness channels of one observing run and how they were chosen.
+
+Layout (schema version 1)::
+
+    {"schema": "glitchflow.channel_selection", "schema_version": 1, "run": ..., "selected": [channel, ...],
+     "version": digest of (selected, config), "windows": [partition key, ...], "config": AnnalisaConfig,
+     "channels": [per-channel row of the ANNALISA table, ...]}
+
+Files written before ``schema`` was recorded are read as version 1 (same layout).
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from glitchflow_assets.core.annalisa import AnnalisaConfig
+from glitchflow_assets.core.storage import atomic_path, check_schema, content_version
+
+SCHEMA = "glitchflow.channel_selection"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChannelSelection:
+    run: str
+    selected: list[str]
+    windows: list[str]
+    config: dict
+    channels: list[dict]
+
+    @property
+    def version(self) -> str:
+        """The data version: changes only when the selected channels or the rule do, not on every re-aggregation,
+        so downstream spectrograms go stale only when they would change."""
+        return content_version([self.selected, self.config])
+
+
+def selection_of(run: str, table: pd.DataFrame, windows: list[str], config: AnnalisaConfig) -> ChannelSelection:
+    """The selection an ANNALISA channel table (``selected`` column) makes."""
+    return ChannelSelection(run, table.loc[table.selected, "channel"].tolist(), windows, asdict(config), table.to_dict("records"))
+
+
+def write_selection(path: str | Path, selection: ChannelSelection) -> None:
+    document = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(selection), "version": selection.version}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2))
+
+
+def read_selection(path: str | Path) -> ChannelSelection:
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the channel selection ({exc})") from exc
+    check_schema(path, {"schema": SCHEMA, "schema_version": SCHEMA_VERSION} | document, SCHEMA, {SCHEMA_VERSION})
+    return ChannelSelection(document["run"], document["selected"], document["windows"], document["config"], document["channels"])

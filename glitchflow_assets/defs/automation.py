@@ -1,0 +1,44 @@
+"""When each stage runs by itself (Dagster declarative automation; the run's ``{RUN}_automation`` sensor evaluates
+these conditions, on by default where the registry says ``watch: true``).
+
+- Window stages after ``raw_strain_segments`` *follow their inputs*: a window is materialized as soon as one of its
+  inputs is updated and none is missing or in progress - on every window of the run, not only the latest, so late
+  frames and backfills flow on too. ``raw_strain_segments`` itself is started by the new-frame sensor.
+- Run-level stages that aggregate many windows (channel selection, dataset, training) refresh at most once per
+  interval of the run's ``refresh_cron`` (registry; UTC): at a tick when inputs were updated since their last
+  refresh, or at the first input update after a quiet tick - a retraining per new window would be wasteful, and no
+  window is left out because it arrived just before a tick. The evaluation and the synthetic set follow the model.
+  A refreshed selection is followed by every spectrogram window (Dagster's condition sees the update, not whether
+  the selected channels changed); their data versions then mark what actually changed.
+"""
+
+import dagster as dg
+
+from glitchflow_assets.core.runs import ObservingRun
+
+
+def follows_inputs() -> dg.AutomationCondition:
+    return (
+        dg.AutomationCondition.eager()
+        .without(dg.AutomationCondition.in_latest_time_window())
+        .with_label("when an input updates (any window)")
+    )
+
+
+def on_refresh_cron(run: ObservingRun) -> dg.AutomationCondition:
+    A = dg.AutomationCondition
+    tick = A.cron_tick_passed(run.refresh_cron, "UTC").since_last_handled().with_label(f"cron '{run.refresh_cron}' UTC ticked")
+    new_inputs = A.any_deps_updated().since_last_handled().with_label("an input updated since the last refresh")
+    return (tick & new_inputs & ~A.any_deps_in_progress() & ~A.in_progress()).with_label(
+        f"once per '{run.refresh_cron}' (UTC) when inputs updated"
+    )
+
+
+def automation_sensor(run: ObservingRun) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        f"{run.name}_automation",
+        target=dg.AssetSelection.groups(run.name),
+        default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
+        description=f"Carries new {run.name} windows through the stages after ingest and refreshes the run-level stages "
+        f"on cron '{run.refresh_cron}' (UTC) when new windows came in.",
+    )

@@ -1,0 +1,32 @@
+"""Asset names of a run family - the contract users, docs and tools refer to (keys are ``RUN/name``) - and the
+jobs that run them. The order the stages run in is not written here: it is the asset graph's (deps)."""
+
+import dagster as dg
+
+RAW = "raw_strain_segments"
+EVENTS = "glitch_events"
+SCORES = "annalisa_scores"
+SELECTION = "channel_selection"
+SPECTROGRAMS = "spectrograms"
+SPLIT = "dataset_split"
+TRAINED = "trained_model"
+EVALUATION = "model_evaluation"
+SYNTHETIC = "synthetic_glitches"
+
+# Job name suffix -> the assets it materializes (one run per window for window stages, one run per run-level stage).
+JOBS = {
+    "ingest": (RAW, EVENTS, SCORES),
+    "selection": (SELECTION,),
+    "spectrograms": (SPECTROGRAMS,),
+    "model": (SPLIT, TRAINED, EVALUATION, SYNTHETIC),
+}
+
+TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize)
+
+
+def asset_key(run: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([run, name])
+
+
+def job_name(run: str, suffix: str) -> str:
+    return f"{run}_{suffix}"

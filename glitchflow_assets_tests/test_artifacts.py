@@ -1,0 +1,88 @@
+"""Artifact formats (one core module each) and the per-window stage functions, without running Dagster."""
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, write_selection
+from glitchflow_assets.core.event_table import read_events, write_events
+from glitchflow_assets.core.events import EventSearchConfig
+from glitchflow_assets.core.ingest import IngestOptions
+from glitchflow_assets.core.raw_segments import read_summary
+from glitchflow_assets.core.storage import SchemaError
+from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.defs.ingest import raw_of_window
+from glitchflow_assets.defs.names import EVENTS, RAW, SCORES
+from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.signal import events_of_window, scores_of_window
+from glitchflow_assets_tests.conftest import sim_run
+
+WINDOW = window_for_key("2024-05-17T16:55", sim_run(".").cadence)
+
+
+def _set_version(path, version: int) -> None:
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = version
+
+
+def test_events_round_trip_and_an_unknown_schema_version_is_refused_by_name(tmp_path):
+    events = pd.DataFrame({"gps": [1.4e9 + 10.5, 1.4e9 + 20.25], "snr": [9.0, 12.0]})
+    path = tmp_path / "e.h5"
+    write_events(path, "SIM", WINDOW, events, [(1.4e9, 1.4e9 + 300.0)], EventSearchConfig())
+    back = read_events(path)
+    pd.testing.assert_frame_equal(back.events, events)
+    assert back.livetime == 300.0 and back.searched == [(1.4e9, 1.4e9 + 300.0)]
+    assert back.data_version() == read_events(path).data_version()  # stable
+    write_events(tmp_path / "f.h5", "SIM", WINDOW, events.assign(snr=[9.0, 13.0]), back.searched, EventSearchConfig())
+    assert read_events(tmp_path / "f.h5").data_version() != back.data_version()  # and it follows the content
+    _set_version(path, 7)
+    with pytest.raises(SchemaError, match=rf"{path}: glitchflow.glitch_events schema version 7; this glitchflow reads version\(s\) 1"):
+        read_events(path)
+    with pytest.raises(SchemaError, match="not a glitchflow.glitch_events file"):
+        read_events(_other_file(tmp_path))
+
+
+def _other_file(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["schema"] = "glitchflow.spectrograms"
+        f.create_group("table").attrs["columns"] = []
+    return path
+
+
+def test_selection_files_of_before_the_schema_field_are_read_and_newer_ones_refused(tmp_path):
+    selection = ChannelSelection("SIM", ["V1:A"], ["2024-05-17T16:55"], {"selection": "corr_iou"}, [{"channel": "V1:A"}])
+    path = tmp_path / "s.json"
+    write_selection(path, selection)
+    assert read_selection(path) == selection
+    document = json.loads(path.read_text())
+    del document["schema"], document["schema_version"]  # as written before the field existed
+    path.write_text(json.dumps(document))
+    assert read_selection(path).selected == ["V1:A"]
+    path.write_text(json.dumps({**document, "schema": "glitchflow.channel_selection", "schema_version": 2}))
+    with pytest.raises(SchemaError, match="schema version 2"):
+        read_selection(path)
+    assert selection.version != ChannelSelection("SIM", ["V1:B"], [], selection.config, []).version
+    assert selection.version == ChannelSelection("SIM", ["V1:A"], ["later"], selection.config, []).version  # windows do not count
+
+
+def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_path):
+    """raw -> events -> scores for one window, calling the stage functions the assets wrap, with no Dagster run."""
+    run, storage = sim_run(sim_frames), GlitchflowStorage(root=str(tmp_path / "storage"))
+    raw = raw_of_window(storage, run, WINDOW, IngestOptions())
+    summary = read_summary(storage.window_file(run.name, RAW, WINDOW))
+    assert raw.data_version.value == summary.data_version() and raw.metadata["n_frames"] == len(summary.frames) > 0
+    assert {c.check_name for c in raw.check_results} >= {"no_nonfinite_samples", "gap_fraction"}
+    events = events_of_window(storage, run, WINDOW)
+    table = read_events(storage.window_file(run.name, EVENTS, WINDOW))
+    assert events.metadata["n_events"] == len(table.events) > 0 and events.data_version.value == table.data_version()
+    assert np.all((table.events.gps >= WINDOW.gps_start) & (table.events.gps < WINDOW.gps_end))
+    scores = scores_of_window(storage, run, WINDOW)
+    assert scores.metadata["n_events_scored"] == len(table.events)
+    assert storage.window_file(run.name, SCORES, WINDOW).exists()
+    _set_version(storage.window_file(run.name, RAW, WINDOW), 3)  # a file from a future glitchflow
+    with pytest.raises(SchemaError, match=r"raw_strain_segments schema version 3; this glitchflow reads version\(s\) 1, 2"):
+        events_of_window(storage, run, WINDOW)
