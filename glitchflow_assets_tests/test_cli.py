@@ -33,7 +33,7 @@ def test_materialize_a_gps_span_through_the_configured_instance(sim_frames, isol
     assert "SIM has no asset 'nonsense'" in capsys.readouterr().out
     assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)]) == 0
     out = capsys.readouterr().out
-    assert "[2/2] SIM window 2024-05-17T17:00 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
+    assert "[2/2] SIM_ingest window 2024-05-17T17:00 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
     assert "SIM: 2 runs succeeded, 0 failed" in out
     with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME, as the UI would open it
         for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):

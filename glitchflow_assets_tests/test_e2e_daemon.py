@@ -17,7 +17,7 @@ BACKFILL = """mutation($names: [String!]) { launchPartitionBackfill(backfillPara
   assetSelection: [{path: ["SIM", "raw_strain_segments"]}], partitionNames: $names }) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
-STATS = """{ assetNodeOrError(assetKey: {path: ["SIM", "raw_strain_segments"]}) {
+STATS = """{ assetNodeOrError(assetKey: {path: ["SIM", "%s"]}) {
   ... on AssetNode { partitionStats { numMaterialized numFailed } } } }"""
 SENSOR = """{ sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "glitchflow",
   sensorName: "SIM_new_frames"}) { ... on Sensor { sensorState { status } } } }"""
@@ -60,5 +60,10 @@ def test_new_frames_and_a_backfill_through_the_daemon(services, sim_frames, isol
     status = lambda: services.graphql(BACKFILL_STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]["status"]  # noqa: E731
     final = wait_for(lambda: status() if status() not in ("REQUESTED",) else None, 300, "the backfill to finish", interval=2)
     assert final == "COMPLETED_SUCCESS"
-    stats = services.graphql(STATS)["assetNodeOrError"]["partitionStats"]
+    stats = services.graphql(STATS % "raw_strain_segments")["assetNodeOrError"]["partitionStats"]
     assert stats == {"numMaterialized": 2, "numFailed": 0}
+    # the backfill materialized raw segments only: the SIM_automation sensor carries both windows on through the
+    # events and ANNALISA scores (17:00 reaches them through automation alone)
+    scores = lambda: services.graphql(STATS % "annalisa_scores")["assetNodeOrError"]["partitionStats"]  # noqa: E731
+    wait_for(lambda: scores()["numMaterialized"] == 2, 300, "automation to carry both windows to annalisa_scores", interval=3)
+    assert scores()["numFailed"] == 0

@@ -297,3 +297,23 @@ def test_a_truncated_registered_model_fails_naming_its_version_and_file(isolated
     with pytest.raises(ValueError, match="models:/glitchflow-T/1") as info:
         tracker.load(ref)
     assert "weights.safetensors" in str(info.value) and "SHA-256" in str(info.value)
+
+
+def test_a_version_registered_before_the_pyfunc_layout_still_loads(isolated_home, tmp_path):
+    """Model versions from before the MLflow-native layout hold the bare bundle at ``model/``: still read."""
+    import torch
+
+    from glitchflow_assets.core.ml import pyfunc_model, tracking
+    from glitchflow_assets.core.ml.bundle import GlitchModel, save_bundle
+    from glitchflow_assets.core.ml.data import Normalisation
+    from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
+
+    assert pyfunc_model.BUNDLE == tracking.BUNDLE  # the artifact name the stored code looks up
+    tracker = tracking.Tracker()
+    torch.manual_seed(0)
+    model = GlitchModel(AttentionUNet(ModelConfig.small(1)), Normalisation(("S", "A"), (3.0, 4.0)), {})
+    with tracker.run("glitchflow-T", "train", {}) as run_id:
+        tracker.client.log_artifacts(run_id, str(save_bundle(tmp_path / "model", model)), tracking.MODEL_ARTIFACT)
+    ref = tracker.register("glitchflow-T", run_id, {})
+    tiles = np.random.default_rng(0).exponential(1.0, (2, 2, 64, 64)).astype(np.float32)
+    np.testing.assert_array_equal(tracker.load(ref).generate(tiles, torch.device("cpu")), model.generate(tiles, torch.device("cpu")))

@@ -3,6 +3,7 @@ training -> registered version + aliases, lineage both ways, held-out evaluation
 
 import dataclasses
 import json
+from pathlib import Path
 
 import dagster as dg
 import h5py
@@ -12,7 +13,7 @@ import torch
 from mlflow import MlflowClient
 
 from glitchflow_assets.core.ml.data import read_normalisation
-from glitchflow_assets.core.ml.evaluation import SYNTHETIC_SCHEMA
+from glitchflow_assets.core.ml.synthetic_set import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
@@ -92,7 +93,9 @@ def test_training_registers_a_version_with_lineage_both_ways(pipeline):
     assert len(history) == meta["epochs_run"] and [m.step for m in history] == list(range(meta["epochs_run"]))
     assert history[meta["best_epoch"]].value == min(m.value for m in history)  # the restored checkpoint is the best one
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-    assert artifacts == {"model/glitchflow_model.json", "model/weights.safetensors"}
+    assert {"model/MLmodel", "model/pyfunc_model.py", "model/artifacts"} <= artifacts  # an MLflow model, from code
+    bundle = {a.path for a in client.list_artifacts(run.info.run_id, "model/artifacts/bundle")}
+    assert bundle == {"model/artifacts/bundle/glitchflow_model.json", "model/artifacts/bundle/weights.safetensors"}
     # nothing left RUNNING anywhere in the store
     experiment = client.get_experiment_by_name("glitchflow-SIM")
     assert {r.info.status for r in client.search_runs([experiment.experiment_id])} == {"FINISHED"}
@@ -188,3 +191,25 @@ def test_retraining_makes_a_new_version_and_downstream_follows_the_record(pipeli
 def test_every_run_is_filed_under_its_job(pipeline):
     """What the UI lists: the stages ran as the run's named jobs, none as an anonymous ephemeral job."""
     assert {r.job_name for r in pipeline.instance.get_runs()} == {"SIM_ingest", "SIM_selection", "SIM_spectrograms", "SIM_model"}
+
+
+def test_standard_mlflow_tooling_loads_the_champion_and_generates_from_witness_tiles(pipeline, monkeypatch, tmp_path):
+    """``mlflow.pyfunc.load_model("models:/glitchflow-SIM@champion")`` as any MLflow user would call it: the same
+    tiles as our own loader, from all channels or the witnesses only, and nothing in the model is a pickle."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline.tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", pipeline.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/glitchflow-SIM@champion")
+    tracker = Tracker(pipeline.tracking_uri)
+    champion = ModelVersionRef("glitchflow-SIM", tracker.alias_version("glitchflow-SIM", CHAMPION), "")
+    with h5py.File(pipeline.storage.run_file("SIM", "dataset_split")) as f:
+        tiles = f["test/tiles"][:6]
+    ours = tracker.load(champion).generate(tiles, torch.device("cpu"))
+    np.testing.assert_allclose(pyfunc.predict(tiles), ours, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pyfunc.predict(tiles[:, 1:]), ours, rtol=1e-5, atol=1e-5)  # the witnesses alone
+    with pytest.raises(Exception, match="channels"):
+        pyfunc.predict(tiles[:, :1, :, :].repeat(5, axis=1))  # a wrong channel count is refused, naming the channels
+    local = mlflow.artifacts.download_artifacts("models:/glitchflow-SIM@champion", dst_path=str(tmp_path))
+    files = [p for p in Path(local).rglob("*") if p.is_file()]
+    assert files and not [p for p in files if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]

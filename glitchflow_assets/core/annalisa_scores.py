@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores
-from glitchflow_assets.core.storage import atomic_path, check_schema, open_hdf5
+from glitchflow_assets.core.storage import atomic_path, open_artifact
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.annalisa_scores"
@@ -47,8 +47,7 @@ def write_scores(path: str | Path, run: str, window: Window, scores: WindowScore
 
 
 def read_scores(path: str | Path) -> WindowScores:
-    with open_hdf5(path) as f:
-        check_schema(path, f.attrs, SCHEMA, {SCHEMA_VERSION})
+    with open_artifact(path, SCHEMA, {SCHEMA_VERSION}) as f:
         return WindowScores(
             channels=list(f["channels"].asstr()[()]),
             event_gps=f["event_gps"][()],

@@ -14,17 +14,24 @@ normalisation, built window by window so a run never has to fit in memory.
 """
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.storage import AtomicHDF5Writer, open_hdf5
+from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
 SCHEMA = "glitchflow.dataset_split"
+SCHEMA_VERSION = 1
+
+
+def open_dataset(path: str | Path) -> AbstractContextManager[h5py.File]:
+    """A dataset_split file, read-only, once it is known to be one of a version this code reads."""
+    return open_artifact(path, SCHEMA, {SCHEMA_VERSION})
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,13 @@ class DatasetWriter(AtomicHDF5Writer):
         self.file.create_dataset("normalisation/channel_scale", data=scale).attrs["meaning"] = "divide tiles by this per channel"
         summary = {"counts": self.stats.counts, "train_glitch_tiles": self.stats.scale_n}
         self.file.attrs.update(
-            {"schema": SCHEMA, "schema_version": 1, "config": json.dumps(asdict(self.config)), "summary": json.dumps(summary), **attrs}
+            {
+                "schema": SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "config": json.dumps(asdict(self.config)),
+                "summary": json.dumps(summary),
+                **attrs,
+            }
         )
         self.publish()
         return summary
@@ -156,7 +169,7 @@ class DatasetWriter(AtomicHDF5Writer):
 
 def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
     """Read a dataset back and check it: (passed, description) per check."""
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         events = {s: set(np.round(f[s]["event_gps"][()], 6)) for s in SPLITS}
         shared = {f"{a}/{b}": len(events[a] & events[b]) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
         nonfinite = {
@@ -179,7 +192,7 @@ def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict
     dicts of ``tile`` ``[channel, size, size]``, ``frequencies`` ``[size]`` (Hz), ``times`` ``[size]`` (s from the
     event), ``label``, ``split``, ``gps``, ``window``, ``offset``."""
     names = {code: name for name, code in LABELS.items()}
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         g, frequencies, times = f[split], f["axes/frequencies"][()], f["axes/times"][()]
         labels = g["label"][()]
         rows = [i for code in (LABELS["glitch"], LABELS["background"]) for i in np.flatnonzero(labels == code)[:per_label]]

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import AtomicHDF5Writer, check_schema, content_version, open_hdf5
+from glitchflow_assets.core.storage import AtomicHDF5Writer, content_version, open_artifact
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.raw_strain_segments"
@@ -150,8 +150,7 @@ def _strings(ds: h5py.Dataset) -> list[str]:
 
 def read_summary(path: str | Path) -> RawSegmentSummary:
     path = Path(path)
-    with open_hdf5(path) as f:
-        check_schema(path, f.attrs, SCHEMA, READABLE_VERSIONS)
+    with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         attrs = dict(f.attrs)
         g = f["channels"]
         names = _strings(g["name"])
@@ -197,8 +196,7 @@ def read_data(
     path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
 ) -> tuple[np.ndarray, list[str], float]:
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
-    with open_hdf5(path) as f:
-        check_schema(path, f.attrs, SCHEMA, READABLE_VERSIONS)
+    with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         names = _strings(f["channels/name"])
         rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs.get("data_gps_start", f.attrs["gps_start"]))
         rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]

@@ -23,7 +23,7 @@ import torch
 
 from glitchflow_assets.core.dsp import SingleQTransform, psd_of_segments, whiten
 from glitchflow_assets.core.segments import Segments, covers, subtract
-from glitchflow_assets.core.storage import atomic_path, check_schema, open_hdf5
+from glitchflow_assets.core.storage import atomic_path, open_artifact
 
 SCHEMA = "glitchflow.spectrograms"
 SCHEMA_VERSION = 1
@@ -119,8 +119,7 @@ class WindowSpectrograms:
 
 
 def read_spectrograms(path: str | Path) -> WindowSpectrograms:
-    with open_hdf5(path) as f:
-        check_schema(path, f.attrs, SCHEMA, {SCHEMA_VERSION})
+    with open_artifact(path, SCHEMA, {SCHEMA_VERSION}) as f:
         return WindowSpectrograms(
             f["spectrograms"][()],
             f["frequencies"][()],

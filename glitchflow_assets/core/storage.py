@@ -115,6 +115,14 @@ def open_hdf5(path: str | Path) -> Iterator[h5py.File]:
             raise type(exc)(f"{path}: damaged or incomplete ({exc})") from exc
 
 
+@contextmanager
+def open_artifact(path: str | Path, schema: str, supported: Collection[int]) -> Iterator[h5py.File]:
+    """An HDF5 artifact, read-only (:func:`open_hdf5`), after :func:`check_schema`."""
+    with open_hdf5(path) as f:
+        check_schema(path, f.attrs, schema, supported)
+        yield f
+
+
 def content_version(value: object) -> str:
     """A short digest of a JSON-serialisable value: the data version an artifact records for Dagster."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]

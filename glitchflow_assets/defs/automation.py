@@ -15,6 +15,7 @@ these conditions, on by default where the registry says ``watch: true``).
 import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.defs.sensors import INTERVAL_S
 
 
 def follows_inputs() -> dg.AutomationCondition:
@@ -39,6 +40,7 @@ def automation_sensor(run: ObservingRun) -> dg.AutomationConditionSensorDefiniti
         f"{run.name}_automation",
         target=dg.AssetSelection.groups(run.name),
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=INTERVAL_S,
         description=f"Carries new {run.name} windows through the stages after ingest and refreshes the run-level stages "
         f"on cron '{run.refresh_cron}' (UTC) when new windows came in.",
     )

@@ -11,16 +11,16 @@ from glitchflow_assets.core.datasets import SPLITS
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
-from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, synthetic_examples_png, write_synthetic
+from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, write_evaluation
 from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
+from glitchflow_assets.core.ml.synthetic_set import synthetic_examples_png, write_synthetic
 from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionRef, Tracker
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.storage import atomic_path, content_version
-from glitchflow_assets.core.tables import write_tables
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
@@ -71,7 +71,9 @@ class TrainingConfig(dg.Config):
     glitch_pixel_weight 0, shift_bins 0."""
 
     model_size: ModelSize = Field(ModelSize(_D.model_size), description="auto (original size on CUDA, small on CPU), small or original")
-    representation: Representation = Field(Representation(_D.representation), description="log: log(1+E) per channel (default); linear: E (the original)")
+    representation: Representation = Field(
+        Representation(_D.representation), description="log: log(1+E) per channel (default); linear: E (the original)"
+    )
     epochs: int = Field(_D.epochs, description="most epochs to train (early stopping and the time budget may end sooner)")
     batch_size: int = Field(_D.batch_size, description="tiles per optimisation step (>= 2: batch norm)")
     learning_rate: float = Field(_D.learning_rate, description="AdamW learning rate")
@@ -239,8 +241,7 @@ def evaluate_model(
     png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
     roc = roc_png(result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events")
     path = storage.run_file(run.name, EVALUATION)
-    tables = {"report": table, "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
-    write_tables(path, tables, {"model_uri": ref.uri, **summary})
+    write_evaluation(path, result, ref.uri)
     with atomic_path(path.with_suffix(".png")) as tmp:
         tmp.write_bytes(png)
     tags = _lineage_tags(context, run, _data_version(context, asset_key(run.name, SPLIT))) | {"model_uri": ref.uri}
@@ -248,8 +249,8 @@ def evaluate_model(
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
         tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
         tracker.log_bytes(run_id, roc, "figures/roc.png")
-        for name in ("report", "curves", "vetoes"):
-            tracker.log_bytes(run_id, tables[name].to_csv(index=False).encode(), f"tables/{name}.csv")
+        for name, frame in (("report", table), ("curves", result.curves), ("vetoes", result.vetoes)):
+            tracker.log_bytes(run_id, frame.to_csv(index=False).encode(), f"tables/{name}.csv")
     for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
         tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
     return dg.MaterializeResult(

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import LABELS, SPLITS
-from glitchflow_assets.core.storage import open_hdf5
+from glitchflow_assets.core.datasets import LABELS, SPLITS, open_dataset
 
 REPRESENTATIONS = ("log", "linear")
 
@@ -82,14 +81,14 @@ class TileSet:
 
 
 def read_normalisation(path: str | Path, representation: str = "log") -> Normalisation:
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         return Normalisation(
             tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]), representation
         )
 
 
 def split_size(path: str | Path, split: str) -> int:
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         return int(f[split]["label"].shape[0])
 
 
@@ -97,7 +96,7 @@ def load_split(path: str | Path, split: str, normalisation: Normalisation) -> Ti
     """A whole split in memory (``N * channels * 16 KiB``): for training, which revisits every tile each epoch."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         tiles = torch.from_numpy(f[split]["tiles"][()])
         label = torch.from_numpy(f[split]["label"][()].astype(np.int64))
     aux, strain = normalisation.split(tiles)
@@ -118,7 +117,7 @@ class TileBatch:
 
 def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
     """Stream a split in stored order, ``batch_size`` tiles at a time (bounded memory)."""
-    with open_hdf5(path) as f:
+    with open_dataset(path) as f:
         g = f[split]
         for start in range(0, g["label"].shape[0], batch_size):
             stop = min(start + batch_size, g["label"].shape[0])

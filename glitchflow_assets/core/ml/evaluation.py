@@ -5,25 +5,24 @@ same code (:mod:`glitchflow_assets.core.ml.scoring`): an all-zero tile, the trai
 ignoring the witnesses gets at best) and the linear witness regression (what a classical method gets from them).
 """
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
 
+from glitchflow_assets.core.datasets import open_dataset
 from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, fit_linear_witness, mean_strain_tile
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import TileBatch, iter_split
-from glitchflow_assets.core.ml.figures import generated_vs_real_png
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
-from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.tables import write_tables
 
-SYNTHETIC_SCHEMA = "glitchflow.synthetic_glitches"
+SCHEMA = "glitchflow.model_evaluation"  # the file model_evaluation writes (write_evaluation)
+SCHEMA_VERSION = 1
 
 
 class UnsoundModel(ValueError):
@@ -40,7 +39,7 @@ def generated_batches(
 
 
 def check_channels(model: GlitchModel, dataset: str | Path) -> None:
-    with open_hdf5(dataset) as f:
+    with open_dataset(dataset) as f:
         channels = tuple(f["channels"].asstr()[()])
     if channels != model.normalisation.channels:
         raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
@@ -203,85 +202,8 @@ def ssim_range(model: GlitchModel) -> float:
     return float(model.normalisation.scale[0])
 
 
-def write_synthetic(
-    path: str | Path,
-    model: GlitchModel,
-    dataset: str | Path,
-    splits: tuple[str, ...],
-    device: torch.device,
-    attrs: dict,
-    batch_size: int = 64,
-) -> dict[str, int]:
-    """Generate strain tiles for every tile of ``splits`` into ``path`` (atomic), batch by batch.
-
-    Layout: ``/generated``, ``/real`` ``[N, H, W]`` (SNR^2), per item ``event_gps``, ``window``, ``tile_offset``,
-    ``label``, ``split``; ``/axes/frequencies`` (Hz, the tile's rows) and ``/axes/times`` (s from the event GPS;
-    item ``i`` covers ``times[tile_offset[i]:tile_offset[i] + W]``); channels and provenance in attributes.
-    """
-    with open_hdf5(dataset) as f:
-        frequencies, times, (h, w) = f["axes/frequencies"][()], f["axes/times"][()], f["train/tiles"].shape[-2:]
-    counts = {}
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
-        columns = {
-            "generated": ((h, w), "f4"),
-            "real": ((h, w), "f4"),
-            "event_gps": ((), "f8"),
-            "tile_offset": ((), "i4"),
-            "label": ((), "i1"),
-            "window": ((), h5py.string_dtype()),
-            "split": ((), h5py.string_dtype()),
-        }
-        for name, (shape, dtype) in columns.items():
-            out.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(64, *shape))
-        out["generated"].attrs["units"] = out["real"].attrs["units"] = "SNR^2 (whitened Q-transform energy)"
-        for split in splits:
-            counts[split] = 0
-            for batch, generated in generated_batches(model, dataset, split, device, batch_size):
-                n0, n = out["label"].shape[0], len(generated)
-                values = {
-                    "generated": generated,
-                    "real": batch.tiles[:, 0],
-                    "event_gps": batch.event_gps,
-                    "tile_offset": batch.tile_offset,
-                    "label": batch.label,
-                    "window": batch.window,
-                    "split": [split] * n,
-                }
-                for name, value in values.items():
-                    out[name].resize(n0 + n, axis=0)
-                    out[name][n0:] = value
-                counts[split] += n
-        out.create_dataset("axes/frequencies", data=frequencies).attrs["units"] = "Hz"
-        out.create_dataset("axes/times", data=times).attrs["units"] = "s from event GPS (item: times[tile_offset:tile_offset+W])"
-        out.attrs.update(
-            {
-                "schema": SYNTHETIC_SCHEMA,
-                "schema_version": 1,
-                "channels": json.dumps(list(model.normalisation.channels)),
-                "strain_channel": model.normalisation.channels[0],
-                "aux_channels": json.dumps(list(model.normalisation.aux_channels)),
-                "counts": json.dumps(counts),
-                **attrs,
-            }
-        )
-    return counts
-
-
-def synthetic_examples_png(path: str | Path, glitches: int = 2, backgrounds: int = 1) -> bytes:
-    """Real vs generated for the loudest glitch tiles (of distinct events) and the first background tiles of a
-    synthetic set, on the tiles' true axes, titled with event GPS, tile offset, label and split."""
-    with open_hdf5(path) as f:
-        label, real_max, gps = f["label"][()], f["real"][()].max(axis=(1, 2)), f["event_gps"][()]
-        by_loudness = np.flatnonzero(label == 1)[np.argsort(-real_max[label == 1], kind="stable")]
-        loud = by_loudness[np.unique(gps[by_loudness], return_index=True)[1]]  # each event's loudest tile
-        loud = loud[np.argsort(-real_max[loud], kind="stable")][:glitches]
-        shown = np.sort(np.concatenate([loud, np.flatnonzero(label == 0)[:backgrounds]]))
-        offsets, times, frequencies = f["tile_offset"][shown], f["axes/times"][()], f["axes/frequencies"][()]
-        width = f["generated"].shape[-1]
-        titles = [
-            f"event GPS {g:.3f}, tile offset {o} bins, {'glitch' if lab == 1 else 'background'} tile ({split} split)"
-            for g, o, lab, split in zip(gps[shown], offsets, label[shown], f["split"].asstr()[shown], strict=True)
-        ]
-        return generated_vs_real_png(
-            f["generated"][shown], f["real"][shown], titles, frequencies, np.stack([times[o : o + width] for o in offsets])
-        )
+def write_evaluation(path: str | Path, result: Evaluation, model_uri: str) -> None:
+    """The evaluation as one HDF5 file of tables (``report``, ``tiles``, ``curves``, ``vetoes``; one dataset per
+    column), with the model URI and the summary numbers in its attributes; atomic."""
+    tables = {"report": result.report.table(), "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
+    write_tables(path, tables, {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "model_uri": model_uri, **result.summary()})

@@ -6,6 +6,7 @@ Embedded default: ``sqlite:///$GLITCHFLOW_HOME/mlflow/mlflow.db`` with artifacts
 """
 
 import contextlib
+import importlib.metadata
 import os
 import platform
 import tempfile
@@ -15,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from glitchflow_assets.core.home import glitchflow_home
 from glitchflow_assets.core.ml.bundle import GlitchModel, load_bundle, save_bundle
@@ -33,6 +37,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 MODEL_ARTIFACT = "model"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # models-from-code: stored with each version, run by MLflow
+BUNDLE = "bundle"  # the pyfunc model's artifact holding the safetensors weights + JSON (pyfunc_model.BUNDLE)
 CANDIDATE, CHAMPION = "candidate", "champion"
 DAGSTER_RUN_TAG = "dagster_run_id"  # the tag dagster-mlflow's resource uses: runs are found the same way
 
@@ -124,8 +130,9 @@ class Tracker:
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, step) for k, v in metrics.items()])
 
     def log_model(self, run_id: str, model: GlitchModel) -> None:
+        """The model as an MLflow pyfunc model (models-from-code) holding the pickle-free bundle."""
         with tempfile.TemporaryDirectory() as tmp:
-            self.client.log_artifacts(run_id, str(save_bundle(Path(tmp) / MODEL_ARTIFACT, model)), MODEL_ARTIFACT)
+            self.client.log_artifacts(run_id, str(save_mlflow_model(Path(tmp) / MODEL_ARTIFACT, model)), MODEL_ARTIFACT)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -158,11 +165,31 @@ class Tracker:
         """Exactly this version (never "latest")."""
         source = self.client.get_model_version_download_uri(ref.name, ref.version)  # through our registry, not the global one
         with tempfile.TemporaryDirectory() as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri))
+            bundle = local / "artifacts" / BUNDLE
             try:
-                return load_bundle(local, device)
+                return load_bundle(bundle if bundle.is_dir() else local, device)  # versions before the pyfunc: the bare bundle
             except (OSError, ValueError, KeyError, RuntimeError) as exc:  # safetensors/torch errors name no model
                 raise ValueError(f"models:/{ref.name}/{ref.version} ({source}): {exc}") from exc
+
+
+def save_mlflow_model(directory: Path, model: GlitchModel) -> Path:
+    """An MLflow model directory: ``MLmodel`` + ``pyfunc_model.py`` (the code MLflow runs to load it) + the bundle as
+    the artifact ``bundle``; input tiles ``[batch, channel, 64, 64]`` (all channels or the witnesses only), output
+    ``[batch, 64, 64]``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(Path(tmp) / BUNDLE, model)
+        mlflow.pyfunc.save_model(
+            directory,
+            python_model=str(PYFUNC_CODE),
+            artifacts={BUNDLE: str(bundle)},
+            signature=ModelSignature(
+                inputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, 64, 64), "tiles")]),
+                outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 64, 64), "strain")]),
+            ),
+            pip_requirements=[f"glitchflow-assets=={importlib.metadata.version('glitchflow-assets')}"],  # no inference run
+        )
+    return directory
 
 
 def system_info(device: torch.device) -> dict[str, str]:
