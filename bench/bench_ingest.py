@@ -47,6 +47,7 @@ import scipy
 from gwpy.timeseries import TimeSeriesDict
 
 from glitchflow_assets.core import frame_decoder, ingest
+from glitchflow_assets.core.decoded_frames import DecodedFrames
 from glitchflow_assets.core.frames import FrameFile, frames_overlapping, scan_frame_dir
 from glitchflow_assets.core.ingest import IngestOptions, ingest_window
 from glitchflow_assets.core.raw_segments import MARGIN_S, PAD_S, RawSegmentWriter
@@ -100,6 +101,8 @@ def gwpy_span(run: ObservingRun, windows: list[Window]) -> None:
 
 
 def ingest_windows(run: ObservingRun, windows: list[Window], options: IngestOptions | None = None) -> None:
+    """The windows one after another, as a run's backfill does; no frame decoded by an earlier repetition is kept."""
+    ingest.DECODED = DecodedFrames(frame_decoder.read)
     for window in windows:
         ingest_window(run, window, OUT / "ingest" / f"{run.name}-{window.gps_start}.h5", options=options or IngestOptions())
 
@@ -135,11 +138,7 @@ def ingest_stages(run: ObservingRun, windows: list[Window]) -> tuple[dict[str, l
 
         return wrapper
 
-    def read_label(frame: FrameFile, _channels, _kind, gps_start: float, gps_end: float) -> str:
-        in_window = frame.gps_start < gps_end - REACH_S and frame.gps_end > gps_start + REACH_S
-        return "gwpy read: frames in the window" if in_window else f"gwpy read: {REACH_S:g} s margins from neighbouring frames"
-
-    decoder = {"probe": lambda *_: "tables of contents (child decoder)", "read": read_label}
+    decoder = {"probe": lambda *_: "tables of contents (child decoder)", "read": lambda *_: "gwpy read (child decoder), whole frames"}
     stages = {
         "_inspect_piece": lambda *_: "flat-line / non-finite checks",
         "resample": lambda _data, rate_in, rate_out: f"resample {rate_in:g} Hz -> {rate_out:g} Hz",

@@ -92,6 +92,16 @@ def test_native_tile_energies_match_gwpy():
         np.testing.assert_allclose(energy[0, 0].numpy(), expected, rtol=1e-6, atol=1e-9 * expected.max())
 
 
+def test_a_tiles_only_plane_gives_the_same_tiles_and_refuses_to_interpolate():
+    """What the event search builds: no interpolation grid, the same native tiles bit for bit."""
+    x = torch.from_numpy(_noise_with_glitch(seed=2))[None, None]
+    full, tiles_only = SingleQTransform(DURATION, RATE, 20.0), SingleQTransform(DURATION, RATE, 20.0, interpolated=False)
+    for a, b in zip(full.tiles(x), tiles_only.tiles(x), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="interpolated=False"):
+        tiles_only(x)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_spectrogram_matches_gwpy_on_a_sine_gaussian(dtype):
     data = _noise_with_glitch(seed=2)

@@ -1,6 +1,8 @@
 """Ingest of simulated and real frames: shapes, rates, fidelity, gaps, provenance."""
 
 import hashlib
+import os
+import shutil
 
 import h5py
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 import scipy.signal
 from gwpy.timeseries import TimeSeries
 
+from glitchflow_assets.core.frames import parse_frame_name
 from glitchflow_assets.core.ingest import ingest_window
 from glitchflow_assets.core.quality import assess
 from glitchflow_assets.core.raw_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_data, read_summary
@@ -139,3 +142,35 @@ def test_channel_batches_give_identical_files(sim_frames, tmp_path):
     ingest_window(run, window, tmp_path / "b.h5")
     np.testing.assert_array_equal(read_data(tmp_path / "a.h5")[0], read_data(tmp_path / "b.h5")[0])
     assert read_summary(tmp_path / "a.h5").frames == read_summary(tmp_path / "b.h5").frames
+
+
+def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_frames, sim_windows, tmp_path, monkeypatch):
+    """The frames at a window's edges are kept for the next window (its margins): every frame is decoded once, and
+    the files are identical to ingesting each window with nothing kept; a rewritten frame is decoded again."""
+    from glitchflow_assets.core import frame_decoder, ingest
+    from glitchflow_assets.core.decoded_frames import DecodedFrames
+
+    run = sim_run(sim_frames)
+    kept = DecodedFrames(frame_decoder.read)
+    monkeypatch.setattr(ingest, "DECODED", kept)
+    for w in sim_windows:
+        ingest_window(run, w, tmp_path / f"kept-{w.key}.h5")
+    channels = len(read_summary(tmp_path / f"kept-{sim_windows[0].key}.h5").channels)
+    frames = {f.name for w in sim_windows for f in read_summary(tmp_path / f"kept-{w.key}.h5").frames}
+    assert kept.decoded_seconds == 60 * channels * len(frames)  # each frame and channel once
+    for w in sim_windows:
+        monkeypatch.setattr(ingest, "DECODED", DecodedFrames(frame_decoder.read, budget_bytes=0))  # nothing kept
+        ingest_window(run, w, tmp_path / f"fresh-{w.key}.h5")
+        np.testing.assert_array_equal(read_data(tmp_path / f"kept-{w.key}.h5")[0], read_data(tmp_path / f"fresh-{w.key}.h5")[0])
+        assert read_summary(tmp_path / f"kept-{w.key}.h5").channels == read_summary(tmp_path / f"fresh-{w.key}.h5").channels
+    copy = tmp_path / "frames" / sorted(sim_frames.glob("*.gwf"))[3].name
+    copy.parent.mkdir()
+    shutil.copy(sim_frames / copy.name, copy)
+    frame, strain = parse_frame_name(copy), [run.strain_channel]
+    kept.read(frame, strain, "gwf", frame.gps_start, frame.gps_end)
+    before = kept.decoded_seconds
+    kept.read(frame, strain, "gwf", frame.gps_start + 10, frame.gps_start + 20)
+    assert kept.decoded_seconds == before  # kept
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))  # rewritten
+    part = kept.read(frame, strain, "gwf", frame.gps_start + 10, frame.gps_start + 20)[run.strain_channel]
+    assert kept.decoded_seconds == before + 60 and part.t0 == frame.gps_start + 10 and part.data.size == 10 * part.sample_rate

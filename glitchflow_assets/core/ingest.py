@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from glitchflow_assets.core import frame_decoder
+from glitchflow_assets.core.decoded_frames import DecodedFrames
 from glitchflow_assets.core.frame_decoder import FrameContents
 from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
 from glitchflow_assets.core.raw_segments import (
@@ -35,6 +36,8 @@ from glitchflow_assets.core.storage import sha256sum
 from glitchflow_assets.core.windows import Window
 
 log = logging.getLogger(__name__)
+# Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
+DECODED = DecodedFrames(frame_decoder.read)
 
 
 class IngestError(RuntimeError):
@@ -234,7 +237,7 @@ def _assemble_window(
                 if not wanted:
                     continue
                 try:
-                    got = frame_decoder.read(f, wanted, run.frames.kind, *span)
+                    got = DECODED.read(f, wanted, run.frames.kind, *span)
                 except FrameError as exc:
                     raise _UnreadableFile(f, str(exc)) from exc
                 for i in batch:

@@ -55,12 +55,14 @@ def run_family(run: ObservingRun) -> dg.Definitions:
     )
 
 
-def _executor() -> dg.ExecutorDefinition | None:
-    """``GLITCHFLOW_EXECUTOR=k8s``: every step its own pod (GPU steps get GPU pods); else Dagster's default."""
+def _executor() -> dg.ExecutorDefinition:
+    """``GLITCHFLOW_EXECUTOR=k8s``: every step its own pod (GPU steps get GPU pods). Else every run executes its steps
+    in its own process, one after the other: a step process would import torch, gwpy and LAL again (seconds) for a
+    step that takes about as long, and two cores gain nothing from running a window's steps side by side."""
     choice = os.environ.get("GLITCHFLOW_EXECUTOR", "")
     if choice not in ("", "k8s"):
         raise ValueError(f"GLITCHFLOW_EXECUTOR={choice!r}: expected 'k8s' or unset")
-    return k8s_job_executor if choice == "k8s" else None
+    return k8s_job_executor if choice == "k8s" else dg.in_process_executor
 
 
 def loadable_runs() -> dict[str, ObservingRun]:

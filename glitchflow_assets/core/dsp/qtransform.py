@@ -205,13 +205,14 @@ class _Resample(nn.Module):
 class _RowGroup(nn.Module):
     """Rows of one plane that have the same number of tiles. They use one gather, one batched ifft and one time spline."""
 
-    def __init__(self, tiling: QTiling, rows: range, times: np.ndarray) -> None:
+    def __init__(self, tiling: QTiling, rows: range, times: np.ndarray | None) -> None:
         super().__init__()
         start, window = tiling.stacked_windows(rows)
         self.ntiles = int(tiling.ntiles[rows[0]])
         self.register_buffer("start", torch.from_numpy(start))  # [rows]
         self.register_buffer("window", torch.from_numpy(window))  # [rows, bins]
-        self.interpolate = _Resample(spline_matrix(tiling.tile_times(rows[0]), times))  # gwpy's spline in time
+        if times is not None:  # gwpy's spline in time
+            self.interpolate = _Resample(spline_matrix(tiling.tile_times(rows[0]), times))
 
     def energies(self, fseries: Tensor) -> Tensor:
         """gwpy-scaled rfft ``[..., freq]`` -> median-normalised tile energies ``[..., rows, ntiles]``."""
@@ -253,16 +254,20 @@ class SingleQTransform(nn.Module):
         spectrogram_shape: tuple[int, int] = (64, 256),
         logf: bool = True,
         outseg: tuple[float, float] | None = None,
+        interpolated: bool = True,
     ) -> None:
         super().__init__()
         self.tiling = QTiling(float(duration), float(sample_rate), float(q), tuple(frange), mismatch)
         self.outseg = outseg or (0.0, self.tiling.duration)
         self.times = output_times(self.outseg, spectrogram_shape[1])
         self.output_frequencies = output_frequencies(self.tiling.frange, spectrogram_shape[0], logf)
-        self.groups = nn.ModuleList(_RowGroup(self.tiling, rows, self.times) for rows in self.tiling.row_groups())
-        rows = self.tiling.frequencies
-        freq_weight = spline_matrix(rows, np.clip(self.output_frequencies, rows[0], rows[-1]))
-        self.register_buffer("freq_weight", torch.from_numpy(freq_weight))  # [freq_out, rows]
+        # interpolated=False: native tiles only (tiles, tile_energies), no output grid - the spline matrices are
+        # ~99 % of the construction time and an excess-power search never needs them
+        self.groups = nn.ModuleList(_RowGroup(self.tiling, rows, self.times if interpolated else None) for rows in self.tiling.row_groups())
+        if interpolated:
+            rows = self.tiling.frequencies
+            freq_weight = spline_matrix(rows, np.clip(self.output_frequencies, rows[0], rows[-1]))
+            self.register_buffer("freq_weight", torch.from_numpy(freq_weight))  # [freq_out, rows]
 
     def fseries(self, x: Tensor) -> Tensor:
         """Check the length of ``x`` ``[..., time]`` and return its gwpy-scaled rfft ``[..., freq]``."""
@@ -283,6 +288,8 @@ class SingleQTransform(nn.Module):
 
     def scan(self, fseries: Tensor) -> tuple[Tensor, Tensor]:
         """gwpy-scaled rfft ``[..., freq]`` -> (spectrogram ``[..., freq_out, time_out]``, peak tile energy ``[...]``)."""
+        if not hasattr(self, "freq_weight"):
+            raise RuntimeError("this SingleQTransform was built with interpolated=False: native tiles only (tiles, tile_energies)")
         rows, peaks = [], []
         for group in self.groups:  # per group so that only one group's tiles are held at a time
             energy = group.energies(fseries)

@@ -184,8 +184,8 @@ def save_mlflow_model(directory: Path, model: GlitchModel) -> Path:
             python_model=str(PYFUNC_CODE),
             artifacts={BUNDLE: str(bundle)},
             signature=ModelSignature(
-                inputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, 64, 64), "tiles")]),
-                outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 64, 64), "strain")]),
+                inputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, 64, 64))]),  # unnamed: predict gets the array itself
+                outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 64, 64))]),
             ),
             pip_requirements=[f"glitchflow-assets=={importlib.metadata.version('glitchflow-assets')}"],  # no inference run
         )

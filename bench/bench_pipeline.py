@@ -1,0 +1,149 @@
+"""Throughput of the window stages - ingest, event search, ANNALISA - as a multiple of real time, on an hour of SIM.
+
+Measured on the same simulated frames (1 h by default: 12 five-minute windows, 60 s GWF frames, 11 channels), in
+one run of this script:
+
+* **gwpy read** - ``TimeSeriesDict.read`` of all the hour's frames, every channel at its native rate: the floor,
+  any pipeline has to decode the frames once.
+* **stages in process** - the per-window stage functions the assets wrap (``raw_of_window``, ``events_of_window``,
+  ``scores_of_window``), timed one by one: the per-stage breakdown, no Dagster.
+* **Dagster in process** - the run's ``SIM_ingest`` job, one in-process run per window (``runner.materialize_span``).
+* **`glitchflow materialize`** - the command a user runs, a fresh process on a fresh Dagster instance (imports,
+  instance, every window), wall clock from start to exit.
+
+Each figure is hours of data per hour of wall time ("x real time"); the Dagster overhead is the run's wall time over
+the sum of its steps' work. The frames are simulated into ``bench/out/pipeline`` (git-ignored) and reused.
+
+    .venv/bin/python bench/bench_pipeline.py --minutes 60
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import torch
+import yaml
+from gwpy.timeseries import TimeSeriesDict
+
+from glitchflow_assets.core.frames import scan_frame_dir
+from glitchflow_assets.core.ingest import IngestOptions
+from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
+from glitchflow_assets.core.sim import simulate
+from glitchflow_assets.core.windows import windows_overlapping
+from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.defs.ingest import raw_of_window
+from glitchflow_assets.defs.names import SCORES
+from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.signal import events_of_window, scores_of_window
+from glitchflow_assets.runner import materialize_span
+
+OUT = Path(__file__).resolve().parent / "out" / "pipeline"
+GLITCHFLOW = Path(sys.executable).with_name("glitchflow")
+
+
+def _frames(minutes: int, seed: int) -> tuple[Path, int, int]:
+    """Frames of the first ``minutes`` of SIM plus one minute either side (the margins), simulated once."""
+    sim = load_registry()["SIM"]
+    frames = OUT / "frames"
+    start, duration = sim.gps_start - 60, minutes * 60 + 120
+    if len(scan_frame_dir(frames, ".gwf")[0]) < duration // 60:
+        simulate(frames, start, duration, frame_length=60, seed=seed, workers=2)
+    return frames, sim.gps_start, sim.gps_start + minutes * 60
+
+
+def _registry(frames: Path) -> Path:
+    doc = yaml.safe_load(SHIPPED_REGISTRY.read_text())
+    sim = doc["runs"]["SIM"]
+    sim["frames"]["path"], sim["watch"] = str(frames), False
+    path = OUT / "runs.yaml"
+    path.write_text(yaml.safe_dump({"runs": {"SIM": sim}}))
+    return path
+
+
+def _gwpy_read(frames: Path, start: int, end: int, channels: list[str]) -> float:
+    files = [str(f.path) for f in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_start + f.duration > start]
+    t0 = time.perf_counter()
+    TimeSeriesDict.read(files, channels, start=start, end=end)
+    return time.perf_counter() - t0
+
+
+def _stages(run, windows, root: Path) -> dict[str, float]:
+    storage = GlitchflowStorage(root=str(root))
+    seconds = {"raw_strain_segments": 0.0, "glitch_events": 0.0, "annalisa_scores": 0.0}
+    for window in windows:
+        for name, stage in (
+            ("raw_strain_segments", lambda w: raw_of_window(storage, run, w, IngestOptions())),
+            ("glitch_events", lambda w: events_of_window(storage, run, w)),
+            ("annalisa_scores", lambda w: scores_of_window(storage, run, w)),
+        ):
+            t0 = time.perf_counter()
+            stage(window)
+            seconds[name] += time.perf_counter() - t0
+    return seconds
+
+
+def _dagster_in_process(run, keys: list[str], root: Path) -> float:
+    defs = build_definitions({"SIM": run}, {"storage": GlitchflowStorage(root=str(root / "storage"))})
+    with dg.DagsterInstance.ephemeral() as instance:
+        t0 = time.perf_counter()
+        assert materialize_span(defs, "SIM", keys, instance, through=SCORES).success
+        return time.perf_counter() - t0
+
+
+def _cli(registry: Path, start: int, end: int, root: Path) -> float:
+    env = dict(os.environ, GLITCHFLOW_RUNS=str(registry), GLITCHFLOW_HOME=str(root), DAGSTER_HOME=str(root / "dagster"))
+    t0 = time.perf_counter()
+    subprocess.run([str(GLITCHFLOW), "materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)], env=env, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, default=60, help="minutes of SIM (whole 5-minute windows)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    frames, start, end = _frames(args.minutes, args.seed)
+    run = dataclasses.replace(load_registry()["SIM"], frames=dataclasses.replace(load_registry()["SIM"].frames, path=frames))
+    windows = windows_overlapping(start, end, run.cadence)
+    data_s = float(end - start)
+    channels = [run.strain_channel, *run.aux_channels]
+    scratch = OUT / f"scratch-{os.getpid()}"
+
+    _gwpy_read(frames, start, start + 60, channels)  # warm the page cache and the imports
+    gwpy_s = _gwpy_read(frames, start - 9, end + 9, channels)  # the span ingest reads (window + margins + pad)
+    stages = _stages(run, windows, scratch / "stages")
+    dagster_s = _dagster_in_process(run, [w.key for w in windows], scratch / "dagster-in-process")
+    cli_s = _cli(_registry(frames), start, end, scratch / "cli")
+    work = sum(stages.values())
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "data_s": data_s,
+        "windows": len(windows),
+        "gwpy_read_s": round(gwpy_s, 2),
+        "stages_s": {k: round(v, 2) for k, v in stages.items()},
+        "stages_total_s": round(work, 2),
+        "dagster_in_process_s": round(dagster_s, 2),
+        "glitchflow_materialize_s": round(cli_s, 2),
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{len(windows)} windows, {data_s / 3600:.2f} h of SIM, {results['machine']}\n")
+    print("| path | wall s | x real time |\n|---|---|---|")
+    rows = [("bare gwpy read of the frames", gwpy_s)]
+    rows += [(f"  stage {k}", v) for k, v in stages.items()]
+    rows += [("stages in process (sum)", work), ("Dagster in process (SIM_ingest runs)", dagster_s), ("`glitchflow materialize`", cli_s)]
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.1f} | {data_s / seconds:.0f} |")
+    print(f"\nDagster in process / work: {dagster_s / work:.2f}; glitchflow materialize / work: {cli_s / work:.2f}")
+    print(f"ingest / gwpy read: {stages['raw_strain_segments'] / gwpy_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
