@@ -68,7 +68,7 @@ def _registry(frames: Path) -> Path:
 
 
 def _gwpy_read(frames: Path, start: int, end: int, channels: list[str]) -> float:
-    files = [str(f.path) for f in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_start + f.duration > start]
+    files = [str(f.path) for f, _ in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_end > start]
     t0 = time.perf_counter()
     TimeSeriesDict.read(files, channels, start=start, end=end)
     return time.perf_counter() - t0

@@ -10,6 +10,8 @@ raises :class:`IngestError` naming the window, files and channel, and leaves the
 """
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from glitchflow_assets.core.windows import Window
 log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
 DECODED = DecodedFrames(frame_decoder.read)
+RESAMPLERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="glitchflow-resample")
 
 
 class IngestError(RuntimeError):
@@ -243,9 +246,15 @@ def _assemble_window(
                 for i in batch:
                     if channels[i] in got:
                         pieces[i].append((f.name, got[channels[i]]))
-            for i in batch:
-                where_channel = f"{where}, channel {channels[i]}"
-                writer.write_channel(i, _assemble(pieces[i], stats[i], run, data_span, is_strain=i == 0, where=where_channel))
+            # resampling (numpy/scipy, GIL released) runs on every core; the writes stay in order in this thread
+            assembled = RESAMPLERS.map(
+                lambda i, pieces=pieces: _assemble(
+                    pieces[i], stats[i], run, data_span, is_strain=i == 0, where=f"{where}, channel {channels[i]}"
+                ),
+                batch,
+            )
+            for i, samples in zip(batch, assembled, strict=True):
+                writer.write_channel(i, samples)
         in_run = (max(window.gps_start, run.gps_start), min(window.gps_end, run.gps_end))
         livetime = total(clip(stats[0].segments, *in_run))
         if livetime == 0:
