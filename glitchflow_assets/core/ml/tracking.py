@@ -7,10 +7,12 @@ Embedded default: ``sqlite:///$GLITCHFLOW_HOME/mlflow/mlflow.db`` with artifacts
 
 import contextlib
 import importlib.metadata
+import logging
 import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +179,11 @@ def save_mlflow_model(directory: Path, model: GlitchModel) -> Path:
     """An MLflow model directory: ``MLmodel`` + ``pyfunc_model.py`` (the code MLflow runs to load it) + the bundle as
     the artifact ``bundle``; input tiles ``[batch, channel, 64, 64]`` (all channels or the witnesses only), output
     ``[batch, 64, 64]``."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # MLflow suggests an input example and type hints, and cannot see pip in a uv-built venv: the tensor signature
+        # already says what goes in and out, and the requirements are pinned below
+        warnings.simplefilter("ignore", UserWarning)
+        logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
         bundle = save_bundle(Path(tmp) / BUNDLE, model)
         mlflow.pyfunc.save_model(
             directory,
