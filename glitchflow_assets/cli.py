@@ -21,7 +21,7 @@ from pathlib import Path
 
 from glitchflow_assets.core.home import HOME_ENV, glitchflow_home, storage_root
 from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.windows import utc_to_gps, window_holding, windows_overlapping
+from glitchflow_assets.core.windows import utc_to_gps, window_for_key, window_holding, windows_overlapping
 
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
@@ -183,6 +183,29 @@ def _instance_home() -> Path:
     return dagster_home
 
 
+def _twin_headline(keys: list[str]) -> None:
+    """The time-domain twin's numbers on the held-out SIM glitches, against the simulator's truth."""
+    from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
+    from glitchflow_assets.core.twin.waveform_set import read_waveform_set
+    from glitchflow_assets.defs.names import WAVEFORMS
+    from glitchflow_assets.defs.resources import GlitchflowStorage
+    from glitchflow_assets.defs.twin import cleaning_report_path
+
+    run, storage = load_registry()["SIM"], GlitchflowStorage()
+    waves = read_waveform_set(storage.run_file("SIM", WAVEFORMS))
+    loud = waves.scores[waves.scores.true_snr >= 8]
+    reports = [read_cleaning_report(cleaning_report_path(storage, run, window_for_key(k, run.cadence))) for k in keys]
+    cleaned = cleaning_headline(waves.gps, waves.scores, reports)
+    method, uri = waves.attrs["method"], waves.attrs["model_uri"]
+    removed = 100 * (loud.snr_removed / loud.true_snr).median()
+    _say(f"Time-domain twin ({method} baseline, {uri}), {len(loud)} held-out glitches of true SNR >= 8:")
+    _say(f"  median mismatch vs the simulator's truth : {loud.mismatch.median():.3f} (goal <= 0.05)")
+    _say(f"  median SNR removed                       : {removed:.0f} % (median residual SNR {loud.residual_snr.median():.1f})")
+    fraction, events, new = cleaned["held_out_removed_fraction"], cleaned["held_out_events"], cleaned["new_events"]
+    _say(f"  no longer found by glitch_events         : {100 * fraction:.0f} % of {events:.0f} (goal >= 90 %)")
+    _say(f"  new events after cleaning                : {new:.0f} in {len(keys)} windows (goal 0)")
+
+
 def _demo(args: argparse.Namespace) -> int:
     home = glitchflow_home()
     os.environ.setdefault(HOME_ENV, str(home))
@@ -193,7 +216,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from glitchflow_assets.defs.families import build_definitions
     from glitchflow_assets.defs.model import MlflowTracking
-    from glitchflow_assets.defs.names import SYNTHETIC, TRAINED, TRIGGER_TAG
+    from glitchflow_assets.defs.names import CLEANED, SYNTHETIC, TRAINED, TRIGGER_TAG, WAVEFORMS
     from glitchflow_assets.runner import materialize_span
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"
@@ -206,10 +229,14 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     tracking = MlflowTracking()
     _say("")
+    _twin_headline(keys)
+    _say("")
     _say("Done. Results:")
     _say(f"  frames + ground truth : {load_registry()['SIM'].frames.path}")
     _say(f"  asset files (HDF5)    : {storage_root() / 'SIM'}")
     _say(f"  synthetic glitches    : {storage_root() / 'SIM' / SYNTHETIC}")
+    _say(f"  glitch waveforms      : {storage_root() / 'SIM' / WAVEFORMS} (HDF5, GWF frames under frames/)")
+    _say(f"  cleaned strain (GWF)  : {storage_root() / 'SIM' / CLEANED / 'frames'}")
     _say(f"  MLflow store          : {tracking.tracker().uri}")
     _say(f"  Dagster instance      : {dagster_home}")
     _say("Open the Dagster UI (lineage, partitions, checks) with:")
@@ -253,14 +280,34 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--utc-start", help="instead of GPS: ISO time in UTC, e.g. 2024-05-17T17:00")
     mat.add_argument("--utc-end")
     mat.add_argument("--through", default=None, help="last stage to materialize (default: the window stages), e.g. trained_model")
+    inj = sub.add_parser("inject", help="add a synthetic glitch set (a glitch_waveforms file) to other GWF frames")
+    inj.add_argument(
+        "--glitches",
+        required=True,
+        help="glitch_waveforms HDF5, e.g. $GLITCHFLOW_HOME/storage/SIM/glitch_waveforms/SIM-glitch_waveforms.h5",
+    )
+    inj.add_argument("--into", required=True, help="directory of OBS-TAG-GPS-DUR.gwf frames to inject into (searched recursively)")
+    inj.add_argument("--out", required=True, help="directory for the injected frames (same names) and injections.csv")
+    inj.add_argument("--shift", type=float, default=0.0, help="seconds added to every glitch's GPS time (default 0: original times)")
+    inj.add_argument("--channel", default=None, help="channel to add the glitches to (default: the set's strain channel)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo}
+    commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo, "inject": _inject}
     try:
         return commands[args.command](args)
-    except ValueError as exc:
+    except (ValueError, KeyError, FileNotFoundError) as exc:
         _say(f"glitchflow: {exc}")
         return 2
+
+
+def _inject(args: argparse.Namespace) -> int:
+    from glitchflow_assets.core.twin.injection import CATALOGUE, inject
+
+    catalogue = inject(args.glitches, args.into, args.out, shift_s=args.shift, channel=args.channel)
+    _say(f"{len(catalogue)} glitches injected into {catalogue.file.nunique()} of the frames under {args.into}")
+    _say(f"  frames    : {args.out}")
+    _say(f"  catalogue : {Path(args.out) / CATALOGUE}")
+    return 0
 
 
 def _simulate_command(args: argparse.Namespace) -> int:

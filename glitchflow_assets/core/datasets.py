@@ -210,3 +210,14 @@ def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict
             }
             for i in rows
         ]
+
+
+def dataset_events(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """The events of each split: ``{split: {window key: event GPS [event]}}`` (each event once, however many tiles):
+    what every later stage that works on events (the time-domain twin) splits by, so that no event leaks."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with open_dataset(path) as f:
+        for split in SPLITS:
+            gps, windows = f[split]["event_gps"][()], f[split]["window"].asstr()[()]
+            out[split] = {w: np.unique(gps[windows == w]) for w in np.unique(windows)}
+    return out

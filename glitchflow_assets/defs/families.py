@@ -15,12 +15,14 @@ from glitchflow_assets.defs.names import JOBS, asset_key, job_name
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
 from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
+from glitchflow_assets.defs.twin import cleaned_strain, glitch_waveforms
 
 JOB_DESCRIPTIONS = {
     "ingest": "Ingest and analyse windows of {run}: raw segments, glitch events, ANNALISA scores (what the new-frame sensor launches).",
     "selection": "Aggregate the ANNALISA scores of {run} into its witness-channel selection.",
     "spectrograms": "Q-transform spectrograms of {run} windows for the selected witnesses.",
-    "model": "Build the {run} dataset, train, evaluate and generate synthetic glitches (one GPU).",
+    "model": "Build the {run} dataset, train, evaluate and generate synthetic glitches; fit the time-domain twin (one GPU).",
+    "cleaning": "Subtract the time-domain twin's glitches from {run} windows and search the cleaned strain again.",
 }
 
 
@@ -49,6 +51,8 @@ def run_family(run: ObservingRun) -> dg.Definitions:
             trained_model(run),
             model_evaluation(run),
             synthetic_glitches(run),
+            glitch_waveforms(run),
+            cleaned_strain(run),
         ],
         jobs=run_jobs(run),
         sensors=[new_frames_sensor(run, job_name(run.name, "ingest")), automation_sensor(run)],

@@ -45,7 +45,7 @@ class MlflowTracking(dg.ConfigurableResource):
         return Tracker(self.tracking_uri)
 
 
-def _mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = None) -> dict[str, dg.MetadataValue]:
+def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = None) -> dict[str, dg.MetadataValue]:
     """Links from the Dagster UI into MLflow: the tracking server itself, or for the embedded store the
     ``mlflow ui`` the README starts (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
     web = tracker.uri.startswith(("http://", "https://"))
@@ -109,7 +109,7 @@ class TrainingConfig(dg.Config):
         return GateConfig(self.min_balanced_accuracy, self.min_validation_events, self.beat_linear_baseline)
 
 
-def _lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
+def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
     return {
         DAGSTER_RUN_TAG: context.run.run_id,
         "dagster_asset_key": context.asset_key.to_user_string(),
@@ -118,7 +118,7 @@ def _lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_
     }
 
 
-def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
+def data_version_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
     event = context.instance.get_latest_materialization_event(key)
     if event is None:
         raise dg.Failure(description=f"{key.to_user_string()} has never been materialized")
@@ -140,7 +140,7 @@ def train(
     """Train on the run's dataset, register the version, gate it on validation and promote it when it passes."""
     upstream = asset_key(run.name, SPLIT)
     tracker, device = mlflow.tracker(), select_device(config.device)
-    tags = _lineage_tags(context, run, _data_version(context, upstream))
+    tags = lineage_tags(context, run, data_version_of(context, upstream))
     dataset = storage.run_file(run.name, SPLIT)
     try:
         outcome = train_and_register(
@@ -164,7 +164,7 @@ def train(
             "model_version": outcome.ref.version,
             "model_uri": outcome.ref.uri,
             "tracking_uri": tracker.uri,
-            **_mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
+            **mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
             "device": str(device),
             "parameters": outcome.parameters,
             "architecture": dg.MetadataValue.json(outcome.model_config.to_dict()),
@@ -244,7 +244,7 @@ def evaluate_model(
     write_evaluation(path, result, ref.uri)
     with atomic_path(path.with_suffix(".png")) as tmp:
         tmp.write_bytes(png)
-    tags = _lineage_tags(context, run, _data_version(context, asset_key(run.name, SPLIT))) | {"model_uri": ref.uri}
+    tags = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT))) | {"model_uri": ref.uri}
     with tracker.run(ref.name, f"{run.name}/model_evaluation", tags) as run_id:
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
         tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
@@ -258,7 +258,7 @@ def evaluate_model(
             "path": dg.MetadataValue.path(str(path)),
             "model_uri": ref.uri,
             "mlflow_run_id": run_id,
-            **_mlflow_links(tracker, run_id, ref),
+            **mlflow_links(tracker, run_id, ref),
             **({"warning": warning} if warning else {}),
             "test_events": counts["events"],
             "test_glitch_events": counts["glitch_events"],
@@ -312,7 +312,7 @@ def generate_synthetic(
     tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
     path = storage.run_file(run.name, SYNTHETIC)
     dataset = storage.run_file(run.name, SPLIT)
-    lineage = _lineage_tags(context, run, _data_version(context, asset_key(run.name, SPLIT)))
+    lineage = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT)))
     attrs = {"model_uri": ref.uri, "model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
     counts = write_synthetic(path, tracker.load(ref, device), dataset, tuple(config.splits), device, attrs | lineage, config.batch_size)
     image = synthetic_examples_png(path)

@@ -12,13 +12,16 @@ SPLIT = "dataset_split"
 TRAINED = "trained_model"
 EVALUATION = "model_evaluation"
 SYNTHETIC = "synthetic_glitches"
+WAVEFORMS = "glitch_waveforms"
+CLEANED = "cleaned_strain"
 
 # Job name suffix -> the assets it materializes (one run per window for window stages, one run per run-level stage).
 JOBS = {
     "ingest": (RAW, EVENTS, SCORES),
     "selection": (SELECTION,),
     "spectrograms": (SPECTROGRAMS,),
-    "model": (SPLIT, TRAINED, EVALUATION, SYNTHETIC),
+    "model": (SPLIT, TRAINED, EVALUATION, SYNTHETIC, WAVEFORMS),
+    "cleaning": (CLEANED,),
 }
 
 TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize)

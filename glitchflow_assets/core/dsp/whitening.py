@@ -83,6 +83,17 @@ def whiten(
     return _convolve_same(data * _edge_taper(x.shape[-1], ntaps, data), fir)
 
 
+def colour(w: Tensor, psd: Tensor, sample_rate: float) -> Tensor:
+    """Inverse of :func:`whiten` for data ``w`` ``[..., time]`` that are zero at both ends (a gated glitch):
+    multiplication by ``ASD * sqrt(sample_rate / 2)`` in the frequency domain, zero-padded so that nothing wraps
+    around. ``psd`` ``[..., freq]`` is on :func:`whiten`'s grid; the result is in the data's units (float64)."""
+    size = w.shape[-1]
+    nfft = 1 << (2 * size - 1).bit_length()  # even, so the ASD grid below has exactly nfft / 2 + 1 bins
+    asd = _interpolate(psd.to(torch.float64).sqrt(), sample_rate / (2 * (psd.shape[-1] - 1)), sample_rate / nfft)
+    spectrum = torch.fft.rfft(w.to(torch.float64), nfft) * asd * math.sqrt(sample_rate / 2)
+    return torch.fft.irfft(spectrum, nfft)[..., :size]
+
+
 def whitening_filter(psd: Tensor, sample_rate: float, nsamples: int, ntaps: int, highpass: float | None = None) -> Tensor:
     """FIR ``[..., ntaps]`` (float64) that whitens ``nsamples``-long data with one-sided ``psd`` ``[..., freq]``.
 

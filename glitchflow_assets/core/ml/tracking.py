@@ -146,11 +146,11 @@ class Tracker:
             (Path(tmp) / name).write_bytes(data)
             self.client.log_artifact(run_id, str(Path(tmp) / name), directory or None)
 
-    def register(self, name: str, run_id: str, tags: dict[str, str]) -> ModelVersionRef:
-        """New version of ``name`` from the run's model artifact, aliased ``candidate``."""
+    def register(self, name: str, run_id: str, tags: dict[str, str], artifact: str = MODEL_ARTIFACT) -> ModelVersionRef:
+        """New version of ``name`` from the run's ``artifact`` directory (default: the pyfunc model), aliased ``candidate``."""
         with contextlib.suppress(MlflowException):  # already registered
-            self.client.create_registered_model(name, description="Glitchflow: auxiliary-channel spectrograms -> strain spectrogram")
-        version = self.client.create_model_version(name, source=f"runs:/{run_id}/{MODEL_ARTIFACT}", run_id=run_id, tags=tags)
+            self.client.create_registered_model(name, description=f"Glitchflow: auxiliary channels -> strain ({artifact})")
+        version = self.client.create_model_version(name, source=f"runs:/{run_id}/{artifact}", run_id=run_id, tags=tags)
         self.client.set_registered_model_alias(name, CANDIDATE, version.version)
         return ModelVersionRef(name, str(version.version), run_id)
 

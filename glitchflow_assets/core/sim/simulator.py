@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, sosfilt
 
+from glitchflow_assets.core.frame_writer import Series, frame_file_name, write_gwf
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.waveforms import (
@@ -225,11 +226,11 @@ class ChannelRenderer:
         return self.background(start, n) + self.glitches(start, n, glitches)
 
 
-def make_renderers(scenario: Scenario, seed: int) -> list[ChannelRenderer]:
-    """One renderer per channel of ``scenario`` (stream index = channel position)."""
+def make_renderers(scenario: Scenario, seed: int, only: set[str] | None = None) -> list[ChannelRenderer]:
+    """One renderer per channel of ``scenario`` (stream index = channel position), or per channel named in ``only``."""
     strain_rate = scenario.channel(scenario.strain).sample_rate
     transfers = {m.name: butter(2, m.transfer_band, btype="bandpass", fs=strain_rate, output="sos") for m in scenario.morphologies}
-    return [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels)]
+    return [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels) if only is None or spec.name in only]
 
 
 @dataclass
@@ -240,23 +241,18 @@ class SimulationResult:
 
 
 def frame_name(scenario: Scenario, gps: int, duration: int) -> str:
-    return f"{scenario.observatory}-{scenario.tag}-{gps}-{duration}.gwf"
+    return frame_file_name(scenario.observatory, scenario.tag, gps, duration)
 
 
 def write_frame(path: Path, t0: int, length: int, scenario: Scenario, renderers: list[ChannelRenderer], seed: int) -> Path:
     """One frame ``[t0, t0 + length)`` of every channel, written to a temporary name and renamed."""
-    from gwpy.timeseries import TimeSeries, TimeSeriesDict
-
     glitches = plan_glitches(scenario, seed, t0, t0 + length)
-    series = TimeSeriesDict()
+    series = []
     for r in renderers:
         fs = r.spec.sample_rate
-        data = r.samples(t0 * fs, length * fs, glitches)
         dtype = np.float64 if r.spec.role == "strain" else np.float32
-        series[r.spec.name] = TimeSeries(data.astype(dtype), t0=t0, sample_rate=fs, name=r.spec.name, channel=r.spec.name, unit=r.spec.unit)
-    with atomic_path(path) as tmp:
-        series.write(str(tmp), format="gwf")
-    return path
+        series.append(Series(r.spec.name, r.samples(t0 * fs, length * fs, glitches).astype(dtype), t0, fs, r.spec.unit))
+    return write_gwf(path, series)
 
 
 _worker: dict = {}
@@ -286,7 +282,8 @@ def simulate(
     Frames are ``OBS-TAG-GPS-DUR.gwf`` of ``frame_length`` s (the last one shorter if needed), each
     written to a temporary name and renamed. Existing frames are kept unless ``overwrite``: a re-run
     continues where an interrupted one stopped. Ground truth: ``truth/glitches-GPS-DUR.csv`` (one row
-    per glitch appearance, see :class:`Glitch`) and ``truth/channels.json`` (channel roles and rates).
+    per glitch appearance, see :class:`Glitch`) and ``truth/channels.json`` (seed, glitch rate, channel roles and
+    rates: enough to render the truth again, see :mod:`.truth`).
     ``workers`` > 1 writes frames in that many processes (frames are independent: the same files result).
     """
     if duration <= 0 or frame_length <= 0 or workers < 1:
@@ -317,7 +314,7 @@ def simulate(
         truth.to_csv(tmp, index=False)
     channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
     with atomic_path(truth_dir / "channels.json") as tmp:
-        tmp.write_text(json.dumps({"seed": seed, "channels": channels}, indent=2))
+        tmp.write_text(json.dumps({"seed": seed, "glitch_rate_per_min": scenario.glitch_rate_per_min, "channels": channels}, indent=2))
     return SimulationResult([job[0] for job in jobs], truth_path, truth)
 
 

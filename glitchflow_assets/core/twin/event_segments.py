@@ -1,0 +1,172 @@
+"""Whitened time series of the strain and its witnesses around each glitch event of one window: the data the
+time-domain twin is fitted on, predicts from and is judged on.
+
+Every channel is whitened by its own PSD (median Welch over the window's valid data), over the segment plus
+``context_s`` each side that is then dropped, so the whitening filter's edge taper never touches the segment.
+Each event also gets a *gate* ``[time]``: 1 over the event's time-frequency extent found by the search (plus a
+pad), cosine ramps, 0 elsewhere. Predictions live inside their gate only.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glitchflow_assets.core.dsp import psd_of_segments, whiten
+from glitchflow_assets.core.raw_segments import read_data, read_summary
+from glitchflow_assets.core.segments import covers
+
+TruthFunction = Callable[[float, int, int], np.ndarray]
+"""(GPS start, samples, sample rate) -> the true strain glitch ``[samples]`` (simulated runs only)."""
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    segment_s: float = 8.0  # s of data around each event (scattered-light arches last up to ~6 s)
+    context_s: float = 4.0  # s whitened beyond each end of the segment and dropped
+    gate_pad_s: float = 0.1  # s added to the searched extent of the event at each side
+    gate_min_half_s: float = 0.25  # the gate covers at least this many s either side of the peak
+    gate_ramp_s: float = 0.05
+    fftlength: float = 4.0  # s, PSD estimate
+
+    def samples(self, sample_rate: float) -> int:
+        return int(round(self.segment_s * sample_rate))
+
+
+@dataclass
+class EventSegments:
+    """Segments of ``n`` events; sample ``k`` of event ``e`` is at GPS ``t0[e] + k / sample_rate``.
+
+    ``witness`` ``[event, channel, time]`` and ``strain`` ``[event, time]`` are whitened (unit-variance noise);
+    ``truth`` ``[event, time]`` is the whitened true strain glitch when the run is simulated, else None;
+    ``strain_psd`` ``[event, freq]`` (on the whitening grid) re-colours a prediction into strain units.
+    """
+
+    gps: np.ndarray
+    t0: np.ndarray
+    window: list[str]
+    search_snr: np.ndarray
+    witness: np.ndarray
+    strain: np.ndarray
+    gate: np.ndarray
+    strain_psd: np.ndarray
+    channels: list[str]
+    sample_rate: float
+    truth: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.gps)
+
+    def subset(self, keep: np.ndarray) -> "EventSegments":
+        """The events where ``keep`` ``[event]`` (bool) is true."""
+        idx = np.flatnonzero(keep)
+        return EventSegments(
+            self.gps[idx],
+            self.t0[idx],
+            [self.window[i] for i in idx],
+            self.search_snr[idx],
+            self.witness[idx],
+            self.strain[idx],
+            self.gate[idx],
+            self.strain_psd[idx],
+            self.channels,
+            self.sample_rate,
+            None if self.truth is None else self.truth[idx],
+        )
+
+    @staticmethod
+    def concatenate(parts: list["EventSegments"]) -> "EventSegments":
+        first = parts[0]
+        truth = None if any(p.truth is None for p in parts) else np.concatenate([p.truth for p in parts])
+        return EventSegments(
+            np.concatenate([p.gps for p in parts]),
+            np.concatenate([p.t0 for p in parts]),
+            [w for p in parts for w in p.window],
+            np.concatenate([p.search_snr for p in parts]),
+            np.concatenate([p.witness for p in parts]),
+            np.concatenate([p.strain for p in parts]),
+            np.concatenate([p.gate for p in parts]),
+            np.concatenate([p.strain_psd for p in parts]),
+            first.channels,
+            first.sample_rate,
+            truth,
+        )
+
+
+def event_gate(times: np.ndarray, start: float, end: float, gps: float, config: SegmentConfig) -> np.ndarray:
+    """``[time]``: 1 over [min(start, gps - min_half) - pad, max(end, gps + min_half) + pad], cosine ramps outside."""
+    lo = min(start, gps - config.gate_min_half_s) - config.gate_pad_s
+    hi = max(end, gps + config.gate_min_half_s) + config.gate_pad_s
+    outside = np.clip(np.maximum(lo - times, times - hi) / config.gate_ramp_s, 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * outside))
+
+
+def _whitened(rows: np.ndarray, psd: torch.Tensor, rate: float, skip: int, n: int) -> np.ndarray:
+    """``rows`` ``[event, channel, time]`` whitened by ``psd`` ``[channel, freq]``, the context dropped: ``[event, channel, n]``."""
+    out = whiten(torch.as_tensor(rows, dtype=torch.float64), rate, psd=psd[None])
+    return out[..., skip : skip + n].numpy()
+
+
+def event_segments(
+    raw_path,
+    window: str,
+    events: pd.DataFrame,
+    witnesses: list[str],
+    config: SegmentConfig = SegmentConfig(),
+    truth: TruthFunction | None = None,
+) -> tuple[EventSegments | None, list[tuple[float, str]]]:
+    """The segments of ``events`` (a glitch_events table: gps, start, end, snr) of one raw window file, and the
+    events left out with why (not fully covered by valid strain data). Witnesses absent from the window, or
+    without enough data for a PSD, are zero (they carry nothing)."""
+    summary = read_summary(raw_path)
+    rate = float(summary.attrs["sample_rate"])
+    channels = [summary.strain.name, *witnesses]
+    data, names, t0 = read_data(raw_path, channels)
+    stats = {c.name: c for c in summary.channels}
+    n, skip = config.samples(rate), int(round(config.context_s * rate))
+    span = n + 2 * skip
+    kept, skipped = [], []
+    for row in events.itertuples():
+        first = int(round((row.gps - config.segment_s / 2 - config.context_s - t0) * rate))
+        a, b = t0 + first / rate, t0 + (first + span) / rate
+        if first < 0 or first + span > data.shape[1] or not covers(stats[names[0]].segments, a, b):
+            skipped.append((float(row.gps), f"strain not valid over GPS [{a:.3f}, {b:.3f})"))
+        else:
+            kept.append((row, first))
+    if not kept:
+        return None, skipped
+    cuts = np.stack([data[:, first : first + span] for _, first in kept]).astype(np.float64)  # [event, channel, span]
+    psds = []
+    for i, name in enumerate(names):
+        psd = psd_of_segments(torch.as_tensor(data[i], dtype=torch.float64), t0, rate, stats[name].segments, config.fftlength)
+        if psd is None and i == 0:
+            raise ValueError(f"{raw_path}: strain {name} has no stretch long enough for a PSD")
+        if psd is None:
+            cuts[:, i] = 0.0
+            psd = torch.ones(int(config.fftlength * rate) // 2 + 1, dtype=torch.float64)
+        psds.append(psd)
+    psd = torch.stack(psds)
+    white = _whitened(cuts, psd, rate, skip, n)
+    starts = np.array([t0 + (first + skip) / rate for _, first in kept])
+    times = np.arange(n) / rate
+    gate = np.stack([event_gate(s + times, r.start, r.end, r.gps, config) for (r, _), s in zip(kept, starts, strict=True)])
+    truth_white = None
+    if truth is not None:
+        raw_truth = np.stack([truth(s - config.context_s, span, int(rate)) for s in starts])[:, None]
+        truth_white = _whitened(raw_truth, psd[:1], rate, skip, n)[:, 0]
+    segments = EventSegments(
+        gps=np.array([r.gps for r, _ in kept]),
+        t0=starts,
+        window=[window] * len(kept),
+        search_snr=np.array([r.snr for r, _ in kept]),
+        witness=white[:, 1:],
+        strain=white[:, 0],
+        gate=gate,
+        strain_psd=np.repeat(psd[:1].numpy(), len(kept), axis=0),
+        channels=witnesses,
+        sample_rate=rate,
+        truth=truth_white,
+    )
+    return segments, skipped

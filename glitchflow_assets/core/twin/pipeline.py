@@ -1,0 +1,180 @@
+"""The time-domain twin end to end, without Dagster: fit on the training events of a dataset's split, judge on
+validation, predict the held-out test events; clean a window and search it again; write the GWF frames."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glitchflow_assets.core.events import EventSearchConfig, window_events
+from glitchflow_assets.core.frame_writer import Series, frame_file_name, write_gwf
+from glitchflow_assets.core.raw_segments import read_data, read_summary
+from glitchflow_assets.core.twin.cleaning import EventComparison, compare_events, subtract_glitches
+from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
+from glitchflow_assets.core.twin.prediction import Prediction, predict
+from glitchflow_assets.core.twin.scoring import WaveformScores
+from glitchflow_assets.core.twin.waveform_set import place
+from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerConfig, WienerFilter
+
+SYNTH, CLEAN = "SYNTH", "CLEAN"  # the twin's frame channels: PREFIX:GLITCHFLOW_SYNTH and PREFIX:GLITCHFLOW_CLEAN
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+    wiener: WienerConfig = field(default_factory=WienerConfig)
+    min_validation_events: int = 10
+
+
+@dataclass(frozen=True)
+class WindowFiles:
+    """One window's ``raw_strain_segments`` file and its glitch events (a glitch_events table)."""
+
+    key: str
+    raw: Path
+    events: pd.DataFrame
+
+
+@dataclass
+class TwinFit:
+    model: WienerFilter
+    validation: WaveformScores
+    test_segments: EventSegments
+    test_prediction: Prediction
+    test: WaveformScores
+    skipped: list[tuple[float, str]]
+
+    def verdict(self, config: TwinConfig) -> tuple[bool, str]:
+        """The gate: finite predictions, enough validation events, and cleaning validation events removes power (with truth:
+        removes glitch SNR). A filter that predicts nothing, or NaN, fails."""
+        v = self.validation.summary()
+        finite = bool(np.isfinite(self.validation.table.to_numpy(dtype=float)).all())
+        enough = v["events"] >= config.min_validation_events
+        removes = v["median_excess_power_after"] < 0.9 * v["median_excess_power_before"]
+        truth_ok = v.get("median_snr_removed_fraction", 1.0) > 0
+        passed = finite and enough and removes and truth_ok
+        text = (
+            f"{int(v['events'])} validation events (>= {config.min_validation_events}: {enough}); finite: {finite}; median excess power "
+            f"{v['median_excess_power_before']:.1f} -> {v['median_excess_power_after']:.1f} after cleaning (< 90 %: {removes})"
+        )
+        if "median_mismatch" in v:
+            text += f"; median mismatch {v['median_mismatch']:.3f}, SNR removed {100 * v['median_snr_removed_fraction']:.0f} %"
+        return passed, text
+
+
+def _events_in(events: pd.DataFrame, gps: np.ndarray) -> pd.DataFrame:
+    return events[np.isin(np.round(events.gps.to_numpy(), 6), np.round(gps, 6))]
+
+
+def fit_twin(
+    windows: Iterable[WindowFiles],
+    splits: dict[str, dict[str, np.ndarray]],
+    witnesses: list[str],
+    config: TwinConfig = TwinConfig(),
+    truth: TruthFunction | None = None,
+) -> TwinFit:
+    """Fit the Wiener twin on the ``train`` events of ``splits`` (``{split: {window key: gps}}``, from the dataset), score
+    it on ``validation`` and predict ``test``. Windows are read one at a time; their training spectra are summed."""
+    accumulator: WienerAccumulator | None = None
+    held: dict[str, list[EventSegments]] = {"validation": [], "test": []}
+    skipped: list[tuple[float, str]] = []
+    for w in windows:
+        wanted = np.concatenate([splits[s].get(w.key, np.zeros(0)) for s in splits])
+        segments, left_out = event_segments(w.raw, w.key, _events_in(w.events, wanted), witnesses, config.segments, truth)
+        skipped += left_out
+        if segments is None:
+            continue
+        in_split = {s: np.isin(np.round(segments.gps, 6), np.round(splits[s].get(w.key, np.zeros(0)), 6)) for s in splits}
+        if in_split["train"].any():
+            if accumulator is None:
+                accumulator = WienerAccumulator(witnesses, segments.sample_rate, segments.witness.shape[-1], config.wiener)
+            accumulator.add(segments.subset(in_split["train"]))
+        for s in held:
+            if in_split[s].any():
+                held[s].append(segments.subset(in_split[s]))
+    if accumulator is None or not held["validation"] or not held["test"]:
+        raise ValueError("the time-domain twin needs train, validation and test events with valid data")
+    model = accumulator.solve()
+    validation = EventSegments.concatenate(held["validation"])
+    v_pred = predict(model, validation)
+    test = EventSegments.concatenate(held["test"])
+    t_pred = predict(model, test)
+    return TwinFit(
+        model,
+        WaveformScores.of(v_pred.whitened, validation.strain, validation.gate, validation.truth),
+        test,
+        t_pred,
+        WaveformScores.of(t_pred.whitened, test.strain, test.gate, test.truth),
+        skipped,
+    )
+
+
+def twin_channel(strain_channel: str, kind: str) -> str:
+    """``V1:Hrec_hoft_16384Hz`` -> ``V1:GLITCHFLOW_SYNTH`` (``kind`` SYNTH or CLEAN)."""
+    return f"{strain_channel.split(':')[0]}:GLITCHFLOW_{kind}"
+
+
+def twin_frame_path(directory: Path, strain_channel: str, kind: str, gps_start: int, duration: int) -> Path:
+    return directory / frame_file_name(strain_channel[0], f"GLITCHFLOW_{kind}", gps_start, duration)
+
+
+def write_synthetic_frames(
+    directory: Path, strain_channel: str, glitches: np.ndarray, starts: np.ndarray, windows: list[tuple[int, int]], rate: float
+) -> list[Path]:
+    """One frame per window span ``(gps, duration)`` holding ``PREFIX:GLITCHFLOW_SYNTH``: the glitches in strain units
+    at their GPS times, zero elsewhere."""
+    paths = []
+    for gps, duration in windows:
+        data = place(glitches, starts, rate, gps, int(duration * rate))
+        series = Series(twin_channel(strain_channel, SYNTH), data, gps, rate, "strain")
+        paths.append(write_gwf(twin_frame_path(directory, strain_channel, SYNTH, gps, duration), [series]))
+    return paths
+
+
+@dataclass
+class CleanedWindow:
+    """``cleaned`` and ``synthetic`` ``[time]`` over the window only (no margins) from GPS ``gps_start``."""
+
+    gps_start: int
+    duration: int
+    sample_rate: float
+    cleaned: np.ndarray
+    synthetic: np.ndarray
+    comparison: EventComparison
+    predicted: int
+    skipped: list[tuple[float, str]]
+
+
+def clean_window(
+    raw: Path, events: pd.DataFrame, model: WienerFilter, config: TwinConfig = TwinConfig(), search: EventSearchConfig | None = None
+) -> CleanedWindow:
+    """Subtract the twin's glitches from a window's strain (only at events where it predicts one) and run the event
+    search on the result, over the same data and margins as the original search."""
+    summary = read_summary(raw)
+    rate, (start, end) = float(summary.attrs["sample_rate"]), summary.window_span
+    data, _, t0 = read_data(raw, [summary.strain.name])
+    strain = data[0].astype(np.float64)
+    segments, skipped = event_segments(raw, "", events, model.channels, config.segments)
+    if segments is None:
+        cleaned, synthetic, predicted = strain, np.zeros_like(strain), 0
+    else:
+        prediction = predict(model, segments)
+        cleaned, synthetic = subtract_glitches(strain, t0, rate, prediction.glitches(), segments.t0)
+        predicted = int((prediction.amplitude > 0).sum())
+    after, _ = window_events(cleaned, t0, rate, summary.strain.segments, (start, end), search or EventSearchConfig())
+    i0, n = int(round((start - t0) * rate)), int(round((end - start) * rate))
+    return CleanedWindow(
+        int(start), int(end - start), rate, cleaned[i0 : i0 + n], synthetic[i0 : i0 + n], compare_events(events, after), predicted, skipped
+    )
+
+
+def write_cleaned_frame(directory: Path, strain_channel: str, result: CleanedWindow) -> Path:
+    """One frame of the window with ``PREFIX:GLITCHFLOW_CLEAN`` (strain minus the twin's glitches) and
+    ``PREFIX:GLITCHFLOW_SYNTH`` (what was subtracted)."""
+    series = [
+        Series(twin_channel(strain_channel, CLEAN), result.cleaned, result.gps_start, result.sample_rate, "strain"),
+        Series(twin_channel(strain_channel, SYNTH), result.synthetic, result.gps_start, result.sample_rate, "strain"),
+    ]
+    return write_gwf(twin_frame_path(directory, strain_channel, CLEAN, result.gps_start, result.duration), series)
