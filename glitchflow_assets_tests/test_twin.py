@@ -14,6 +14,7 @@ from glitchflow_assets.cli import main
 from glitchflow_assets.core.dsp import colour, psd_median, whiten
 from glitchflow_assets.core.events import find_events
 from glitchflow_assets.core.frame_writer import Series, read_gwf, write_gwf
+from glitchflow_assets.core.frames import FrameError
 from glitchflow_assets.core.resample import resample
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.truth import StrainTruth
@@ -188,3 +189,11 @@ def test_strain_truth_is_the_glitch_in_the_frames(sim_frames):
     centre = slice(6 * RATE, 10 * RATE)
     assert np.sum(before[centre] ** 2) - 4 * RATE > 0.5 * loud.snr**2
     assert abs(np.sum(after[centre] ** 2) / (4 * RATE) - 1) < 0.1
+
+
+def test_a_truncated_frame_is_refused_before_gwpy_reads_it(tmp_path):
+    """inject reads other people's frames in process: a cut file must be an error naming it, not a crash."""
+    path = write_gwf(tmp_path / "V-X-1400000118-1.gwf", [Series("V1:X", np.zeros(RATE), 1400000118, RATE)])
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(FrameError, match="V-X-1400000118-1.gwf"):
+        read_gwf(path)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glitchflow_assets.core.frames import check_gwf_framing
 from glitchflow_assets.core.storage import atomic_path
 
 
@@ -35,14 +36,17 @@ def write_gwf(path: str | Path, series: list[Series]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         frames.write(str(tmp), format="gwf")
+        check_gwf_framing(tmp)  # LALFrame may not notice a short write (a full disk): never publish half a frame
     return path
 
 
 def read_gwf(path: str | Path, channels: list[str] | None = None) -> dict[str, Series]:
-    """Every channel of a GWF file (or the named ones) as :class:`Series`, read through gwpy."""
+    """Every channel of a GWF file (or the named ones) as :class:`Series`, read through gwpy; a truncated file raises
+    :class:`~glitchflow_assets.core.frames.FrameError` naming it."""
     from gwpy.io.gwf import iter_channel_names
     from gwpy.timeseries import TimeSeriesDict
 
+    check_gwf_framing(Path(path))  # LALFrame crashes the process on a truncated file: refuse it first
     names = list(channels) if channels is not None else list(iter_channel_names(str(path)))
     frames = TimeSeriesDict.read(str(path), names, format="gwf")
     return {
