@@ -1,7 +1,7 @@
 """The pipeline as declared in the graph: what Dagster's automation requests as windows arrive and cron ticks pass,
 evaluated with Dagster's own evaluator on recorded materializations (nothing is executed)."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -9,7 +9,20 @@ import pytest
 
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.names import EVALUATION, EVENTS, JOBS, RAW, SCORES, SELECTION, SPECTROGRAMS, SPLIT, SYNTHETIC, TRAINED
+from glitchflow_assets.defs.names import (
+    CLEANED,
+    EVALUATION,
+    EVENTS,
+    JOBS,
+    RAW,
+    SCORES,
+    SELECTION,
+    SPECTROGRAMS,
+    SPLIT,
+    SYNTHETIC,
+    TRAINED,
+    WAVEFORMS,
+)
 
 WINDOWS = ["2024-05-17T16:55", "2024-05-17T18:00"]  # an early window and a later one: both must flow, not only the latest
 
@@ -61,25 +74,44 @@ def test_new_windows_flow_through_the_window_stages_and_run_level_stages_wait_fo
     automation.record(SELECTION)
     assert automation.tick(automation.t0 + timedelta(minutes=56)) == {SPECTROGRAMS: set(WINDOWS)}
     automation.record(SPECTROGRAMS, WINDOWS)
-    model_stages = {SPLIT: {None}, TRAINED: {None}, EVALUATION: {None}, SYNTHETIC: {None}}
+    model_stages = {SPLIT: {None}, WAVEFORMS: {None}, TRAINED: {None}, EVALUATION: {None}, SYNTHETIC: {None}}
     assert automation.tick(automation.t0 + timedelta(minutes=57)) == model_stages
     for asset in model_stages:
         automation.record(asset)
+    # the refitted time-domain twin cleans every window again
+    assert automation.tick(automation.t0 + timedelta(minutes=58)) == {CLEANED: set(WINDOWS)}
+    automation.record(CLEANED, WINDOWS)
     # no new window: the next tick refreshes nothing
     assert automation.tick(automation.t0 + timedelta(minutes=115)) == {}
-    # a late window flows through every window stage (the selection exists now); then, over the next two hours of
-    # ticks, the run-level stages refresh once each and every spectrogram follows the refreshed selection once
+    # a late window flows through every window stage (the selection exists now, and the twin: it is cleaned too); then
+    # over the next two hours of ticks the run-level stages refresh once per tick that has new inputs
     late = "2024-05-17T19:00"
     automation.record(RAW, [late])
-    assert automation.tick(automation.t0 + timedelta(minutes=116)) == {EVENTS: {late}, SCORES: {late}, SPECTROGRAMS: {late}}
-    for asset in (EVENTS, SCORES, SPECTROGRAMS):
+    assert automation.tick(automation.t0 + timedelta(minutes=116)) == {
+        EVENTS: {late},
+        SCORES: {late},
+        SPECTROGRAMS: {late},
+        CLEANED: {late},
+    }
+    for asset in (EVENTS, SCORES, SPECTROGRAMS, CLEANED):
         automation.record(asset, [late])
-    counts = Counter()
+    counts, hours = Counter(), defaultdict(list)
     for minute in range(117, 240, 3):
-        for asset, partitions in automation.tick(automation.t0 + timedelta(minutes=minute)).items():
+        at = automation.t0 + timedelta(minutes=minute)
+        for asset, partitions in automation.tick(at).items():
             counts.update({asset: len(partitions)})
+            hours[asset] += [at.hour] if partitions == {None} else []
             automation.record(asset, partitions)
-    assert counts == {SELECTION: 1, SPECTROGRAMS: len(WINDOWS) + 1, **dict.fromkeys(model_stages, 1)}
+    # run-level stages refresh at most once per cron interval: at the first tick the late window's spectrogram, at the
+    # next the spectrograms of the refreshed selection; the selection itself once; every window cleaned after each refit
+    assert all(len(h) == len(set(h)) for h in hours.values()), hours
+    assert counts == {
+        SELECTION: 1,
+        SPECTROGRAMS: len(WINDOWS) + 1,
+        CLEANED: 2 * (len(WINDOWS) + 1),
+        **dict.fromkeys(model_stages, 2),
+    }
+    assert automation.tick(automation.t0 + timedelta(minutes=300)) == {}  # and then it rests
 
 
 def test_every_asset_is_in_exactly_one_job_and_every_stage_but_ingest_is_automated():
