@@ -7,7 +7,8 @@ these conditions, on by default where the registry says ``watch: true``).
 - Run-level stages that aggregate many windows (channel selection, dataset, training) refresh at most once per
   interval of the run's ``refresh_cron`` (registry; UTC): at a tick when inputs were updated since their last
   refresh, or at the first input update after a quiet tick - a retraining per new window would be wasteful, and no
-  window is left out because it arrived just before a tick. The evaluation and the synthetic set follow the model.
+  window is left out because it arrived just before a tick. The evaluation and the synthetic set follow the model,
+  the time-domain twin (``glitch_waveforms``) follows the dataset, and ``cleaned_strain`` follows the twin.
   A refreshed selection is followed by every spectrogram window (Dagster's condition sees the update, not whether
   the selected channels changed); their data versions then mark what actually changed.
 """
