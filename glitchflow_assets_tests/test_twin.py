@@ -13,8 +13,9 @@ from scipy.signal import butter, sosfilt
 from glitchflow_assets.cli import main
 from glitchflow_assets.core.dsp import colour, psd_median, whiten
 from glitchflow_assets.core.events import find_events
-from glitchflow_assets.core.frame_writer import Series, read_gwf, write_gwf
-from glitchflow_assets.core.frames import FrameError
+from glitchflow_assets.core.frame_decoder import read_file
+from glitchflow_assets.core.frame_writer import write_gwf
+from glitchflow_assets.core.frames import ChannelData, FrameError
 from glitchflow_assets.core.resample import resample
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.truth import StrainTruth
@@ -33,7 +34,7 @@ RATE = 4096
 
 def test_colour_inverts_whiten_in_band(sim_frames):
     """A glitch whitened by a strain PSD and re-coloured comes back (in band, where the strain ASD holds it)."""
-    strain = read_gwf(sorted(sim_frames.glob("*.gwf"))[1], ["V1:Hrec_hoft_16384Hz"])["V1:Hrec_hoft_16384Hz"]
+    strain = read_file(sorted(sim_frames.glob("*.gwf"))[1], ["V1:Hrec_hoft_16384Hz"])["V1:Hrec_hoft_16384Hz"]
     data = torch.as_tensor(resample(strain.data, strain.sample_rate, RATE))
     psd = psd_median(data, RATE, 4.0)
     t = np.arange(8 * RATE) / RATE - 4.0
@@ -47,10 +48,10 @@ def test_colour_inverts_whiten_in_band(sim_frames):
 
 def test_gwf_round_trip_through_gwpy(tmp_path):
     rng = np.random.default_rng(0)
-    series = [Series("V1:GLITCHFLOW_SYNTH", rng.standard_normal(4 * RATE) * 1e-21, 1400000118, RATE, "strain")]
+    series = [ChannelData("V1:GLITCHFLOW_SYNTH", rng.standard_normal(4 * RATE) * 1e-21, 1400000118, RATE, "strain")]
     path = write_gwf(tmp_path / "V-GLITCHFLOW_SYNTH-1400000118-4.gwf", series)
-    (back,) = read_gwf(path).values()
-    assert back.channel == "V1:GLITCHFLOW_SYNTH" and back.t0 == 1400000118 and back.sample_rate == RATE
+    (back,) = read_file(path).values()
+    assert back.name == "V1:GLITCHFLOW_SYNTH" and back.t0 == 1400000118 and back.sample_rate == RATE
     np.testing.assert_array_equal(back.data, series[0].data)
 
 
@@ -137,7 +138,7 @@ def _quiet_strain_frames(directory, gps: int, seconds: int):
 def test_injected_glitches_are_found_at_their_gps_times(tmp_path):
     gps0 = 1400000118
     _quiet_strain_frames(tmp_path / "frames", gps0, 64)
-    strain = read_gwf(tmp_path / "frames" / f"V-V1SIM-{gps0}-32.gwf")["V1:Hrec_hoft_16384Hz"]
+    strain = read_file(tmp_path / "frames" / f"V-V1SIM-{gps0}-32.gwf")["V1:Hrec_hoft_16384Hz"]
     psd = psd_median(torch.as_tensor(resample(strain.data, strain.sample_rate, RATE)), RATE, 4.0)
     t = np.arange(4 * RATE) / RATE - 2.0
     times = np.array([gps0 + 20.3, gps0 + 45.7])
@@ -163,12 +164,12 @@ def test_injected_glitches_are_found_at_their_gps_times(tmp_path):
     assert sorted(catalogue.injected_gps) == pytest.approx(times)
     for directory, expect in (("frames", 0), ("out", 2)):
         data = np.concatenate(
-            [read_gwf(tmp_path / directory / f"V-V1SIM-{g}-32.gwf")["V1:Hrec_hoft_16384Hz"].data for g in (gps0, gps0 + 32)]
+            [read_file(tmp_path / directory / f"V-V1SIM-{g}-32.gwf")["V1:Hrec_hoft_16384Hz"].data for g in (gps0, gps0 + 32)]
         )
         events, _ = find_events(resample(data, 16384, RATE), gps0, RATE, [(gps0, gps0 + 64)])
         found = [g for g in times if len(events) and np.min(np.abs(events.gps - g)) < 0.05]
         assert len(found) == expect, (directory, events[["gps", "snr"]])
-    assert len(read_gwf(tmp_path / "out" / f"V-V1SIM-{gps0}-32.gwf")) == 1  # every channel copied, nothing else added
+    assert len(read_file(tmp_path / "out" / f"V-V1SIM-{gps0}-32.gwf")) == 1  # every channel copied, nothing else added
 
 
 def test_strain_truth_is_the_glitch_in_the_frames(sim_frames):
@@ -176,7 +177,7 @@ def test_strain_truth_is_the_glitch_in_the_frames(sim_frames):
     table = load_truth(sim_frames)
     loud = table[table.role == "strain"].sort_values("snr").iloc[-1]
     frames = sorted(sim_frames.glob("*.gwf"))
-    strains = [read_gwf(p, ["V1:Hrec_hoft_16384Hz"])["V1:Hrec_hoft_16384Hz"] for p in frames]
+    strains = [read_file(p, ["V1:Hrec_hoft_16384Hz"])["V1:Hrec_hoft_16384Hz"] for p in frames]
     data = resample(np.concatenate([s.data for s in strains]), 16384, RATE)
     t0 = strains[0].t0
     start = int(np.floor(loud.gps)) - 8
@@ -192,8 +193,8 @@ def test_strain_truth_is_the_glitch_in_the_frames(sim_frames):
 
 
 def test_a_truncated_frame_is_refused_before_gwpy_reads_it(tmp_path):
-    """inject reads other people's frames in process: a cut file must be an error naming it, not a crash."""
-    path = write_gwf(tmp_path / "V-X-1400000118-1.gwf", [Series("V1:X", np.zeros(RATE), 1400000118, RATE)])
+    """inject reads other people's frames: a cut file must be an error naming it, not a crash."""
+    path = write_gwf(tmp_path / "V-X-1400000118-1.gwf", [ChannelData("V1:X", np.zeros(RATE), 1400000118, RATE, "")])
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(FrameError, match="V-X-1400000118-1.gwf"):
-        read_gwf(path)
+        read_file(path)

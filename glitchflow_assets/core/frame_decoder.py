@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels
+from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels, parse_frame_name
 
 # A decoder that has not answered within this time is presumed hung (e.g. on a stalled network mount).
 TIMEOUT_S = float(os.environ.get("GLITCHFLOW_FRAME_READ_TIMEOUT_S", "300"))
@@ -61,6 +61,13 @@ def probe(frame: FrameFile, kind: str, strain_channel: str) -> FrameContents:
     """Channels and frame spans of ``frame``, from its table of contents (no samples decoded)."""
     reply, _ = _WORKER.call({"op": "probe", "path": str(frame.path), "kind": kind, "strain": strain_channel}, frame)
     return FrameContents(frozenset(reply["channels"]), tuple((float(s), float(e)) for s, e in reply["spans"]))
+
+
+def read_file(path: str | Path, channels: list[str] | None = None) -> dict[str, ChannelData]:
+    """Every channel of the GWF file at ``path`` (or the named ones) over the span its name declares."""
+    frame = parse_frame_name(path)
+    names = sorted(probe(frame, "gwf", "").channels) if channels is None else channels
+    return read(frame, names, "gwf", frame.gps_start, frame.gps_end)
 
 
 def read(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, sosfilt
 
-from glitchflow_assets.core.frame_writer import Series, frame_file_name, write_gwf
+from glitchflow_assets.core.frame_writer import frame_file_name, write_gwf
+from glitchflow_assets.core.frames import ChannelData
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.waveforms import (
@@ -251,7 +252,7 @@ def write_frame(path: Path, t0: int, length: int, scenario: Scenario, renderers:
     for r in renderers:
         fs = r.spec.sample_rate
         dtype = np.float64 if r.spec.role == "strain" else np.float32
-        series.append(Series(r.spec.name, r.samples(t0 * fs, length * fs, glitches).astype(dtype), t0, fs, r.spec.unit))
+        series.append(ChannelData(r.spec.name, r.samples(t0 * fs, length * fs, glitches).astype(dtype), t0, fs, r.spec.unit))
     return write_gwf(path, series)
 
 

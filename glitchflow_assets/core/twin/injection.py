@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.frame_writer import Series, read_gwf, write_gwf
-from glitchflow_assets.core.frames import scan_frame_dir
+from glitchflow_assets.core import frame_decoder
+from glitchflow_assets.core.frame_writer import write_gwf
+from glitchflow_assets.core.frames import ChannelData, scan_frame_dir
 from glitchflow_assets.core.resample import resample
 from glitchflow_assets.core.storage import atomic_path
 from glitchflow_assets.core.twin.waveform_set import place, read_waveform_set
@@ -34,7 +35,7 @@ def inject(
         raise FileNotFoundError(f"{frames_dir}: no GWF frame files to inject into" + (f" ({reasons})" if reasons else ""))
     out, rows = Path(out_dir), []
     for frame, _ in frames:
-        series = read_gwf(frame.path)
+        series = frame_decoder.read_file(frame.path)  # in the decoder process: a damaged file cannot crash this one
         if channel not in series:
             raise KeyError(f"{frame.path}: channel {channel} not in the frame (has {', '.join(sorted(series))})")
         strain = series[channel]
@@ -44,7 +45,9 @@ def inject(
         if inside.any():
             native = resample(glitches[inside].ravel(), rate, strain.sample_rate).reshape(int(inside.sum()), -1)
             added = place(native, starts[inside], strain.sample_rate, strain.t0, len(strain.data))
-            series[channel] = Series(channel, strain.data + added.astype(strain.data.dtype), strain.t0, strain.sample_rate, strain.unit)
+            series[channel] = ChannelData(
+                channel, strain.data + added.astype(strain.data.dtype), strain.t0, strain.sample_rate, strain.unit
+            )
         write_gwf(out / frame.path.name, list(series.values()))
         for i in np.flatnonzero(inside):
             rows.append(

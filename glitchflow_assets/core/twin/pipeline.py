@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from glitchflow_assets.core.events import EventSearchConfig, window_events
-from glitchflow_assets.core.frame_writer import Series, frame_file_name, write_gwf
+from glitchflow_assets.core.frame_writer import frame_file_name, write_gwf
+from glitchflow_assets.core.frames import ChannelData
 from glitchflow_assets.core.raw_segments import read_data, read_summary
 from glitchflow_assets.core.twin.cleaning import EventComparison, compare_events, subtract_glitches
 from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
@@ -128,7 +129,7 @@ def write_synthetic_frames(
     paths = []
     for gps, duration in windows:
         data = place(glitches, starts, rate, gps, int(duration * rate))
-        series = Series(twin_channel(strain_channel, SYNTH), data, gps, rate, "strain")
+        series = ChannelData(twin_channel(strain_channel, SYNTH), data, gps, rate, "strain")
         paths.append(write_gwf(twin_frame_path(directory, strain_channel, SYNTH, gps, duration), [series]))
     return paths
 
@@ -174,7 +175,7 @@ def write_cleaned_frame(directory: Path, strain_channel: str, result: CleanedWin
     """One frame of the window with ``PREFIX:GLITCHFLOW_CLEAN`` (strain minus the twin's glitches) and
     ``PREFIX:GLITCHFLOW_SYNTH`` (what was subtracted)."""
     series = [
-        Series(twin_channel(strain_channel, CLEAN), result.cleaned, result.gps_start, result.sample_rate, "strain"),
-        Series(twin_channel(strain_channel, SYNTH), result.synthetic, result.gps_start, result.sample_rate, "strain"),
+        ChannelData(twin_channel(strain_channel, CLEAN), result.cleaned, result.gps_start, result.sample_rate, "strain"),
+        ChannelData(twin_channel(strain_channel, SYNTH), result.synthetic, result.gps_start, result.sample_rate, "strain"),
     ]
     return write_gwf(twin_frame_path(directory, strain_channel, CLEAN, result.gps_start, result.duration), series)
