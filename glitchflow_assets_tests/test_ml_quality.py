@@ -191,15 +191,20 @@ def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself()
     from glitchflow_assets.core.datasets import DatasetConfig
     from glitchflow_assets.core.ml.data import REPRESENTATIONS
     from glitchflow_assets.core.ml.training import MODEL_SIZES
+    from glitchflow_assets.core.twin.pipeline import METHODS, TwinConfig
     from glitchflow_assets.defs.datasets import DatasetSplitConfig
     from glitchflow_assets.defs.ingest import RawSegmentsConfig
     from glitchflow_assets.defs.model import SyntheticConfig, TrainingConfig
+    from glitchflow_assets.defs.twin import WaveformsConfig
 
-    for config in (TrainingConfig, DatasetSplitConfig, SyntheticConfig, RawSegmentsConfig):
+    for config in (TrainingConfig, DatasetSplitConfig, SyntheticConfig, RawSegmentsConfig, WaveformsConfig):
         assert ":class:" not in (config.__doc__ or "") and "``" not in (config.__doc__ or ""), config
         for name, field in config.model_fields.items():
             assert field.description and ":class:" not in field.description, (config.__name__, name)
     assert DatasetSplitConfig().dataset_config() == DatasetConfig()
+    assert WaveformsConfig().twin_config() == TwinConfig()
+    assert {m.value for m in WaveformsConfig.model_fields["method"].annotation} == set(METHODS)
+    assert WaveformsConfig(method="wiener", epochs=3).twin_config().convnet.epochs == 3
     assert {m.value for m in TrainingConfig.model_fields["model_size"].annotation} == set(MODEL_SIZES)
     assert {m.value for m in TrainingConfig.model_fields["representation"].annotation} == set(REPRESENTATIONS)
     with pytest.raises(ValueError, match="unknown split"):

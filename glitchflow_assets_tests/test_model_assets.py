@@ -25,7 +25,7 @@ from glitchflow_assets.core.twin.waveform_set import read_waveform_set
 from glitchflow_assets.core.windows import window_for_key, windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import QUALITY_GATE, MlflowTracking
-from glitchflow_assets.defs.names import CLEANED, EVALUATION, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS
+from glitchflow_assets.defs.names import CLEANED, EVALUATION, JOBS, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS, job_name
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.twin import WAVEFORM_GATE
 from glitchflow_assets.runner import job_for, materialize_span
@@ -195,7 +195,10 @@ def test_retraining_makes_a_new_version_and_downstream_follows_the_record(pipeli
 
 def test_every_run_is_filed_under_its_job(pipeline):
     """What the UI lists: the stages ran as the run's named jobs, none as an anonymous ephemeral job."""
-    assert {r.job_name for r in pipeline.instance.get_runs()} == {"SIM_ingest", "SIM_selection", "SIM_spectrograms", "SIM_model"}
+    jobs = {r.job_name for r in pipeline.instance.get_runs()}
+    # other tests of this module add runs of these jobs (SIM_cleaning too): the set is checked, not the count
+    assert {"SIM_ingest", "SIM_selection", "SIM_spectrograms", "SIM_model"} <= jobs <= {job_name("SIM", j) for j in JOBS}
+    assert not [j for j in jobs if j.startswith("__")]
 
 
 def test_standard_mlflow_tooling_loads_the_champion_and_generates_from_witness_tiles(pipeline, monkeypatch, tmp_path):
@@ -223,7 +226,7 @@ def test_standard_mlflow_tooling_loads_the_champion_and_generates_from_witness_t
 def test_time_domain_twin_predicts_held_out_glitches_and_cleans_the_windows(pipeline):
     """glitch_waveforms (Wiener twin, tracked and registered) then cleaned_strain for every window, as the UI runs them;
     the frames are read back through gwpy and the numbers judged against the simulator's truth."""
-    result = pipeline.materialize([WAVEFORMS])
+    result = pipeline.materialize([WAVEFORMS], ops={WAVEFORMS: {"epochs": 4}})  # a few epochs: the demo trains longer
     meta = pipeline.metadata(result, WAVEFORMS)
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == WAVEFORM_GATE and check.passed, check.description
@@ -233,7 +236,8 @@ def test_time_domain_twin_predicts_held_out_glitches_and_cleans_the_windows(pipe
     client = MlflowClient(tracking_uri=pipeline.tracking_uri, registry_uri=pipeline.tracking_uri)
     version = client.get_model_version_by_alias("glitchflow-SIM-waveforms", CHAMPION)
     assert f"models:/glitchflow-SIM-waveforms/{version.version}" == meta["model_uri"]
-    assert "wiener" in [a.path for a in client.list_artifacts(meta["mlflow_run_id"])]
+    assert meta["method"] in [a.path for a in client.list_artifacts(meta["mlflow_run_id"])]
+    assert set(json.loads(waves.attrs["methods"])) == {"wiener", "convnet"}  # both fitted and reported, one kept
     loud = waves.scores[waves.scores.true_snr >= 8]
     # 20 minutes train on ~50 events (the demo: ~250): shapes are rough but far from a null prediction (mismatch 1)
     assert len(loud) >= 5 and loud.mismatch.median() < 0.5 and (loud.snr_removed > 0).mean() > 0.7

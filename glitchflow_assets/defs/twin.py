@@ -3,10 +3,12 @@ events, gated on validation, tracked and registered in MLflow; held-out glitches
 ``cleaned_strain`` per window (strain minus the predicted glitches, as GWF, searched again)."""
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from enum import Enum
 
 import dagster as dg
 import numpy as np
+from pydantic import Field
 
 from glitchflow_assets.core.channel_selection import read_selection
 from glitchflow_assets.core.datasets import dataset_events
@@ -17,16 +19,17 @@ from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
 from glitchflow_assets.core.storage import content_version
 from glitchflow_assets.core.twin.cleaning import write_cleaning_report
 from glitchflow_assets.core.twin.pipeline import (
+    METHODS,
     TwinConfig,
     WindowFiles,
     clean_window,
     fit_twin,
+    load_twin,
     write_cleaned_frame,
     write_synthetic_frames,
 )
 from glitchflow_assets.core.twin.scoring import per_morphology
 from glitchflow_assets.core.twin.waveform_set import write_waveform_set
-from glitchflow_assets.core.twin.wiener import METHOD, WienerFilter
 from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs
 from glitchflow_assets.defs.factory import run_asset
@@ -38,11 +41,36 @@ from glitchflow_assets.defs.signal import selection_file
 from glitchflow_assets.defs.windowed import for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
-FILTER_SUFFIX = ".wiener.h5"
+TWIN_SUFFIX = ".twin.h5"  # the fitted twin (Wiener filter or learned model), HDF5
+
+
+TwinMethod = Enum("TwinMethod", {m: m for m in METHODS}, type=str)
+_T = TwinConfig()
+
+
+class WaveformsConfig(dg.Config):
+    """How the time-domain twin is fitted (core: TwinConfig and ConvNetConfig)."""
+
+    method: TwinMethod = Field(
+        TwinMethod(_T.method),
+        description="auto: fit the Wiener filter and the learned network, keep the better on validation; or one of the two",
+    )
+    epochs: int = Field(_T.convnet.epochs, description="most epochs to train the network (early stopping may end sooner)")
+    time_budget_s: float = Field(_T.convnet.time_budget_s, description="training stops after the epoch crossing this many seconds")
+    seed: int = Field(_T.convnet.seed, description="seeds the network's initialisation, shuffling and sign flips")
+    min_validation_events: int = Field(_T.min_validation_events, description="gate: validation events needed to judge the twin")
+
+    def twin_config(self) -> TwinConfig:
+        convnet = replace(_T.convnet, epochs=self.epochs, time_budget_s=self.time_budget_s, seed=self.seed)
+        return replace(_T, method=self.method.value, convnet=convnet, min_validation_events=self.min_validation_events)
 
 
 def waveform_model_name(run: str) -> str:
     return f"glitchflow-{run}-waveforms"
+
+
+def _rounded(summary: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in summary.items()}
 
 
 def _window_files(storage: GlitchflowStorage, run: ObservingRun, keys: list[str]):
@@ -53,7 +81,7 @@ def _window_files(storage: GlitchflowStorage, run: ObservingRun, keys: list[str]
 
 
 def fit_waveforms(
-    context: dg.AssetExecutionContext, run: ObservingRun, storage: GlitchflowStorage, mlflow: MlflowTracking
+    context: dg.AssetExecutionContext, run: ObservingRun, config: WaveformsConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
     """Fit the twin on the dataset's train events, gate it on validation, predict the test events; write and track."""
     dataset = storage.run_file(run.name, SPLIT)
@@ -62,27 +90,36 @@ def fit_waveforms(
     simulated = StrainTruth.available(run.frames.path)
     truth = StrainTruth(run.frames.path).glitch if simulated else None
     keys = sorted(set().union(*(set(d) for d in splits.values())))
-    config = TwinConfig()
-    try:
-        fit = fit_twin(_window_files(storage, run, keys), splits, witnesses, config, truth)
-    except ValueError as exc:
-        raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
-    passed, verdict = fit.verdict(config)
+    config = config.twin_config()
     tracker = mlflow.tracker()
     dataset_version = data_version_of(context, asset_key(run.name, SPLIT))
     lineage = lineage_tags(context, run, dataset_version)
     path = storage.run_file(run.name, WAVEFORMS)
-    filter_path = storage.run_file(run.name, WAVEFORMS, FILTER_SUFFIX)
+    model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
     name = waveform_model_name(run.name)
-    test_summary = fit.test.summary()
-    with tracker.run(name, f"{run.name}/{WAVEFORMS}", lineage | {"method": METHOD}) as run_id:
-        fit.model.save(filter_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
-        params = {"method": METHOD, "witnesses": json.dumps(witnesses), **asdict(config.wiener), **asdict(config.segments)}
-        tracker.log_params(run_id, params)
+    with tracker.run(name, f"{run.name}/{WAVEFORMS}", lineage) as run_id:
+        params = {"method": config.method, "witnesses": json.dumps(witnesses), **asdict(config.wiener), **asdict(config.segments)}
+        tracker.log_params(run_id, params | {f"convnet_{k}": v for k, v in config.convnet.to_dict().items()})
+
+        def on_epoch(metrics: dict) -> None:
+            context.log.info(f"{run.name}/{WAVEFORMS} convnet epoch {metrics['epoch']}: validation loss {metrics['validation_loss']:.5f}")
+            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step=metrics["epoch"])
+
+        try:
+            fit = fit_twin(_window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)
+        except ValueError as exc:
+            raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
+        fit.model.save(model_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
+        tracker.set_tags(run_id, {"method": fit.method})
+        for method, (validation, test) in fit.candidates.items():  # every method fitted, the kept one unprefixed too
+            tracker.log_metrics(run_id, {f"{method}_validation_{k}": v for k, v in validation.summary().items()})
+            tracker.log_metrics(run_id, {f"{method}_test_{k}": v for k, v in test.summary().items()})
         tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in fit.validation.summary().items()})
-        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test_summary.items()})
-        tracker.log_bytes(run_id, filter_path.read_bytes(), f"{METHOD}/{filter_path.name}")
-    ref = tracker.register(name, run_id, {"dataset_version": dataset_version, "method": METHOD}, artifact=METHOD)
+        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in fit.test.summary().items()})
+        tracker.log_bytes(run_id, model_path.read_bytes(), f"{fit.method}/{model_path.name}")
+    passed, verdict = fit.verdict(config)
+    test_summary = fit.test.summary()
+    ref = tracker.register(name, run_id, {"dataset_version": dataset_version, "method": fit.method}, artifact=fit.method)
     if passed:
         tracker.promote(ref, CHAMPION)
     test = fit.test_segments
@@ -94,10 +131,12 @@ def fit_waveforms(
         "sample_rate": test.sample_rate,
         "strain_channel": run.strain_channel,
         "channels": json.dumps(witnesses),
-        "method": METHOD,
+        "method": fit.method,
         "model_uri": ref.uri,
         "dataset_version": dataset_version,
         "segment_s": config.segments.segment_s,
+        # every method fitted, scored on the same events: the learned model always has its Wiener baseline beside it
+        "methods": json.dumps({m: {"validation": v.summary(), "test": t.summary()} for m, (v, t) in fit.candidates.items()}),
     }
     write_waveform_set(
         path,
@@ -122,7 +161,11 @@ def fit_waveforms(
         "witnesses": dg.MetadataValue.json(witnesses),
         "test_events": len(test),
         "skipped_events": len(fit.skipped),
-        **{f"test_{k}": round(v, 4) for k, v in test_summary.items()},
+        "method": fit.method,
+        **{f"test_{k}": v for k, v in _rounded(test_summary).items()},
+        "methods": dg.MetadataValue.json(
+            {m: {"validation": _rounded(v.summary()), "test": _rounded(t.summary())} for m, (v, t) in fit.candidates.items()}
+        ),
     }
     if simulated:
         morphology = true_strain_glitches(run.frames.path, fit.test_segments.gps).morphology
@@ -156,13 +199,16 @@ def glitch_waveforms(run: ObservingRun) -> dg.AssetsDefinition:
             )
         ],
         description="Time-domain twin: a multi-channel Wiener filter from the selected witnesses (whitened, denoised in "
-        "time-frequency) to the whitened strain, fitted on the train events of dataset_split; the held-out test glitches "
+        "time-frequency) to the whitened strain and a 1-D convolutional U-Net correcting it, both fitted on the train events "
+        "of dataset_split, the better on validation kept (both reported, tracked in MLflow); the held-out test glitches "
         "predicted from the witnesses alone, 8 s per event at the analysis rate, whitened and in strain units, with their "
         "amplitude fitted on the strain, GPS, channels, model URI and dataset version (HDF5), and as GWF frames of the "
         "channel PREFIX:GLITCHFLOW_SYNTH. Simulated runs: mismatch and SNR removed against the simulator's truth.",
     )
-    def _waveforms(context: dg.AssetExecutionContext, storage: GlitchflowStorage, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        return fit_waveforms(context, run, storage, mlflow)
+    def _waveforms(
+        context: dg.AssetExecutionContext, config: WaveformsConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
+    ) -> dg.MaterializeResult:
+        return fit_waveforms(context, run, config, storage, mlflow)
 
     return _waveforms
 
@@ -173,10 +219,10 @@ def cleaning_report_path(storage: GlitchflowStorage, run: ObservingRun, window: 
 
 def clean_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
     """Subtract the twin's glitches from one window's strain, write the frame, search it again and report."""
-    filter_path = storage.run_file(run.name, WAVEFORMS, FILTER_SUFFIX)
-    if not filter_path.exists():
-        raise dg.Failure(description=f"{run.name}/{WAVEFORMS} has no fitted twin yet ({filter_path})")
-    model = WienerFilter.load(filter_path)
+    model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
+    if not model_path.exists():
+        raise dg.Failure(description=f"{run.name}/{WAVEFORMS} has no fitted twin yet ({model_path})")
+    model = load_twin(model_path)
     events = read_events(storage.window_file(run.name, EVENTS, window)).events
     result = clean_window(storage.window_file(run.name, RAW, window), events, model)
     path = storage.window_file(run.name, CLEANED, window)
@@ -185,7 +231,7 @@ def clean_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Windo
     write_cleaning_report(
         cleaning_report_path(storage, run, window),
         result.comparison,
-        {"run": run.name, "window": window.key, "frame": frame.name, "model": str(filter_path)},
+        {"run": run.name, "window": window.key, "frame": frame.name, "model": str(model_path)},
     )
     kept = table[~table.removed]
     return dg.MaterializeResult(
@@ -196,6 +242,7 @@ def clean_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Windo
             "removed_fraction": round(result.comparison.removed_fraction(), 3) if len(table) else 0.0,
             "median_residual_snr": round(float(np.median(kept.snr_after)), 2) if len(kept) else 0.0,
             "new_events": len(result.comparison.new),
+            "new_events_elsewhere": len(result.comparison.elsewhere),
             "events": metadata_table(table.round(3)),
         }
     )

@@ -1,7 +1,7 @@
 """The time-domain twin end to end, without Dagster: fit on the training events of a dataset's split, judge on
 validation, predict the held-out test events; clean a window and search it again; write the GWF frames."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +12,10 @@ from glitchflow_assets.core.events import EventSearchConfig, window_events
 from glitchflow_assets.core.frame_writer import frame_file_name, write_gwf
 from glitchflow_assets.core.frames import ChannelData
 from glitchflow_assets.core.raw_segments import read_data, read_summary
-from glitchflow_assets.core.twin.cleaning import EventComparison, compare_events, subtract_glitches
+from glitchflow_assets.core.storage import open_hdf5
+from glitchflow_assets.core.twin.cleaning import EventComparison, changed_spans, compare_events, subtract_glitches
+from glitchflow_assets.core.twin.convnet import SCHEMA as CONVNET_SCHEMA
+from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, train_convnet
 from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
 from glitchflow_assets.core.twin.prediction import Prediction, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores
@@ -20,13 +23,32 @@ from glitchflow_assets.core.twin.waveform_set import place
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerConfig, WienerFilter
 
 SYNTH, CLEAN = "SYNTH", "CLEAN"  # the twin's frame channels: PREFIX:GLITCHFLOW_SYNTH and PREFIX:GLITCHFLOW_CLEAN
+METHODS = ("auto", "wiener", "convnet")  # auto: both fitted, the better on validation kept
+TwinModel = WienerFilter | ConvNetTwin  # both: .channels, .predict(segments) -> whitened [event, time], .save, .training_events
 
 
 @dataclass(frozen=True)
 class TwinConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     wiener: WienerConfig = field(default_factory=WienerConfig)
+    convnet: ConvNetConfig = field(default_factory=ConvNetConfig)
+    method: str = "auto"
     min_validation_events: int = 10
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"twin method {self.method!r} is not one of {METHODS}")
+
+
+def method_of(model: TwinModel) -> str:
+    return "convnet" if isinstance(model, ConvNetTwin) else "wiener"
+
+
+def load_twin(path: Path) -> TwinModel:
+    """A fitted twin file, whichever method wrote it (the schema check names the file if it is neither)."""
+    with open_hdf5(path) as f:
+        learned = f.attrs.get("schema") == CONVNET_SCHEMA
+    return ConvNetTwin.load(path) if learned else WienerFilter.load(path)
 
 
 @dataclass(frozen=True)
@@ -40,12 +62,20 @@ class WindowFiles:
 
 @dataclass
 class TwinFit:
-    model: WienerFilter
+    """The kept ``model`` with its validation and test scores, and every method fitted: ``candidates`` maps a method to
+    its (validation, test) scores, so the learned model is always reported against the Wiener baseline."""
+
+    model: TwinModel
     validation: WaveformScores
     test_segments: EventSegments
     test_prediction: Prediction
     test: WaveformScores
     skipped: list[tuple[float, str]]
+    candidates: dict[str, tuple[WaveformScores, WaveformScores]] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return method_of(self.model)
 
     def verdict(self, config: TwinConfig) -> tuple[bool, str]:
         """The gate: finite predictions, enough validation events, and cleaning validation events removes power (with truth:
@@ -57,8 +87,9 @@ class TwinFit:
         truth_ok = v.get("median_snr_removed_fraction", 1.0) > 0
         passed = finite and enough and removes and truth_ok
         text = (
-            f"{int(v['events'])} validation events (>= {config.min_validation_events}: {enough}); finite: {finite}; median excess power "
-            f"{v['median_excess_power_before']:.1f} -> {v['median_excess_power_after']:.1f} after cleaning (< 90 %: {removes})"
+            f"{self.method}: {int(v['events'])} validation events (>= {config.min_validation_events}: {enough}); finite: {finite}; "
+            f"median excess power {v['median_excess_power_before']:.1f} -> {v['median_excess_power_after']:.1f} after cleaning "
+            f"(< 90 %: {removes})"
         )
         if "median_mismatch" in v:
             text += f"; median mismatch {v['median_mismatch']:.3f}, SNR removed {100 * v['median_snr_removed_fraction']:.0f} %"
@@ -69,17 +100,28 @@ def _events_in(events: pd.DataFrame, gps: np.ndarray) -> pd.DataFrame:
     return events[np.isin(np.round(events.gps.to_numpy(), 6), np.round(gps, 6))]
 
 
+def validation_score(scores: WaveformScores) -> float:
+    """Lower is better: the median mismatch against the truth where the run is simulated, else the median excess power
+    left after cleaning."""
+    summary = scores.summary()
+    return summary.get("median_mismatch", summary["median_excess_power_after"])
+
+
 def fit_twin(
     windows: Iterable[WindowFiles],
     splits: dict[str, dict[str, np.ndarray]],
     witnesses: list[str],
     config: TwinConfig = TwinConfig(),
     truth: TruthFunction | None = None,
+    on_epoch: Callable[[dict], None] = lambda metrics: None,
 ) -> TwinFit:
-    """Fit the Wiener twin on the ``train`` events of ``splits`` (``{split: {window key: gps}}``, from the dataset), score
-    it on ``validation`` and predict ``test``. Windows are read one at a time; their training spectra are summed."""
+    """Fit the twin on the ``train`` events of ``splits`` (``{split: {window key: gps}}``, from the dataset), score it on
+    ``validation`` and predict ``test``. Windows are read one at a time; the Wiener filter sums their training spectra,
+    the learned model (``config.method`` convnet or auto) keeps the training segments. ``auto`` keeps the method of
+    the lower :func:`validation_score`."""
     accumulator: WienerAccumulator | None = None
-    held: dict[str, list[EventSegments]] = {"validation": [], "test": []}
+    learned = config.method != "wiener"
+    held: dict[str, list[EventSegments]] = {"train": [], "validation": [], "test": []}
     skipped: list[tuple[float, str]] = []
     for w in windows:
         wanted = np.concatenate([splits[s].get(w.key, np.zeros(0)) for s in splits])
@@ -92,24 +134,27 @@ def fit_twin(
             if accumulator is None:
                 accumulator = WienerAccumulator(witnesses, segments.sample_rate, segments.witness.shape[-1], config.wiener)
             accumulator.add(segments.subset(in_split["train"]))
-        for s in held:
+        for s in held if learned else ("validation", "test"):
             if in_split[s].any():
                 held[s].append(segments.subset(in_split[s]))
     if accumulator is None or not held["validation"] or not held["test"]:
         raise ValueError("the time-domain twin needs train, validation and test events with valid data")
-    model = accumulator.solve()
-    validation = EventSegments.concatenate(held["validation"])
-    v_pred = predict(model, validation)
-    test = EventSegments.concatenate(held["test"])
-    t_pred = predict(model, test)
-    return TwinFit(
-        model,
-        WaveformScores.of(v_pred.whitened, validation.strain, validation.gate, validation.truth),
-        test,
-        t_pred,
-        WaveformScores.of(t_pred.whitened, test.strain, test.gate, test.truth),
-        skipped,
-    )
+    validation, test = EventSegments.concatenate(held["validation"]), EventSegments.concatenate(held["test"])
+    wiener = accumulator.solve()
+    models: list[TwinModel] = [] if config.method == "convnet" else [wiener]
+    if learned:
+        models.append(train_convnet(wiener, EventSegments.concatenate(held["train"]), validation, config.convnet, on_epoch))
+    candidates, predictions = {}, {}
+    for model in models:
+        v_pred, t_pred = predict(model, validation), predict(model, test)
+        predictions[method_of(model)] = (model, t_pred)
+        candidates[method_of(model)] = (
+            WaveformScores.of(v_pred.whitened, validation.strain, validation.gate, validation.truth),
+            WaveformScores.of(t_pred.whitened, test.strain, test.gate, test.truth),
+        )
+    method = min(candidates, key=lambda m: validation_score(candidates[m][0]))
+    model, t_pred = predictions[method]
+    return TwinFit(model, candidates[method][0], test, t_pred, candidates[method][1], skipped, candidates)
 
 
 def twin_channel(strain_channel: str, kind: str) -> str:
@@ -149,7 +194,7 @@ class CleanedWindow:
 
 
 def clean_window(
-    raw: Path, events: pd.DataFrame, model: WienerFilter, config: TwinConfig = TwinConfig(), search: EventSearchConfig | None = None
+    raw: Path, events: pd.DataFrame, model: TwinModel, config: TwinConfig = TwinConfig(), search: EventSearchConfig | None = None
 ) -> CleanedWindow:
     """Subtract the twin's glitches from a window's strain (only at events where it predicts one) and run the event
     search on the result, over the same data and margins as the original search."""
@@ -165,10 +210,9 @@ def clean_window(
         cleaned, synthetic = subtract_glitches(strain, t0, rate, prediction.glitches(), segments.t0)
         predicted = int((prediction.amplitude > 0).sum())
     after, _ = window_events(cleaned, t0, rate, summary.strain.segments, (start, end), search or EventSearchConfig())
+    comparison = compare_events(events, after, changed_spans(synthetic, t0, rate))
     i0, n = int(round((start - t0) * rate)), int(round((end - start) * rate))
-    return CleanedWindow(
-        int(start), int(end - start), rate, cleaned[i0 : i0 + n], synthetic[i0 : i0 + n], compare_events(events, after), predicted, skipped
-    )
+    return CleanedWindow(int(start), int(end - start), rate, cleaned[i0 : i0 + n], synthetic[i0 : i0 + n], comparison, predicted, skipped)
 
 
 def write_cleaned_frame(directory: Path, strain_channel: str, result: CleanedWindow) -> Path:

@@ -2,6 +2,7 @@
 glitch in strain units."""
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -9,7 +10,12 @@ import torch
 from glitchflow_assets.core.dsp import colour
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.scoring import fitted_amplitude
-from glitchflow_assets.core.twin.wiener import WienerFilter
+
+
+class WaveformModel(Protocol):
+    """A fitted twin (Wiener filter or learned model): the whitened glitch ``[event, time]`` from the witnesses."""
+
+    def predict(self, segments: EventSegments) -> np.ndarray: ...
 
 
 @dataclass
@@ -26,7 +32,7 @@ class Prediction:
         return self.amplitude[:, None] * self.strain
 
 
-def predict(model: WienerFilter, segments: EventSegments) -> Prediction:
+def predict(model: WaveformModel, segments: EventSegments) -> Prediction:
     whitened = model.predict(segments)
     coloured = colour(torch.as_tensor(whitened), torch.as_tensor(segments.strain_psd), segments.sample_rate).numpy()
     # gated again: re-colouring spreads low frequencies beyond the gate, and nothing may change outside it
