@@ -201,7 +201,7 @@ def _twin_headline(keys: list[str]) -> None:
     columns = [method, *(m for m in methods if m != method)]  # the kept method first, then its baseline(s)
 
     def row(label: str, cells: list[str], note: str = "") -> None:
-        _say(f"  {label:<42}" + "".join(f"{c:>16}" for c in cells) + (f"   {note}" if note else ""))
+        _say(f"  {label:<46}" + "".join(f"{c:>18}" for c in cells) + (f"   {note}" if note else ""))
 
     def test_values(key: str, percent: bool) -> list[str]:
         values = [methods[m]["test"][key] for m in columns]

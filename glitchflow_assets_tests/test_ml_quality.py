@@ -202,6 +202,11 @@ def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself()
         for name, field in config.model_fields.items():
             assert field.description and ":class:" not in field.description, (config.__name__, name)
     assert DatasetSplitConfig().dataset_config() == DatasetConfig()
+    # every core dataset field is on the Launchpad, or fixed on purpose (the tile geometry is the model's input shape):
+    # a field added to the core must be placed in one of the two
+    fixed, split_of_fractions = {"tile_size", "tile_offsets", "clamp"}, {"train_fraction", "validation_fraction"}
+    launchpad = set(DatasetSplitConfig.model_fields) - split_of_fractions | {"fractions"}
+    assert launchpad | fixed == set(DatasetConfig.__dataclass_fields__) and not launchpad & fixed
     assert WaveformsConfig().twin_config() == TwinConfig()
     assert {m.value for m in WaveformsConfig.model_fields["method"].annotation} == set(METHODS)
     assert WaveformsConfig(method="wiener", epochs=3).twin_config().convnet.epochs == 3

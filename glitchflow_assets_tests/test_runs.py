@@ -80,6 +80,10 @@ _OK = "gps_start: 1, gps_end: 2, window: 5min, strain_channel: a, frames: {kind:
         (f"runs: {{X: {{{_OK}, channel_rates: [1, 2]}}}}", "field channel_rates: Input should be a valid dictionary"),
         (f"runs: {{X: {{{_OK}, channel_rates: {{'V1:A': fast}}}}}}", "field channel_rates.V1:A"),
         (f"runs: {{X: {{{_OK}, annalisa: [1]}}}}", "field annalisa"),
+        (f"runs: {{X: {{{_OK}, annalisa: {{q: fast}}}}}}", "field annalisa: setting q: Input should be a valid number"),
+        (f"runs: {{X: {{{_OK}, annalisa: {{rows: 2.5}}}}}}", "field annalisa: setting rows"),
+        (f"runs: {{X: {{{_OK}, annalisa: {{colour: 1}}}}}}", "field annalisa: unknown setting colour (known: q, frange"),
+        (f"runs: {{X: {{{_OK}, annalisa: {{selection: best}}}}}}", "annalisa selection 'best'"),
         (f"runs: {{X: {{{_OK}, watch: 'false'}}}}", "field watch: Input should be a valid boolean (got 'false')"),
         (
             "runs: {X: {gps_start: 1, gps_end: 1000000000000, window: 5min, strain_channel: a, frames: {kind: gwf, path: /x}}}",

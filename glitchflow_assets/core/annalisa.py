@@ -24,14 +24,24 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from scipy.stats import poisson
 
 from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
 from glitchflow_assets.core.segments import Segments, covers
 
 
+def _problem(error: dict) -> str:
+    """One pydantic error of an annalisa block, in the registry's words."""
+    where = ".".join(map(str, error["loc"]))
+    if error["type"] == "unexpected_keyword_argument":
+        return f"unknown setting {where} (known: {', '.join(AnnalisaConfig.__dataclass_fields__)})"
+    return f"setting {where or '(the block)'}: {error['msg']} (got {error['input']!r})"
+
+
 @dataclass(frozen=True)
 class AnnalisaConfig:
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a registry's annalisa block is validated against these fields
     q: float = 12.0
     frange: tuple[float, float] = (8.0, 50.0)
     rows: int = 85  # output frequency rows: 0.5 Hz apart over 8-50 Hz when linear
@@ -58,12 +68,11 @@ class AnnalisaConfig:
 
     @classmethod
     def from_mapping(cls, values: dict) -> "AnnalisaConfig":
-        """Build from a registry block; unknown keys are an error naming them."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"annalisa: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """Build from a registry block; unknown keys and wrong types are errors naming the setting."""
+        try:
+            return TypeAdapter(cls).validate_python(values)
+        except ValidationError as exc:
+            raise ValueError("annalisa: " + "; ".join(map(_problem, exc.errors()))) from None
 
     def keeps(self, mean_corr: float, mean_iou: float, significance: float) -> bool:
         if self.selection == "significance":

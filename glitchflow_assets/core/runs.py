@@ -126,6 +126,13 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         raise RegistryError(f"{where}: gps_end {run.gps_end} must be after gps_start {run.gps_start}")
     if run.sample_rate & (run.sample_rate - 1):
         raise RegistryError(f"{where}: field sample_rate: {run.sample_rate} must be a power of two")
+    if run.annalisa:
+        from glitchflow_assets.core.annalisa import AnnalisaConfig  # torch: only for a registry that tunes it
+
+        try:
+            AnnalisaConfig.from_mapping(run.annalisa)
+        except ValueError as exc:
+            raise RegistryError(f"{where}: field {exc}") from None
     aux = [run.aux_channels] if isinstance(run.aux_channels, str) else run.aux_channels
     return ObservingRun(
         name=name,

@@ -73,7 +73,7 @@ def _rounded(summary: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in summary.items()}
 
 
-def _window_files(storage: GlitchflowStorage, run: ObservingRun, keys: list[str]):
+def window_files(storage: GlitchflowStorage, run: ObservingRun, keys: list[str]):
     for key in keys:
         window = window_for_key(key, run.cadence)
         events = read_events(storage.window_file(run.name, EVENTS, window)).events
@@ -106,7 +106,7 @@ def fit_waveforms(
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step=metrics["epoch"])
 
         try:
-            fit = fit_twin(_window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)
+            fit = fit_twin(window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)
         except ValueError as exc:
             raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
         fit.model.save(model_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
