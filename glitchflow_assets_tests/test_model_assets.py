@@ -19,6 +19,7 @@ from glitchflow_assets.core.ml.synthetic_set import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
+from glitchflow_assets.core.storage import sha256sum
 from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
 from glitchflow_assets.core.twin.waveform_set import read_waveform_set
@@ -27,7 +28,7 @@ from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import QUALITY_GATE, MlflowTracking
 from glitchflow_assets.defs.names import CLEANED, EVALUATION, JOBS, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS, job_name
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.twin import WAVEFORM_GATE
+from glitchflow_assets.defs.twin import TWIN_SUFFIX, WAVEFORM_GATE
 from glitchflow_assets.runner import job_for, materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 
@@ -261,3 +262,10 @@ def test_time_domain_twin_predicts_held_out_glitches_and_cleans_the_windows(pipe
     events = pd.concat([r.table for r in reports])
     assert len(events) > 40 and (events.snr_after < events.snr_before).mean() > 0.6
     assert headline["new_events"] <= len(pipeline.keys)  # recorded, not hidden: the goal is 0 (see bench/RESULTS.md)
+    # a refit the gate refuses is registered but not promoted, and leaves the twin that cleaning applies as it was
+    champion_twin = pipeline.storage.run_file("SIM", WAVEFORMS, TWIN_SUFFIX)
+    before = sha256sum(champion_twin)
+    refused = pipeline.materialize([WAVEFORMS], ops={WAVEFORMS: {"method": "wiener", "min_validation_events": 10**6}}, raise_on_error=False)
+    (check,) = refused.get_asset_check_evaluations()
+    assert not check.passed and sha256sum(champion_twin) == before
+    assert client.get_model_version_by_alias("glitchflow-SIM-waveforms", CHAMPION).version == version.version

@@ -41,7 +41,8 @@ from glitchflow_assets.defs.signal import selection_file
 from glitchflow_assets.defs.windowed import for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
-TWIN_SUFFIX = ".twin.h5"  # the fitted twin (Wiener filter or learned model), HDF5
+TWIN_SUFFIX = ".twin.h5"  # the champion twin (Wiener filter or learned model) that cleaned_strain applies, HDF5
+CANDIDATE_SUFFIX = ".candidate.twin.h5"  # the latest fit, before its gate
 
 
 TwinMethod = Enum("TwinMethod", {m: m for m in METHODS}, type=str)
@@ -109,19 +110,22 @@ def fit_waveforms(
             fit = fit_twin(window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)
         except ValueError as exc:
             raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
-        fit.model.save(model_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
+        # the file cleaned_strain loads is replaced only once the gate passes: a refused refit leaves the champion's
+        candidate_path = storage.run_file(run.name, WAVEFORMS, CANDIDATE_SUFFIX)
+        fit.model.save(candidate_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
         tracker.set_tags(run_id, {"method": fit.method})
         for method, (validation, test) in fit.candidates.items():  # every method fitted, the kept one unprefixed too
             tracker.log_metrics(run_id, {f"{method}_validation_{k}": v for k, v in validation.summary().items()})
             tracker.log_metrics(run_id, {f"{method}_test_{k}": v for k, v in test.summary().items()})
         tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in fit.validation.summary().items()})
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in fit.test.summary().items()})
-        tracker.log_bytes(run_id, model_path.read_bytes(), f"{fit.method}/{model_path.name}")
+        tracker.log_bytes(run_id, candidate_path.read_bytes(), f"{fit.method}/{model_path.name}")
     passed, verdict = fit.verdict(config)
     test_summary = fit.test.summary()
     ref = tracker.register(name, run_id, {"dataset_version": dataset_version, "method": fit.method}, artifact=fit.method)
     if passed:
         tracker.promote(ref, CHAMPION)
+        candidate_path.replace(model_path)
     test = fit.test_segments
     frames_dir = path.parent / "frames"
     windows = sorted({(int(w.gps_start), int(w.duration)) for w in (window_for_key(k, run.cadence) for k in set(test.window))})
@@ -221,7 +225,7 @@ def clean_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Windo
     """Subtract the twin's glitches from one window's strain, write the frame, search it again and report."""
     model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
     if not model_path.exists():
-        raise dg.Failure(description=f"{run.name}/{WAVEFORMS} has no fitted twin yet ({model_path})")
+        raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: no twin has passed {WAVEFORM_GATE} yet ({model_path})")
     model = load_twin(model_path)
     events = read_events(storage.window_file(run.name, EVENTS, window)).events
     result = clean_window(storage.window_file(run.name, RAW, window), events, model)
