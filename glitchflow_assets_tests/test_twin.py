@@ -24,8 +24,8 @@ from glitchflow_assets.core.twin.cleaning import changed_spans, compare_events, 
 from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, GlitchUNet, train_convnet
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.injection import CATALOGUE
-from glitchflow_assets.core.twin.pipeline import TwinConfig, TwinFit, TwinModel, load_twin
-from glitchflow_assets.core.twin.prediction import predict
+from glitchflow_assets.core.twin.pipeline import TwinConfig, TwinFit, load_twin
+from glitchflow_assets.core.twin.prediction import TwinModel, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores, mismatch
 from glitchflow_assets.core.twin.waveform_set import read_waveform_set, write_waveform_set
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerFilter

@@ -15,7 +15,7 @@ relative to its strain energy (events count alike, as in a median), and each eve
 (the couplings are linear in amplitude). Training is seeded and deterministic on CPU; sign flips (every channel and the
 target together) double the training events.
 
-Stored as HDF5 (weights as float32 datasets, the Wiener filter's ``h`` beside them, settings as attributes): nothing
+Stored as HDF5 (weights as float32 datasets, the Wiener filter it corrects in group ``wiener``, settings as attributes): nothing
 pickled.
 """
 
@@ -34,7 +34,7 @@ from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.training import batches, deterministic
 from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
 from glitchflow_assets.core.twin.event_segments import EventSegments
-from glitchflow_assets.core.twin.wiener import WienerConfig, WienerFilter
+from glitchflow_assets.core.twin.wiener import WienerFilter
 
 SCHEMA = "glitchflow.convnet_twin"
 SCHEMA_VERSION = 1
@@ -170,8 +170,7 @@ class ConvNetTwin:
 
     def save(self, path, attrs: dict) -> None:
         with AtomicHDF5Writer(path) as w:
-            w.file.create_dataset("wiener/h_real", data=self.wiener.h.real)
-            w.file.create_dataset("wiener/h_imag", data=self.wiener.h.imag)
+            self.wiener.write(w.file.create_group("wiener"))
             for name, tensor in self.network.state_dict().items():
                 w.file.create_dataset(f"weights/{name}", data=tensor.numpy())
             w.file.attrs.update(
@@ -179,12 +178,7 @@ class ConvNetTwin:
                     "schema": SCHEMA,
                     "schema_version": SCHEMA_VERSION,
                     "method": METHOD,
-                    "channels": json.dumps(self.wiener.channels),
-                    "sample_rate": self.wiener.sample_rate,
-                    "n_samples": self.wiener.n_samples,
-                    "wiener_config": json.dumps(asdict(self.wiener.config)),
                     "config": json.dumps(self.config.to_dict()),
-                    "training_events": self.wiener.training_events,
                     "epochs_trained": self.epochs_trained,
                     "best_epoch": self.best_epoch,
                     **attrs,
@@ -195,19 +189,10 @@ class ConvNetTwin:
     @staticmethod
     def load(path) -> "ConvNetTwin":
         with open_artifact(path, SCHEMA, (SCHEMA_VERSION,)) as f:
-            a = f.attrs
-            channels, config = json.loads(a["channels"]), ConvNetConfig.from_dict(json.loads(a["config"]))
-            wiener = WienerFilter(
-                f["wiener/h_real"][()] + 1j * f["wiener/h_imag"][()],
-                channels,
-                float(a["sample_rate"]),
-                int(a["n_samples"]),
-                WienerConfig(**json.loads(a["wiener_config"])),
-                int(a["training_events"]),
-            )
-            network = GlitchUNet(len(channels) + 2, config.widths, config.kernel)
+            wiener, config = WienerFilter.read(f["wiener"]), ConvNetConfig.from_dict(json.loads(f.attrs["config"]))
+            network = GlitchUNet(len(wiener.channels) + 2, config.widths, config.kernel)
             state = {name: torch.as_tensor(f[f"weights/{name}"][()]) for name in network.state_dict()}
-            epochs = int(a["epochs_trained"]), int(a["best_epoch"])
+            epochs = int(f.attrs["epochs_trained"]), int(f.attrs["best_epoch"])
         network.load_state_dict(state)
         return ConvNetTwin(wiener, network, config, *epochs)
 

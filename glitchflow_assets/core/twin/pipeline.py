@@ -17,14 +17,13 @@ from glitchflow_assets.core.twin.cleaning import EventComparison, changed_spans,
 from glitchflow_assets.core.twin.convnet import SCHEMA as CONVNET_SCHEMA
 from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, train_convnet
 from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
-from glitchflow_assets.core.twin.prediction import Prediction, predict
+from glitchflow_assets.core.twin.prediction import Prediction, TwinModel, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores
 from glitchflow_assets.core.twin.waveform_set import place
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerConfig, WienerFilter
 
 SYNTH, CLEAN = "SYNTH", "CLEAN"  # the twin's frame channels: PREFIX:GLITCHFLOW_SYNTH and PREFIX:GLITCHFLOW_CLEAN
 METHODS = ("auto", "wiener", "convnet")  # auto: both fitted, the better on validation kept
-TwinModel = WienerFilter | ConvNetTwin  # both: .channels, .predict(segments) -> whitened [event, time], .save, .training_events
 
 
 @dataclass(frozen=True)

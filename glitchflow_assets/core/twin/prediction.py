@@ -2,20 +2,18 @@
 glitch in strain units."""
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from glitchflow_assets.core.dsp import colour
+from glitchflow_assets.core.twin.convnet import ConvNetTwin
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.scoring import fitted_amplitude
+from glitchflow_assets.core.twin.wiener import WienerFilter
 
-
-class WaveformModel(Protocol):
-    """A fitted twin (Wiener filter or learned model): the whitened glitch ``[event, time]`` from the witnesses."""
-
-    def predict(self, segments: EventSegments) -> np.ndarray: ...
+TwinModel = WienerFilter | ConvNetTwin
+"""A fitted twin: ``.channels``, ``.predict(segments)`` -> the whitened glitch ``[event, time]``, ``.save``."""
 
 
 @dataclass
@@ -32,7 +30,7 @@ class Prediction:
         return self.amplitude[:, None] * self.strain
 
 
-def predict(model: WaveformModel, segments: EventSegments) -> Prediction:
+def predict(model: TwinModel, segments: EventSegments) -> Prediction:
     whitened = model.predict(segments)
     coloured = colour(torch.as_tensor(whitened), torch.as_tensor(segments.strain_psd), segments.sample_rate).numpy()
     # gated again: re-colouring spreads low frequencies beyond the gate, and nothing may change outside it

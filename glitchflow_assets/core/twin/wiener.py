@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import istft, stft
@@ -105,35 +106,40 @@ class WienerFilter:
         p = np.fft.irfft(np.einsum("fc,ecf->ef", self.h, _spectra(segments, self.config)), self.n_samples, axis=-1)
         return p * segments.gate
 
+    def write(self, group: h5py.Group) -> None:
+        """Into an open HDF5 file or group: ``h`` as real and imaginary datasets, the settings as its attributes."""
+        group.create_dataset("h_real", data=self.h.real)
+        group.create_dataset("h_imag", data=self.h.imag)
+        group.attrs.update(
+            {
+                "channels": json.dumps(self.channels),
+                "sample_rate": self.sample_rate,
+                "n_samples": self.n_samples,
+                "config": json.dumps(asdict(self.config)),
+                "training_events": self.training_events,
+            }
+        )
+
+    @staticmethod
+    def read(group: h5py.Group) -> "WienerFilter":
+        """The filter :meth:`write` stored in ``group``."""
+        a = group.attrs
+        return WienerFilter(
+            group["h_real"][()] + 1j * group["h_imag"][()],
+            json.loads(a["channels"]),
+            float(a["sample_rate"]),
+            int(a["n_samples"]),
+            WienerConfig(**json.loads(a["config"])),
+            int(a["training_events"]),
+        )
+
     def save(self, path: str | Path, attrs: dict) -> None:
         with AtomicHDF5Writer(path) as w:
-            w.file.create_dataset("h_real", data=self.h.real)
-            w.file.create_dataset("h_imag", data=self.h.imag)
-            w.file.attrs.update(
-                {
-                    "schema": SCHEMA,
-                    "schema_version": SCHEMA_VERSION,
-                    "method": METHOD,
-                    "channels": json.dumps(self.channels),
-                    "sample_rate": self.sample_rate,
-                    "n_samples": self.n_samples,
-                    "config": json.dumps(asdict(self.config)),
-                    "training_events": self.training_events,
-                    **attrs,
-                }
-            )
+            self.write(w.file)
+            w.file.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "method": METHOD, **attrs})
             w.publish()
 
     @staticmethod
     def load(path: str | Path) -> "WienerFilter":
         with open_artifact(path, SCHEMA, (SCHEMA_VERSION,)) as f:
-            h = f["h_real"][()] + 1j * f["h_imag"][()]
-            a = f.attrs
-            return WienerFilter(
-                h,
-                json.loads(a["channels"]),
-                float(a["sample_rate"]),
-                int(a["n_samples"]),
-                WienerConfig(**json.loads(a["config"])),
-                int(a["training_events"]),
-            )
+            return WienerFilter.read(f)
