@@ -39,10 +39,10 @@ from glitchflow_assets.core.sim import simulate
 from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.ingest import raw_of_window
-from glitchflow_assets.defs.names import SCORES
+from glitchflow_assets.defs.names import EVENTS, RAW, SCORES
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import events_of_window, scores_of_window
-from glitchflow_assets.runner import materialize_span
+from glitchflow_assets.runner import materialize_span, stage_groups
 
 OUT = Path(__file__).resolve().parent / "out" / "pipeline"
 GLITCHFLOW = Path(sys.executable).with_name("glitchflow")
@@ -75,16 +75,19 @@ def _gwpy_read(frames: Path, start: int, end: int, channels: list[str]) -> float
 
 
 def _stages(run, windows, root: Path) -> dict[str, float]:
+    """Each window stage's own work, called directly per window in the asset graph's order (no Dagster run)."""
     storage = GlitchflowStorage(root=str(root))
-    seconds = {"raw_strain_segments": 0.0, "glitch_events": 0.0, "annalisa_scores": 0.0}
+    per_window = {
+        RAW: lambda w: raw_of_window(storage, run, w, IngestOptions()),
+        EVENTS: lambda w: events_of_window(storage, run, w),
+        SCORES: lambda w: scores_of_window(storage, run, w),
+    }
+    ((_, keys),) = stage_groups(build_definitions({"SIM": run}), "SIM", through=SCORES)
+    seconds = {k.path[-1]: 0.0 for k in keys}
     for window in windows:
-        for name, stage in (
-            ("raw_strain_segments", lambda w: raw_of_window(storage, run, w, IngestOptions())),
-            ("glitch_events", lambda w: events_of_window(storage, run, w)),
-            ("annalisa_scores", lambda w: scores_of_window(storage, run, w)),
-        ):
+        for name in seconds:
             t0 = time.perf_counter()
-            stage(window)
+            per_window[name](window)
             seconds[name] += time.perf_counter() - t0
     return seconds
 

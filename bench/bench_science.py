@@ -23,14 +23,13 @@ import dagster as dg
 import torch
 
 from glitchflow_assets.core.ml.bundle import MODEL
-from glitchflow_assets.core.ml.evaluation import evaluate
+from glitchflow_assets.core.ml.evaluation import evaluate, read_evaluation
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.tracking import Tracker
 from glitchflow_assets.core.ml.training import TrainConfig
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
-from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import MlflowTracking
@@ -99,7 +98,7 @@ def main() -> None:
         "training": {k: trained[k] for k in ("model_uri", "epochs_run", "best_epoch", "train_seconds", "parameters")},
         "test": {k: v for k, v in evaluation.items() if isinstance(v, int | float | str)},
     }
-    report, _ = read_table(evaluation["path"], "report")  # what model_evaluation wrote: every generator with intervals
+    report = read_evaluation(evaluation["path"]).report  # what model_evaluation wrote: every generator with intervals
     rows = report.set_index("generator")
     table = {g: {k: f"{r[k]:.3f} [{r[k + '_low']:.3f}, {r[k + '_high']:.3f}]" for k in SHOWN} for g, r in rows.iterrows()}
     dataset = storage.run_file("SIM", "dataset_split")

@@ -70,7 +70,7 @@ class Progress:
         self.run, self.n_windows, self.t0, self.done = run, n_windows, time.monotonic(), {}
 
     def __call__(self, step) -> None:
-        from glitchflow_assets.defs.names import EVALUATION, SYNTHETIC, TRAINED
+        from glitchflow_assets.defs.names import EVALUATION, SELECTION, SPLIT, SYNTHETIC, TRAINED
 
         names = ", ".join(k.path[-1] for k in step.assets)
         status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
@@ -82,9 +82,9 @@ class Progress:
         for event in step.result.all_events if not step.success else ():
             if event.is_failure:
                 _say(f"    {event.message}")
-        if meta := step.metadata("channel_selection"):
+        if meta := step.metadata(SELECTION):
             _say(f"    witnesses {', '.join(meta['selected']) or 'none'}")
-        if meta := step.metadata("dataset_split"):
+        if meta := step.metadata(SPLIT):
             _say(f"    tiles per split and class {meta['class_balance']}")
         if meta := step.metadata(TRAINED):
             seconds = meta["train_seconds"]

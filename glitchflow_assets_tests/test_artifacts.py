@@ -1,23 +1,33 @@
 """Artifact formats (one core module each) and the per-window stage functions, without running Dagster."""
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, write_selection
+from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table
+from glitchflow_assets.core.annalisa_scores import read_scores
+from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
 from glitchflow_assets.core.event_table import read_events, write_events
 from glitchflow_assets.core.events import EventSearchConfig
 from glitchflow_assets.core.ingest import IngestOptions
 from glitchflow_assets.core.raw_segments import read_summary
-from glitchflow_assets.core.storage import SchemaError
+from glitchflow_assets.core.spectrograms import read_spectrograms
+from glitchflow_assets.core.storage import ContentDigest, SchemaError, open_artifact, write_artifact
+from glitchflow_assets.core.twin.cleaning import read_cleaning_report
+from glitchflow_assets.core.twin.event_segments import event_segments
+from glitchflow_assets.core.twin.pipeline import TwinConfig
+from glitchflow_assets.core.twin.wiener import WienerAccumulator
 from glitchflow_assets.core.windows import window_for_key
+from glitchflow_assets.defs.datasets import spectrograms_of_window
 from glitchflow_assets.defs.ingest import raw_of_window
-from glitchflow_assets.defs.names import EVENTS, RAW, SCORES
+from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SPECTROGRAMS, WAVEFORMS
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import events_of_window, scores_of_window
+from glitchflow_assets.defs.signal import events_of_window, scores_of_window, selection_file
+from glitchflow_assets.defs.twin import TWIN_SUFFIX, clean_of_window, cleaning_report_path
 from glitchflow_assets_tests.conftest import sim_run
 
 WINDOW = window_for_key("2024-05-17T16:55", sim_run(".").cadence)
@@ -45,6 +55,23 @@ def test_events_round_trip_and_an_unknown_schema_version_is_refused_by_name(tmp_
         read_events(_other_file(tmp_path))
 
 
+def test_one_writer_for_every_artifact_stamps_the_schema_and_publishes_only_a_finished_file(tmp_path):
+    path = tmp_path / "out" / "a.h5"
+    with write_artifact(path, "glitchflow.test", 3) as f:
+        f.create_dataset("x", data=np.arange(4))
+    with open_artifact(path, "glitchflow.test", {3}) as f:
+        assert f["x"][()].tolist() == [0, 1, 2, 3]
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="disk"), write_artifact(path, "glitchflow.test", 3) as f:
+        f.create_dataset("x", data=np.zeros(4))
+        raise RuntimeError("disk full")
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["a.h5"]  # no temporary left
+    # data versions: the content, its dtype and shape count; strings by value
+    x = np.arange(6, dtype=np.float32)
+    assert ContentDigest(x, ["a", "b"]).hexdigest() == ContentDigest(x.copy(), np.array(["a", "b"], dtype=object)).hexdigest()
+    assert len({ContentDigest(v).hexdigest() for v in (x, x.astype(np.float64), x.reshape(2, 3), x + 1)}) == 4
+
+
 def _other_file(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as f:
@@ -70,7 +97,8 @@ def test_selection_files_of_before_the_schema_field_are_read_and_newer_ones_refu
 
 
 def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_path):
-    """raw -> events -> scores for one window, calling the stage functions the assets wrap, with no Dagster run."""
+    """raw -> events -> scores -> spectrograms -> cleaned strain for one window, calling the stage functions the assets
+    wrap, with no Dagster run; each records the data version its file's reader computes."""
     run, storage = sim_run(sim_frames), GlitchflowStorage(root=str(tmp_path / "storage"))
     raw = raw_of_window(storage, run, WINDOW, IngestOptions())
     summary = read_summary(storage.window_file(run.name, RAW, WINDOW))
@@ -81,8 +109,32 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     assert events.metadata["n_events"] == len(table.events) > 0 and events.data_version.value == table.data_version()
     assert np.all((table.events.gps >= WINDOW.gps_start) & (table.events.gps < WINDOW.gps_end))
     scores = scores_of_window(storage, run, WINDOW)
-    assert scores.metadata["n_events_scored"] == len(table.events)
-    assert storage.window_file(run.name, SCORES, WINDOW).exists()
+    written_scores = read_scores(storage.window_file(run.name, SCORES, WINDOW))
+    assert scores.metadata["n_events_scored"] == len(table.events) == len(written_scores.event_gps)
+    assert scores.data_version.value == written_scores.data_version()
+
+    config = AnnalisaConfig.from_mapping(run.annalisa)  # the run-level selection, from this one window
+    selection = selection_of(run.name, channel_table([written_scores], config), [WINDOW.key], config)
+    assert selection.selected, "one window of SIM already shows witnesses"
+    write_selection(selection_file(storage, run), selection)
+    spectrograms = spectrograms_of_window(storage, run, WINDOW)
+    written = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, WINDOW))
+    assert written.channels == [run.strain_channel, *selection.selected] and spectrograms.data_version.value == written.data_version()
+    assert spectrograms.metadata["n_events"] == len(written.event_gps) > 0
+    assert written.spectrograms.shape[:2] == (len(written.event_gps), len(written.channels)) and np.isfinite(written.spectrograms).all()
+
+    # the twin cleaned_strain applies: a Wiener filter fitted on this window's events
+    twin = TwinConfig()
+    segments, _ = event_segments(summary.path, WINDOW.key, table.events, selection.selected, twin.segments)
+    accumulator = WienerAccumulator(selection.selected, segments.sample_rate, segments.witness.shape[-1], twin.wiener)
+    accumulator.add(segments)
+    accumulator.solve().save(storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX), {"run": run.name})
+    cleaned = clean_of_window(storage, run, WINDOW)
+    report = read_cleaning_report(cleaning_report_path(storage, run, WINDOW))
+    assert cleaned.metadata["events_before"] == len(table.events) == len(report.table)
+    assert cleaned.metadata["predicted"] > 0 and report.removed_fraction() > 0 and len(report.new) == 0
+    assert Path(cleaned.metadata["frame"].value).exists()
+
     _set_version(storage.window_file(run.name, RAW, WINDOW), 3)  # a file from a future glitchflow
     with pytest.raises(SchemaError, match=r"raw_strain_segments schema version 3; this glitchflow reads version\(s\) 1, 2"):
         events_of_window(storage, run, WINDOW)

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, split_of, tiles_of, verify_dataset
+from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, read_info, split_of, tiles_of, verify_dataset
 from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.names import SELECTION, SPECTROGRAMS, SPLIT
@@ -116,6 +116,11 @@ def test_same_seed_same_dataset_other_seed_other_split(tmp_path, windows):
             for name in ("tiles", "label", "event_gps", "tile_offset"):
                 np.testing.assert_array_equal(a[split][name][()], b[split][name][()])
         assert not np.array_equal(a["test/event_gps"][()], c["test/event_gps"][()])
+    # the data version is the content's: equal for the equal files, different for the other split, recorded in the file
+    versions = [read_info(tmp_path / f"{n}.h5").data_version() for n in "abc"]
+    assert versions[0] == versions[1] != versions[2]
+    one_tile_less = {k: (spec[:-1], gps[:-1]) if k == "w2" else (spec, gps) for k, (spec, gps) in windows.items()}
+    assert _build(tmp_path / "d.h5", DatasetConfig(seed=1), one_tile_less)["data_version"] != versions[0]
 
 
 def test_bad_dataset_configs_are_refused():

@@ -188,7 +188,7 @@ def test_launchpad_training_config_matches_the_core_configs():
 def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself():
     """Each field of the Launchpad's config classes has a description and no Sphinx markup; the dataset split and
     training choices are the core's; the dataset defaults are the core's."""
-    from glitchflow_assets.core.datasets import DatasetConfig
+    from glitchflow_assets.core.datasets import SPLITS, DatasetConfig
     from glitchflow_assets.core.ml.data import REPRESENTATIONS
     from glitchflow_assets.core.ml.training import MODEL_SIZES
     from glitchflow_assets.core.twin.pipeline import METHODS, TwinConfig
@@ -212,5 +212,7 @@ def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself()
     assert WaveformsConfig(method="wiener", epochs=3).twin_config().convnet.epochs == 3
     assert {m.value for m in TrainingConfig.model_fields["model_size"].annotation} == set(MODEL_SIZES)
     assert {m.value for m in TrainingConfig.model_fields["representation"].annotation} == set(REPRESENTATIONS)
-    with pytest.raises(ValueError, match="unknown split"):
+    assert [s.value for s in SyntheticConfig().splits] == ["test"]
+    assert {s.value for s in SyntheticConfig.model_fields["splits"].annotation.__args__[0]} == set(SPLITS)
+    with pytest.raises(ValueError, match="tset"):
         SyntheticConfig(splits=["tset"])

@@ -15,12 +15,12 @@ from gwpy.timeseries import TimeSeries, TimeSeriesDict
 from mlflow import MlflowClient
 
 from glitchflow_assets.core.ml.data import read_normalisation
+from glitchflow_assets.core.ml.evaluation import read_evaluation
 from glitchflow_assets.core.ml.synthetic_set import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 from glitchflow_assets.core.storage import sha256sum
-from glitchflow_assets.core.tables import read_table
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
 from glitchflow_assets.core.twin.waveform_set import read_waveform_set
 from glitchflow_assets.core.windows import window_for_key, windows_overlapping
@@ -137,12 +137,11 @@ def test_the_default_gate_refuses_to_promote_on_too_few_events(pipeline):
 
 def test_evaluation_curves_tables_and_mlflow_artifacts(pipeline):
     meta = pipeline.metadata(pipeline.first, EVALUATION)
-    curves, attrs = read_table(meta["path"], "curves")
-    assert curves["threshold"].tolist() == list(range(1, 51)) and attrs["model_uri"] == meta["model_uri"]
+    written = read_evaluation(meta["path"])
+    curves, tiles, vetoes = written.curves, written.tiles, written.vetoes
+    assert curves["threshold"].tolist() == list(range(1, 51)) and written.model_uri == meta["model_uri"]
     assert np.all(np.diff(curves["denoising_accuracy"]) >= 0) and np.all(np.diff(curves["real_glitch_fraction"]) <= 0)
     assert curves.loc[15, "denoising_accuracy"] == pytest.approx(meta["denoising_accuracy_snr2_16"], abs=1e-4)
-    tiles, _ = read_table(meta["path"], "tiles")
-    vetoes, _ = read_table(meta["path"], "vetoes")
     with h5py.File(pipeline.storage.run_file("SIM", "dataset_split")) as f:
         test_gps = set(f["test/event_gps"][()])
         train_gps = set(f["train/event_gps"][()]) | set(f["validation/event_gps"][()])
@@ -155,8 +154,7 @@ def test_evaluation_curves_tables_and_mlflow_artifacts(pipeline):
     assert run.data.metrics["test_veto_accuracy_snr2_16"] == pytest.approx(meta["veto_accuracy_snr2_16"], abs=1e-4)
     assert run.data.metrics["test_balanced_accuracy"] == pytest.approx(meta["balanced_accuracy"], abs=1e-4)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {"figures/accuracy_curves.png", "figures/roc.png"}
-    report, _ = read_table(meta["path"], "report")
-    assert report["generator"].tolist() == ["model", "zero", "mean_tile", "linear_witness"]
+    assert written.report["generator"].tolist() == ["model", "zero", "mean_tile", "linear_witness"]
 
 
 def test_synthetic_set_schema_and_reload_gives_identical_outputs(pipeline):

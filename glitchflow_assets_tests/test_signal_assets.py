@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from glitchflow_assets.core.tables import read_table
+from glitchflow_assets.core.event_table import read_events
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import sim_run
@@ -18,7 +18,8 @@ def test_window_job_then_channel_selection(sim_frames, isolated_home):
             result = defs.resolve_job_def("SIM_ingest").execute_in_process(instance=instance, partition_key=key)
             assert result.success
         (events_mat,) = result.asset_materializations_for_node("SIM__glitch_events")
-        events, attrs = read_table(events_mat.metadata["path"].value)
+        written = read_events(events_mat.metadata["path"].value)
+        events, attrs = written.events, written.attrs
         assert events_mat.metadata["n_events"].value == len(events) > 0
         assert attrs["window"] == "2024-05-17T17:00" and (events.gps >= attrs["gps_start"]).all() and (events.gps < attrs["gps_end"]).all()
         (scores_mat,) = result.asset_materializations_for_node("SIM__annalisa_scores")

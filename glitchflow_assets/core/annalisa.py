@@ -29,6 +29,7 @@ from scipy.stats import poisson
 
 from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
 from glitchflow_assets.core.segments import Segments, covers
+from glitchflow_assets.core.storage import ContentDigest
 
 
 def _problem(error: dict) -> str:
@@ -147,6 +148,11 @@ class WindowScores:
                 c = {k: int(v[i, j]) for k, v in self.counts.items()}
                 rows.append({"gps": gps, "channel": ch, "scored": bool(self.scored[i, j]), **c})
         return pd.DataFrame(rows)
+
+    def data_version(self) -> str:
+        """Changes exactly when the scores do."""
+        counts = [self.counts[k] for k in sorted(self.counts)]
+        return ContentDigest(self.channels, self.event_gps, self.scored, sorted(self.counts), *counts, self.pixels).hexdigest()
 
 
 def score_window(

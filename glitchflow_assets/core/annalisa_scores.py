@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores
-from glitchflow_assets.core.storage import atomic_path, open_artifact
+from glitchflow_assets.core.storage import open_artifact, write_artifact
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.annalisa_scores"
@@ -28,11 +28,9 @@ COUNTS = ("intersection", "strain", "aux", "union", "aux_area")
 def write_scores(path: str | Path, run: str, window: Window, scores: WindowScores, config: AnnalisaConfig) -> None:
     """Write one window's scores atomically."""
     shape = (len(scores.event_gps), len(scores.channels))
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
         f.attrs.update(
             {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
                 "run": run,
                 "window": window.key,
                 "pixels": scores.pixels,

@@ -11,9 +11,18 @@ normalisation, built window by window so a run never has to fit in memory.
   can be split without seeing the others. ``block_seconds=0`` splits event by event.
 * Normalisation: per channel, the mean over training glitch tiles of each tile's channel maximum (the
   original's statistic), computed from the training split only and stored with the dataset.
+
+Layout (schema version 1)::
+
+    /<split>/tiles        float32 [tile, channel, size, size]   physical SNR^2, strain first
+    /<split>/{label, event_gps, window, tile_offset}   [tile]   per-tile provenance (split: train, validation, test)
+    /axes/frequencies     [size] Hz      /axes/times [time] s from the event (tile: times[offset:offset+size])
+    /channels             [channel]      /normalisation/channel_scale [channel]
+    attrs: schema, schema_version, config (JSON DatasetConfig), summary (JSON counts), data_version, run, windows
 """
 
 import json
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +30,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
+from glitchflow_assets.core.storage import AtomicHDF5Writer, ContentDigest, open_artifact
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
@@ -93,8 +102,8 @@ class DatasetWriter(AtomicHDF5Writer):
     stores the training statistics and publishes the file atomically."""
 
     def __init__(self, path: str | Path, channels: list[str], config: DatasetConfig):
-        super().__init__(path)
-        self.config, self.channels, self.stats = config, channels, SplitStats()
+        super().__init__(path, SCHEMA, SCHEMA_VERSION)
+        self.config, self.channels, self.stats, self.digest = config, channels, SplitStats(), ContentDigest()
         size, c = config.tile_size, len(channels)
         for split in SPLITS:
             g = self.file.create_group(split)
@@ -130,13 +139,15 @@ class DatasetWriter(AtomicHDF5Writer):
         n0, n = g["label"].shape[0], len(items)
         tiles = np.stack([i[0] for i in items]).astype(np.float32)
         labels = np.array([i[1] for i in items], dtype=np.int8)
-        for name, values in (
-            ("tiles", tiles),
-            ("label", labels),
-            ("event_gps", [i[2] for i in items]),
-            ("tile_offset", [i[3] for i in items]),
-            ("window", [window] * n),
-        ):
+        columns = {
+            "tiles": tiles,
+            "label": labels,
+            "event_gps": np.array([i[2] for i in items], dtype=np.float64),
+            "tile_offset": np.array([i[3] for i in items], dtype=np.int32),
+            "window": [window] * n,
+        }
+        self.digest.update(split, *columns.values())
+        for name, values in columns.items():
             g[name].resize(n0 + n, axis=0)
             g[name][n0:] = values
         for name, code in LABELS.items():
@@ -149,22 +160,23 @@ class DatasetWriter(AtomicHDF5Writer):
                 self.stats.scale_n += len(glitches)
 
     def close(self, attrs: dict) -> dict:
-        """Write statistics and metadata, publish the file; returns the summary stored in its attributes."""
+        """Write statistics and metadata, publish the file; returns the summary stored in its attributes (and the
+        file's data version, a digest of everything stored, under ``data_version``)."""
         scale = (self.stats.scale_sum / self.stats.scale_n) if self.stats.scale_n else np.zeros(len(self.channels))
         self.file.create_dataset("channels", data=np.array(self.channels, dtype=object), dtype=h5py.string_dtype())
         self.file.create_dataset("normalisation/channel_scale", data=scale).attrs["meaning"] = "divide tiles by this per channel"
         summary = {"counts": self.stats.counts, "train_glitch_tiles": self.stats.scale_n}
+        self.digest.update(self.channels, scale, json.dumps(asdict(self.config), sort_keys=True))
         self.file.attrs.update(
             {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
                 "config": json.dumps(asdict(self.config)),
+                "data_version": self.digest.hexdigest(),
                 "summary": json.dumps(summary),
                 **attrs,
             }
         )
         self.publish()
-        return summary
+        return summary | {"data_version": self.digest.hexdigest()}
 
 
 def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
@@ -221,3 +233,74 @@ def dataset_events(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
             gps, windows = f[split]["event_gps"][()], f[split]["window"].asstr()[()]
             out[split] = {w: np.unique(gps[windows == w]) for w in np.unique(windows)}
     return out
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Everything in a dataset file but its tiles."""
+
+    channels: list[str]  # strain first
+    channel_scale: np.ndarray  # [channel] training normalisation
+    frequencies: np.ndarray  # [size] Hz
+    times: np.ndarray  # [time] s from the event
+    tile_shape: tuple[int, int]
+    sizes: dict[str, int]  # tiles per split
+    attrs: dict
+
+    def data_version(self) -> str:
+        """The digest of everything stored, computed as it was written."""
+        return str(self.attrs["data_version"])
+
+
+def read_info(path: str | Path) -> DatasetInfo:
+    with open_dataset(path) as f:
+        return DatasetInfo(
+            list(f["channels"].asstr()[()]),
+            f["normalisation/channel_scale"][()],
+            f["axes/frequencies"][()],
+            f["axes/times"][()],
+            tuple(f["train/tiles"].shape[-2:]),
+            {s: int(f[s]["label"].shape[0]) for s in SPLITS},
+            dict(f.attrs),
+        )
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
+
+
+def read_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A whole split in memory: (tiles ``[tile, channel, size, size]``, labels ``[tile]``)."""
+    _check_split(split)
+    with open_dataset(path) as f:
+        return f[split]["tiles"][()], f[split]["label"][()]
+
+
+@dataclass(frozen=True)
+class TileBatch:
+    """A slice of a split as stored: physical tiles ``[B, channel, F, T]`` plus per-tile provenance."""
+
+    index: np.ndarray
+    tiles: np.ndarray
+    label: np.ndarray
+    event_gps: np.ndarray
+    window: np.ndarray
+    tile_offset: np.ndarray
+
+
+def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
+    """Stream a split in stored order, ``batch_size`` tiles at a time (bounded memory)."""
+    _check_split(split)
+    with open_dataset(path) as f:
+        g = f[split]
+        for start in range(0, g["label"].shape[0], batch_size):
+            stop = min(start + batch_size, g["label"].shape[0])
+            yield TileBatch(
+                np.arange(start, stop),
+                g["tiles"][start:stop],
+                g["label"][start:stop],
+                g["event_gps"][start:stop],
+                g["window"].asstr()[start:stop],
+                g["tile_offset"][start:stop],
+            )

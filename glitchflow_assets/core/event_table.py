@@ -15,8 +15,8 @@ import pandas as pd
 
 from glitchflow_assets.core.events import EventSearchConfig
 from glitchflow_assets.core.segments import Segments, total
-from glitchflow_assets.core.storage import check_schema, content_version
-from glitchflow_assets.core.tables import read_table, write_table
+from glitchflow_assets.core.storage import content_version
+from glitchflow_assets.core.tables import read_tables, write_tables
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.glitch_events"
@@ -43,8 +43,6 @@ class WindowEvents:
 def write_events(path: str | Path, run: str, window: Window, events: pd.DataFrame, searched: Segments, config: EventSearchConfig) -> None:
     """Write a window's events atomically."""
     attrs = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
         "run": run,
         "window": window.key,
         "gps_start": window.gps_start,
@@ -53,10 +51,9 @@ def write_events(path: str | Path, run: str, window: Window, events: pd.DataFram
         "searched_livetime": total(searched),
         "config": json.dumps(asdict(config)),
     }
-    write_table(path, events, attrs)
+    write_tables(path, {"table": events}, SCHEMA, SCHEMA_VERSION, attrs)
 
 
 def read_events(path: str | Path) -> WindowEvents:
-    events, attrs = read_table(path)
-    check_schema(path, attrs, SCHEMA, {SCHEMA_VERSION})
-    return WindowEvents(events, [tuple(s) for s in json.loads(attrs["searched"])], attrs)
+    tables, attrs = read_tables(path, SCHEMA, {SCHEMA_VERSION})
+    return WindowEvents(tables["table"], [tuple(s) for s in json.loads(attrs["searched"])], attrs)

@@ -103,7 +103,7 @@ class RawSegmentWriter(AtomicHDF5Writer):
     """Write a window file channel by channel (bounded memory); :meth:`finish` publishes it atomically."""
 
     def __init__(self, path: Path, n_channels: int, n_samples: int):
-        super().__init__(path)
+        super().__init__(path, SCHEMA, SCHEMA_VERSION)
         chunk = (1, min(n_samples, 1 << 16)) if n_samples else None
         self.data = self.file.create_dataset("data", (n_channels, n_samples), dtype="f4", chunks=chunk)
 
@@ -114,8 +114,6 @@ class RawSegmentWriter(AtomicHDF5Writer):
         f = self.file
         f.attrs.update(
             {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
                 "software": f"glitchflow {glitchflow_assets.__version__}",
                 "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             }

@@ -23,7 +23,7 @@ import torch
 
 from glitchflow_assets.core.dsp import SingleQTransform, psd_of_segments, whiten
 from glitchflow_assets.core.segments import Segments, covers, subtract
-from glitchflow_assets.core.storage import atomic_path, open_artifact
+from glitchflow_assets.core.storage import ContentDigest, open_artifact, write_artifact
 
 SCHEMA = "glitchflow.spectrograms"
 SCHEMA_VERSION = 1
@@ -92,8 +92,8 @@ def build_spectrograms(
 def write_spectrograms(
     path: str | Path, spectrograms, frequencies, times, event_gps, event_snr, channels, config: SpectrogramConfig, attrs: dict
 ) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "config": json.dumps(asdict(config)), **attrs})
+    with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
+        f.attrs.update({"config": json.dumps(asdict(config)), **attrs})
         chunks = (1, *spectrograms.shape[1:]) if len(spectrograms) else None
         d = f.create_dataset("spectrograms", data=spectrograms, chunks=chunks)
         d.attrs["axes"] = json.dumps(["event", "channel", "frequency", "time"])
@@ -116,6 +116,10 @@ class WindowSpectrograms:
     event_snr: np.ndarray  # [event]
     channels: list[str]  # strain first
     attrs: dict
+
+    def data_version(self) -> str:
+        """Changes exactly when the stored spectrograms, their axes or events do."""
+        return ContentDigest(self.spectrograms, self.frequencies, self.times, self.event_gps, self.event_snr, self.channels).hexdigest()
 
 
 def read_spectrograms(path: str | Path) -> WindowSpectrograms:

@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 
 def _alive(pid: int) -> bool:
@@ -65,12 +66,14 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
 
 
 class AtomicHDF5Writer:
-    """Base of the artifact writers that fill a file in several steps. Used as a context manager: the file is
-    published (renamed onto ``path``) only by :meth:`publish`; leaving the block by an exception, or without
-    publishing, discards the partial file and leaves the earlier one as it was."""
+    """The writer of every HDF5 artifact, a context manager: the file is published (its ``schema`` and
+    ``schema_version`` stamped, then renamed onto ``path``) only by :meth:`publish`; leaving the block by an
+    exception, or without publishing (a loop left early), discards the partial file and leaves the earlier one
+    as it was. Artifacts written in one block use :func:`write_artifact`; streaming writers subclass this."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, schema: str, schema_version: int):
         self.path = Path(path)
+        self.schema, self.schema_version = schema, schema_version
         self._atomic = atomic_path(self.path)
         self.file = h5py.File(self._atomic.__enter__(), "w")
         self._closed = False
@@ -84,6 +87,7 @@ class AtomicHDF5Writer:
         return False
 
     def publish(self) -> None:
+        self.file.attrs.update({"schema": self.schema, "schema_version": self.schema_version})
         self.file.close()
         self._closed = True
         self._atomic.__exit__(None, None, None)
@@ -92,6 +96,34 @@ class AtomicHDF5Writer:
         self.file.close()
         self._closed = True
         self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+@contextmanager
+def write_artifact(path: str | Path, schema: str, schema_version: int) -> Iterator[h5py.File]:
+    """An HDF5 artifact written in one block: yields the open file, published when the block completes."""
+    with AtomicHDF5Writer(path, schema, schema_version) as writer:
+        yield writer.file
+        writer.publish()
+
+
+class ContentDigest:
+    """A running SHA-256 over arrays and strings, fed as an artifact is written or read: its data version changes
+    exactly when its content does (dtype and shape included), without a second pass over the file."""
+
+    def __init__(self, *values: object):
+        self._sha = hashlib.sha256()
+        self.update(*values)
+
+    def update(self, *values: object) -> None:
+        for value in values:
+            array = np.asarray(value)
+            if array.dtype.kind in "OUS":  # strings: their UTF-8 bytes, one per line
+                self._sha.update(f"str{array.shape}".encode() + "\n".join(map(str, array.ravel())).encode())
+            else:
+                self._sha.update(f"{array.dtype.str}{array.shape}".encode() + np.ascontiguousarray(array).tobytes())
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()[:24]
 
 
 def sha256sum(path: str | Path) -> str:

@@ -1,22 +1,19 @@
-"""Tables (pandas) in self-describing HDF5 files: one dataset per column, attributes for provenance."""
+"""Tables (pandas) in self-describing HDF5 artifacts: one group per table, one dataset per column, attributes for
+provenance."""
 
+from collections.abc import Collection
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.storage import atomic_path, open_hdf5
+from glitchflow_assets.core.storage import open_artifact, write_artifact
 
 
-def write_table(path: str | Path, table: pd.DataFrame, attrs: dict, group: str = "table") -> None:
-    """Write ``table`` as ``/<group>/<column>`` datasets plus root ``attrs``, atomically."""
-    write_tables(path, {group: table}, attrs)
-
-
-def write_tables(path: str | Path, tables: dict[str, pd.DataFrame], attrs: dict) -> None:
-    """Several tables in one file, one group each, atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+def write_tables(path: str | Path, tables: dict[str, pd.DataFrame], schema: str, schema_version: int, attrs: dict) -> None:
+    """Several tables in one artifact file, one group each, plus root ``attrs``; atomic."""
+    with write_artifact(path, schema, schema_version) as f:
         f.attrs.update(attrs)
         for group, table in tables.items():
             g = f.create_group(group)
@@ -29,9 +26,12 @@ def write_tables(path: str | Path, tables: dict[str, pd.DataFrame], attrs: dict)
                     g.create_dataset(column, data=values)
 
 
-def read_table(path: str | Path, group: str = "table") -> tuple[pd.DataFrame, dict]:
-    with open_hdf5(path) as f:
-        g = f[group]
-        columns = [str(c) for c in g.attrs["columns"]]
-        data = {c: g[c].asstr()[()] if h5py.check_string_dtype(g[c].dtype) else g[c][()] for c in columns}
-        return pd.DataFrame(data, columns=columns), dict(f.attrs)
+def read_tables(path: str | Path, schema: str, supported: Collection[int]) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every table of an artifact written by :func:`write_tables`, and its root attributes."""
+    with open_artifact(path, schema, supported) as f:
+        tables = {}
+        for name, g in f.items():
+            columns = [str(c) for c in g.attrs["columns"]]
+            data = {c: g[c].asstr()[()] if h5py.check_string_dtype(g[c].dtype) else g[c][()] for c in columns}
+            tables[name] = pd.DataFrame(data, columns=columns)
+        return tables, dict(f.attrs)

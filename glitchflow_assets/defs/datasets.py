@@ -62,13 +62,14 @@ def spectrograms_of_window(storage: GlitchflowStorage, run: ObservingRun, window
     write_spectrograms(
         path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
     )
+    written = read_spectrograms(path)
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
     if len(kept):
         loudest = int(np.argmax(snr))
         metadata["loudest_event"] = dg.MetadataValue.md(
             _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(data_version=dg.DataVersion(written.data_version()), metadata=metadata)
 
 
 def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
@@ -149,6 +150,7 @@ def build_dataset(
             png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")
             metadata[f"examples_{split}"] = dg.MetadataValue.md(md_image(png, f"{split} tiles"))
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(summary["data_version"]),
         metadata=metadata,
         check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in verify_dataset(path).items()],
     )

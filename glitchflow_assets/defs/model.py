@@ -5,22 +5,22 @@ import os
 from enum import Enum
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from glitchflow_assets.core.datasets import SPLITS
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
-from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, write_evaluation
+from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, read_evaluation, write_evaluation
 from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
-from glitchflow_assets.core.ml.synthetic_set import synthetic_examples_png, write_synthetic
+from glitchflow_assets.core.ml.synthetic_set import read_synthetic_info, synthetic_examples_png, write_synthetic
 from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionRef, Tracker
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import atomic_path, content_version
+from glitchflow_assets.core.storage import atomic_path
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
@@ -254,6 +254,7 @@ def evaluate_model(
     for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
         tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(read_evaluation(path).data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "model_uri": ref.uri,
@@ -268,7 +269,7 @@ def evaluate_model(
             "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
             "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
             "vetoes": metadata_table(result.vetoes),
-        }
+        },
     )
 
 
@@ -291,18 +292,16 @@ def model_evaluation(run: ObservingRun) -> dg.AssetsDefinition:
     return _evaluation
 
 
+SplitName = Enum("SplitName", {s: s for s in SPLITS}, type=str)
+
+
 class SyntheticConfig(dg.Config):
     """Which events the synthetic set is generated for."""
 
-    splits: list[str] = Field(["test"], description=f"dataset splits to generate, of {', '.join(SPLITS)} (default: held-out events)")
+    splits: list[SplitName] = Field(
+        ["test"], validate_default=True, description="dataset splits to generate (default: the held-out test events)"
+    )
     batch_size: int = Field(64, description="tiles per forward pass")
-
-    @field_validator("splits")
-    @classmethod
-    def _known_splits(cls, splits: list[str]) -> list[str]:
-        if unknown := set(splits) - set(SPLITS):
-            raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from {', '.join(SPLITS)}")
-        return splits
 
 
 def generate_synthetic(
@@ -313,11 +312,13 @@ def generate_synthetic(
     path = storage.run_file(run.name, SYNTHETIC)
     dataset = storage.run_file(run.name, SPLIT)
     lineage = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT)))
-    attrs = {"model_uri": ref.uri, "model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
-    counts = write_synthetic(path, tracker.load(ref, device), dataset, tuple(config.splits), device, attrs | lineage, config.batch_size)
+    attrs = {"model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
+    model = tracker.load(ref, device)
+    splits = tuple(s.value for s in config.splits)
+    counts = write_synthetic(path, model, ref.uri, dataset, splits, device, attrs | lineage, config.batch_size)
     image = synthetic_examples_png(path)
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(content_version([ref.uri, lineage["dataset_version"], config.model_dump()])),
+        data_version=dg.DataVersion(read_synthetic_info(path).data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "model_uri": ref.uri,

@@ -76,11 +76,12 @@ def scores_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Wind
     path = storage.window_file(run.name, SCORES, window)
     write_scores(path, run.name, window, scores, config)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(read_scores(path).data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "n_events_scored": len(scores.event_gps),
             "channels": metadata_table(channel_table([scores], config)),
-        }
+        },
     )
 
 

@@ -12,14 +12,13 @@ Representations:
 * ``linear``: ``E / s``, the original's.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import LABELS, SPLITS, open_dataset
+from glitchflow_assets.core.datasets import read_info, read_split
 
 REPRESENTATIONS = ("log", "linear")
 
@@ -81,54 +80,12 @@ class TileSet:
 
 
 def read_normalisation(path: str | Path, representation: str = "log") -> Normalisation:
-    with open_dataset(path) as f:
-        return Normalisation(
-            tuple(f["channels"].asstr()[()]), tuple(float(v) for v in f["normalisation/channel_scale"][()]), representation
-        )
-
-
-def split_size(path: str | Path, split: str) -> int:
-    with open_dataset(path) as f:
-        return int(f[split]["label"].shape[0])
+    info = read_info(path)
+    return Normalisation(tuple(info.channels), tuple(float(v) for v in info.channel_scale), representation)
 
 
 def load_split(path: str | Path, split: str, normalisation: Normalisation) -> TileSet:
     """A whole split in memory (``N * channels * 16 KiB``): for training, which revisits every tile each epoch."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
-    with open_dataset(path) as f:
-        tiles = torch.from_numpy(f[split]["tiles"][()])
-        label = torch.from_numpy(f[split]["label"][()].astype(np.int64))
-    aux, strain = normalisation.split(tiles)
-    return TileSet(aux.contiguous(), strain.contiguous(), label)
-
-
-@dataclass(frozen=True)
-class TileBatch:
-    """A slice of a split as stored: physical tiles ``[B, channel, F, T]`` plus per-tile provenance."""
-
-    index: np.ndarray
-    tiles: np.ndarray
-    label: np.ndarray
-    event_gps: np.ndarray
-    window: np.ndarray
-    tile_offset: np.ndarray
-
-
-def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
-    """Stream a split in stored order, ``batch_size`` tiles at a time (bounded memory)."""
-    with open_dataset(path) as f:
-        g = f[split]
-        for start in range(0, g["label"].shape[0], batch_size):
-            stop = min(start + batch_size, g["label"].shape[0])
-            yield TileBatch(
-                np.arange(start, stop),
-                g["tiles"][start:stop],
-                g["label"][start:stop],
-                g["event_gps"][start:stop],
-                g["window"].asstr()[start:stop],
-                g["tile_offset"][start:stop],
-            )
-
-
-GLITCH = LABELS["glitch"]
+    tiles, label = read_split(path, split)
+    aux, strain = normalisation.split(torch.from_numpy(tiles))
+    return TileSet(aux.contiguous(), strain.contiguous(), torch.from_numpy(label.astype(np.int64)))

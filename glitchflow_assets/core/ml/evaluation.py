@@ -3,6 +3,11 @@
 Everything here is in physical units (strain SNR^2). Every report scores the model beside three baselines by the
 same code (:mod:`glitchflow_assets.core.ml.scoring`): an all-zero tile, the training split's mean strain tile (what
 ignoring the witnesses gets at best) and the linear witness regression (what a classical method gets from them).
+
+The ``model_evaluation`` file (schema version 1): tables ``/report`` (a row per generator, headline numbers with
+intervals), ``/tiles`` (a row per generator and test tile), ``/curves`` (the original's accuracies per SNR^2
+threshold), ``/vetoes`` (a row per event), one dataset per column; attrs: schema, schema_version, model_uri and the
+summary numbers (:meth:`Evaluation.summary`).
 """
 
 from collections.abc import Callable, Iterator
@@ -13,15 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.datasets import open_dataset
+from glitchflow_assets.core.datasets import TileBatch, iter_split, read_info
 from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, fit_linear_witness, mean_strain_tile
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
-from glitchflow_assets.core.ml.data import TileBatch, iter_split
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
-from glitchflow_assets.core.tables import write_tables
+from glitchflow_assets.core.storage import ContentDigest
+from glitchflow_assets.core.tables import read_tables, write_tables
 
-SCHEMA = "glitchflow.model_evaluation"  # the file model_evaluation writes (write_evaluation)
+SCHEMA = "glitchflow.model_evaluation"
 SCHEMA_VERSION = 1
 
 
@@ -39,8 +44,7 @@ def generated_batches(
 
 
 def check_channels(model: GlitchModel, dataset: str | Path) -> None:
-    with open_dataset(dataset) as f:
-        channels = tuple(f["channels"].asstr()[()])
+    channels = tuple(read_info(dataset).channels)
     if channels != model.normalisation.channels:
         raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
 
@@ -206,4 +210,28 @@ def write_evaluation(path: str | Path, result: Evaluation, model_uri: str) -> No
     """The evaluation as one HDF5 file of tables (``report``, ``tiles``, ``curves``, ``vetoes``; one dataset per
     column), with the model URI and the summary numbers in its attributes; atomic."""
     tables = {"report": result.report.table(), "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
-    write_tables(path, tables, {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "model_uri": model_uri, **result.summary()})
+    write_tables(path, tables, SCHEMA, SCHEMA_VERSION, {"model_uri": model_uri, **result.summary()})
+
+
+@dataclass(frozen=True)
+class EvaluationFile:
+    """A ``model_evaluation`` file read back: its four tables and the model it scored."""
+
+    report: pd.DataFrame  # a row per generator (the model first)
+    tiles: pd.DataFrame  # a row per generator and tile
+    curves: pd.DataFrame  # a row per SNR^2 threshold
+    vetoes: pd.DataFrame  # a row per event
+    model_uri: str
+    attrs: dict
+
+    def data_version(self) -> str:
+        """Changes exactly when the scores do (the model URI included)."""
+        digest = ContentDigest(self.model_uri)
+        for table in (self.report, self.tiles, self.curves, self.vetoes):
+            digest.update(list(table.columns), *(table[c].to_numpy() for c in table.columns))
+        return digest.hexdigest()
+
+
+def read_evaluation(path: str | Path) -> EvaluationFile:
+    tables, attrs = read_tables(path, SCHEMA, {SCHEMA_VERSION})
+    return EvaluationFile(tables["report"], tables["tiles"], tables["curves"], tables["vetoes"], str(attrs["model_uri"]), attrs)

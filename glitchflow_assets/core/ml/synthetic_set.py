@@ -3,23 +3,24 @@ dataset's tiles, beside the real ones.
 
 Layout (schema version 1): ``/generated``, ``/real`` ``[item, freq, time]`` (SNR^2), per item ``event_gps``,
 ``window``, ``tile_offset``, ``label``, ``split``; ``/axes/frequencies`` (Hz, the tile's rows) and ``/axes/times``
-(s from the event GPS; item ``i`` covers ``times[tile_offset[i]:tile_offset[i] + W]``); channels, model URI and
-dataset version in attributes.
+(s from the event GPS; item ``i`` covers ``times[tile_offset[i]:tile_offset[i] + W]``); channels, model URI,
+dataset version, counts per split and the file's data version (a digest of what it holds) in attributes.
 """
 
 import json
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import open_dataset
+from glitchflow_assets.core.datasets import read_info
 from glitchflow_assets.core.ml.bundle import GlitchModel
 from glitchflow_assets.core.ml.evaluation import generated_batches
 from glitchflow_assets.core.ml.figures import generated_vs_real_png
-from glitchflow_assets.core.storage import atomic_path, open_artifact
+from glitchflow_assets.core.storage import ContentDigest, open_artifact, write_artifact
 
 SCHEMA = "glitchflow.synthetic_glitches"
 SCHEMA_VERSION = 1
@@ -33,17 +34,19 @@ def open_synthetic(path: str | Path) -> AbstractContextManager[h5py.File]:
 def write_synthetic(
     path: str | Path,
     model: GlitchModel,
+    model_uri: str,
     dataset: str | Path,
     splits: tuple[str, ...],
     device: torch.device,
     attrs: dict,
     batch_size: int = 64,
 ) -> dict[str, int]:
-    """Generate strain tiles for every tile of ``splits`` into ``path`` (atomic), batch by batch."""
-    with open_dataset(dataset) as f:
-        frequencies, times, (h, w) = f["axes/frequencies"][()], f["axes/times"][()], f["train/tiles"].shape[-2:]
-    counts = {}
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
+    """Generate strain tiles for every tile of ``splits`` into ``path`` (atomic), batch by batch, with ``model`` (the
+    version ``model_uri`` names)."""
+    info = read_info(dataset)
+    (h, w) = info.tile_shape
+    counts, digest = {}, ContentDigest()
+    with write_artifact(path, SCHEMA, SCHEMA_VERSION) as out:
         columns = {
             "generated": ((h, w), "f4"),
             "real": ((h, w), "f4"),
@@ -69,24 +72,45 @@ def write_synthetic(
                     "window": batch.window,
                     "split": [split] * n,
                 }
+                digest.update(*values.values())
                 for name, value in values.items():
                     out[name].resize(n0 + n, axis=0)
                     out[name][n0:] = value
                 counts[split] += n
-        out.create_dataset("axes/frequencies", data=frequencies).attrs["units"] = "Hz"
-        out.create_dataset("axes/times", data=times).attrs["units"] = "s from event GPS (item: times[tile_offset:tile_offset+W])"
+        out.create_dataset("axes/frequencies", data=info.frequencies).attrs["units"] = "Hz"
+        out.create_dataset("axes/times", data=info.times).attrs["units"] = "s from event GPS (item: times[tile_offset:tile_offset+W])"
         out.attrs.update(
             {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
+                "model_uri": model_uri,
                 "channels": json.dumps(list(model.normalisation.channels)),
                 "strain_channel": model.normalisation.channels[0],
                 "aux_channels": json.dumps(list(model.normalisation.aux_channels)),
                 "counts": json.dumps(counts),
+                "data_version": digest.hexdigest(),
                 **attrs,
             }
         )
     return counts
+
+
+@dataclass(frozen=True)
+class SyntheticSetInfo:
+    """A synthetic set's attributes: what made it and how many items of each split it holds."""
+
+    model_uri: str
+    channels: list[str]  # strain first
+    counts: dict[str, int]
+    attrs: dict
+
+    def data_version(self) -> str:
+        """The digest of every stored item, computed as it was written."""
+        return str(self.attrs["data_version"])
+
+
+def read_synthetic_info(path: str | Path) -> SyntheticSetInfo:
+    with open_synthetic(path) as f:
+        attrs = dict(f.attrs)
+    return SyntheticSetInfo(str(attrs["model_uri"]), json.loads(attrs["channels"]), json.loads(attrs["counts"]), attrs)
 
 
 def synthetic_examples_png(path: str | Path, glitches: int = 2, backgrounds: int = 1) -> bytes:

@@ -32,7 +32,7 @@ from torch import nn
 
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.training import batches, deterministic
-from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
+from glitchflow_assets.core.storage import open_artifact, write_artifact
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.wiener import WienerFilter
 
@@ -169,14 +169,12 @@ class ConvNetTwin:
         return (inputs.wiener + correction) * segments.gate
 
     def save(self, path, attrs: dict) -> None:
-        with AtomicHDF5Writer(path) as w:
-            self.wiener.write(w.file.create_group("wiener"))
+        with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
+            self.wiener.write(f.create_group("wiener"))
             for name, tensor in self.network.state_dict().items():
-                w.file.create_dataset(f"weights/{name}", data=tensor.numpy())
-            w.file.attrs.update(
+                f.create_dataset(f"weights/{name}", data=tensor.numpy())
+            f.attrs.update(
                 {
-                    "schema": SCHEMA,
-                    "schema_version": SCHEMA_VERSION,
                     "method": METHOD,
                     "config": json.dumps(self.config.to_dict()),
                     "epochs_trained": self.epochs_trained,
@@ -184,7 +182,6 @@ class ConvNetTwin:
                     **attrs,
                 }
             )
-            w.publish()
 
     @staticmethod
     def load(path) -> "ConvNetTwin":

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
+from glitchflow_assets.core.storage import open_artifact, write_artifact
 
 SCHEMA = "glitchflow.glitch_waveforms"
 SCHEMA_VERSION = 1
@@ -66,8 +66,7 @@ def write_waveform_set(
     truth_whitened: np.ndarray | None,
     attrs: dict,
 ) -> None:
-    with AtomicHDF5Writer(path) as w:
-        f = w.file
+    with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
         f.create_dataset("gps", data=gps)
         f.create_dataset("t0", data=t0)
         f.create_dataset("window", data=np.array(window, dtype=object), dtype=_STR)
@@ -81,14 +80,11 @@ def write_waveform_set(
             f.create_dataset(f"scores/{column}", data=scores[column].to_numpy(dtype=float))
         f.attrs.update(
             {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
                 "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 "software": f"glitchflow-assets {glitchflow_assets.__version__}",
                 **attrs,
             }
         )
-        w.publish()
 
 
 def read_waveform_set(path: str | Path) -> GlitchWaveformSet:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import istft, stft
 
-from glitchflow_assets.core.storage import AtomicHDF5Writer, open_artifact
+from glitchflow_assets.core.storage import open_artifact, write_artifact
 from glitchflow_assets.core.twin.event_segments import EventSegments
 
 SCHEMA = "glitchflow.wiener_filter"
@@ -134,10 +134,9 @@ class WienerFilter:
         )
 
     def save(self, path: str | Path, attrs: dict) -> None:
-        with AtomicHDF5Writer(path) as w:
-            self.write(w.file)
-            w.file.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "method": METHOD, **attrs})
-            w.publish()
+        with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
+            self.write(f)
+            f.attrs.update({"method": METHOD, **attrs})
 
     @staticmethod
     def load(path: str | Path) -> "WienerFilter":
