@@ -3,7 +3,9 @@ learn (and the gate refusing filters that predict nothing or NaN), cleaning that
 and injection into simulated frames that the event search then finds at the injected GPS times."""
 
 import dataclasses
+import json
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,7 +23,7 @@ from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.sim.waveforms import sine_gaussian
 from glitchflow_assets.core.twin.cleaning import changed_spans, compare_events, subtract_glitches
-from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, GlitchUNet, train_convnet
+from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, GlitchUNet, TrainedNetwork, train_convnet
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.injection import CATALOGUE
 from glitchflow_assets.core.twin.pipeline import TwinConfig, TwinFit, load_twin
@@ -115,27 +117,49 @@ def test_the_learned_twin_improves_on_the_wiener_filter_where_the_coupling_is_no
     accumulator = WienerAccumulator(["W", "F"], RATE, train.witness.shape[-1])
     accumulator.add(train)
     wiener = accumulator.solve()
-    config = ConvNetConfig(epochs=CONVNET_EPOCHS, patience=CONVNET_EPOCHS, time_budget_s=600)
+    config = ConvNetConfig(epochs=CONVNET_EPOCHS, patience=CONVNET_EPOCHS, time_budget_s=600, members=2)
     learned = train_convnet(wiener, train, validation, config)
-    # before any training the network adds nothing: it starts from the Wiener prediction exactly
-    untrained = ConvNetTwin(wiener, GlitchUNet(4, config.widths, config.kernel), config)
+    # before any training the networks add nothing: the twin starts from the Wiener prediction exactly
+    untrained = ConvNetTwin(wiener, [TrainedNetwork(GlitchUNet(4, config.widths, config.kernel))], config)
     np.testing.assert_allclose(untrained.predict(held), wiener.predict(held), atol=1e-6)
     wiener_mismatch = np.median(mismatch(wiener.predict(held), held.truth))
     learned_mismatch = np.median(mismatch(learned.predict(held), held.truth))
-    assert learned.best_epoch > 0 and learned_mismatch < 0.5 * wiener_mismatch, (learned_mismatch, wiener_mismatch)
-    # seeded: the same training gives the same network; stored without pickle, reloaded identical
-    again = train_convnet(wiener, train, validation, dataclasses.replace(config, epochs=2, patience=2))
-    twice = train_convnet(wiener, train, validation, dataclasses.replace(config, epochs=2, patience=2))
+    assert len(learned.members) == 2 and all(m.best_epoch > 0 for m in learned.members)
+    assert learned_mismatch < 0.5 * wiener_mismatch, (learned_mismatch, wiener_mismatch)
+    # the ensemble predicts the mean of its members' corrections
+    alone = [ConvNetTwin(wiener, [m], config).predict(held) for m in learned.members]
+    np.testing.assert_allclose(learned.predict(held), np.mean(alone, axis=0), atol=1e-6)
+    # seeded: the same training gives the same networks, another seed others; stored without pickle, reloaded identical
+    short = dataclasses.replace(config, epochs=2, patience=2)
+    again, twice = (train_convnet(wiener, train, validation, short) for _ in range(2))
     np.testing.assert_array_equal(again.predict(held), twice.predict(held))
+    other = train_convnet(wiener, train, validation, dataclasses.replace(short, seed=7))
+    assert not np.array_equal(again.predict(held), other.predict(held))
     learned.save(tmp_path / "c.h5", {"run": "TEST"})
     reloaded = load_twin(tmp_path / "c.h5")
-    assert isinstance(reloaded, ConvNetTwin) and reloaded.best_epoch == learned.best_epoch
+    assert isinstance(reloaded, ConvNetTwin) and [m.best_epoch for m in reloaded.members] == [m.best_epoch for m in learned.members]
     np.testing.assert_array_equal(reloaded.predict(held), learned.predict(held))
+    # a file of schema version 1 (one network, its weights directly under weights/) is still read
+    single = ConvNetTwin(wiener, learned.members[:1], dataclasses.replace(config, members=1))
+    _as_schema_version_1(single, tmp_path / "v1.h5")
+    np.testing.assert_array_equal(load_twin(tmp_path / "v1.h5").predict(held), single.predict(held))
     # a NaN network fails the gate
     with torch.no_grad():
-        for p in learned.network.parameters():
+        for p in learned.members[1].network.parameters():
             p.fill_(float("nan"))
     assert not _fit(train, held, learned).verdict(TwinConfig())[0]
+
+
+def _as_schema_version_1(twin: ConvNetTwin, path) -> None:
+    """``twin`` stored as the first release of the learned twin stored it."""
+    twin.save(path, {"run": "TEST"})
+    with h5py.File(path, "r+") as f:
+        for name in list(f["weights/0"]):
+            f.move(f"weights/0/{name}", f"weights/{name}")
+        del f["weights/0"]
+        config = json.loads(f.attrs["config"])
+        del config["members"]
+        f.attrs.update({"schema_version": 1, "config": json.dumps(config), "epochs_trained": 2, "best_epoch": 1})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -146,7 +170,7 @@ def test_the_learned_twin_trains_on_cuda_and_predicts_on_the_cpu():
     config = ConvNetConfig(epochs=3, patience=3)
     learned = train_convnet(accumulator.solve(), train, validation, config, device=torch.device("cuda"))
     cpu = train_convnet(accumulator.solve(), train, validation, config, device=torch.device("cpu"))
-    assert next(learned.network.parameters()).device.type == "cpu" and learned.best_epoch > 0
+    assert all(next(m.network.parameters()).device.type == "cpu" and m.best_epoch > 0 for m in learned.members)
     # the same training on either device: the same predictions up to the devices' float32 rounding
     assert np.median(mismatch(learned.predict(validation), cpu.predict(validation))) < 1e-3
 

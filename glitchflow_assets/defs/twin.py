@@ -56,13 +56,16 @@ class WaveformsConfig(dg.Config):
         TwinMethod(_T.method),
         description="auto: fit the Wiener filter and the learned network, keep the better on validation; or one of the two",
     )
-    epochs: int = Field(_T.convnet.epochs, description="most epochs to train the network (early stopping may end sooner)")
-    time_budget_s: float = Field(_T.convnet.time_budget_s, description="training stops after the epoch crossing this many seconds")
-    seed: int = Field(_T.convnet.seed, description="seeds the network's initialisation, shuffling and sign flips")
+    epochs: int = Field(_T.convnet.epochs, description="most epochs to train each network (early stopping may end sooner)")
+    time_budget_s: float = Field(
+        _T.convnet.time_budget_s, description="each network's training stops after the epoch crossing this many seconds"
+    )
+    seed: int = Field(_T.convnet.seed, description="seeds the first network (initialisation, shuffling, sign flips); network k: seed + k")
+    members: int = Field(_T.convnet.members, ge=1, description="networks trained from successive seeds, their corrections averaged")
     min_validation_events: int = Field(_T.min_validation_events, description="gate: validation events needed to judge the twin")
 
     def twin_config(self) -> TwinConfig:
-        convnet = replace(_T.convnet, epochs=self.epochs, time_budget_s=self.time_budget_s, seed=self.seed)
+        convnet = replace(_T.convnet, epochs=self.epochs, time_budget_s=self.time_budget_s, seed=self.seed, members=self.members)
         return replace(_T, method=self.method.value, convnet=convnet, min_validation_events=self.min_validation_events)
 
 
@@ -103,8 +106,10 @@ def fit_waveforms(
         tracker.log_params(run_id, params | {f"convnet_{k}": v for k, v in config.convnet.to_dict().items()})
 
         def on_epoch(metrics: dict) -> None:
-            context.log.info(f"{run.name}/{WAVEFORMS} convnet epoch {metrics['epoch']}: validation loss {metrics['validation_loss']:.5f}")
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step=metrics["epoch"])
+            member, epoch = metrics["member"], metrics["epoch"]
+            context.log.info(f"{run.name}/{WAVEFORMS} convnet {member} epoch {epoch}: validation loss {metrics['validation_loss']:.5f}")
+            losses = {f"convnet{member}_{k}": v for k, v in metrics.items() if k not in ("member", "epoch")}
+            tracker.log_metrics(run_id, losses, step=epoch)
 
         try:
             fit = fit_twin(window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)

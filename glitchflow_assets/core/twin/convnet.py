@@ -13,10 +13,12 @@ The target is the gated whitened strain itself (glitch + unit-variance noise): m
 the glitch that the witnesses explain, with no truth needed, as for the Wiener filter. Each event's error counts
 relative to its strain energy (events count alike, as in a median), and each event is scaled by its witnesses' rms
 (the couplings are linear in amplitude). Training is seeded and deterministic on CPU; sign flips (every channel and the
-target together) double the training events.
+target together) double the training events. ``members`` networks are trained from successive seeds and their
+corrections averaged: with a few hundred training events one network's error depends on its seed; the ensemble's
+varies less and is lower (bench/RESULTS.md).
 
-Stored as HDF5 (weights as float32 datasets, the Wiener filter it corrects in group ``wiener``, settings as attributes): nothing
-pickled.
+Stored as HDF5 (each member's weights as float32 datasets under ``weights/<member>/``, the Wiener filter it corrects in
+group ``wiener``, settings as attributes): nothing pickled. Schema version 1 (one network under ``weights/``) is read.
 """
 
 import copy
@@ -37,7 +39,7 @@ from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.wiener import WienerFilter
 
 SCHEMA = "glitchflow.convnet_twin"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: an ensemble of networks (1: one network)
 METHOD = "convnet"
 
 
@@ -53,15 +55,16 @@ class ConvNetConfig:
     gradient_clip: float = 1.0
     gain_jitter: float = 0.4  # augmentation: each witness scaled by exp(U(-j, j)) per event (coupling gains vary)
     patience: int = 10  # epochs without a better validation loss before stopping
-    time_budget_s: float = 180.0  # training stops after this wall time (the best epoch so far is kept)
-    seed: int = 0
+    time_budget_s: float = 180.0  # each network's training stops after this wall time (its best epoch so far is kept)
+    seed: int = 0  # of the first network; member k is trained from seed + k
+    members: int = 3  # networks whose corrections are averaged
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ConvNetConfig":
-        return cls(**{**values, "widths": tuple(values["widths"])})
+        return cls(**{"members": 1, **values, "widths": tuple(values["widths"])})  # files of before members: one network
 
 
 def decimate(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -138,14 +141,21 @@ def network_inputs(wiener: WienerFilter, segments: EventSegments, decimation: in
 
 
 @dataclass
-class ConvNetTwin:
-    """The Wiener twin plus the network's correction; ``predict`` has the Wiener filter's contract."""
+class TrainedNetwork:
+    """One member of the ensemble: the network restored to its best epoch, and how long it trained."""
 
-    wiener: WienerFilter
     network: GlitchUNet
-    config: ConvNetConfig
     epochs_trained: int = 0
     best_epoch: int = 0
+
+
+@dataclass
+class ConvNetTwin:
+    """The Wiener twin plus the members' mean correction; ``predict`` has the Wiener filter's contract."""
+
+    wiener: WienerFilter
+    members: list[TrainedNetwork]
+    config: ConvNetConfig
 
     @property
     def channels(self) -> list[str]:
@@ -156,11 +166,14 @@ class ConvNetTwin:
         return self.wiener.training_events
 
     def _correction(self, inputs: Inputs, batch_size: int = 64) -> torch.Tensor:
-        """The correction at the decimated rate ``[event, time]``, gated."""
-        self.network.eval()
-        with torch.no_grad():
-            out = [self.network(inputs.x[idx]) for idx in batches(len(inputs.x), batch_size, None)]
-        return (torch.cat(out) if out else torch.zeros_like(inputs.gate)) * inputs.gate * inputs.scale[:, 0]
+        """The members' mean correction at the decimated rate ``[event, time]``, gated."""
+        total = torch.zeros_like(inputs.gate)
+        for member in self.members:
+            member.network.eval()
+            with torch.no_grad():
+                out = [member.network(inputs.x[idx]) for idx in batches(len(inputs.x), batch_size, None)]
+            total += torch.cat(out) if out else 0.0
+        return total / len(self.members) * inputs.gate * inputs.scale[:, 0]
 
     def predict(self, segments: EventSegments) -> np.ndarray:
         """The whitened strain glitch ``[event, time]`` predicted from the witnesses alone, zero outside each gate."""
@@ -171,27 +184,32 @@ class ConvNetTwin:
     def save(self, path, attrs: dict) -> None:
         with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
             self.wiener.write(f.create_group("wiener"))
-            for name, tensor in self.network.state_dict().items():
-                f.create_dataset(f"weights/{name}", data=tensor.numpy())
+            for k, member in enumerate(self.members):
+                for name, tensor in member.network.state_dict().items():
+                    f.create_dataset(f"weights/{k}/{name}", data=tensor.numpy())
             f.attrs.update(
                 {
                     "method": METHOD,
                     "config": json.dumps(self.config.to_dict()),
-                    "epochs_trained": self.epochs_trained,
-                    "best_epoch": self.best_epoch,
+                    "epochs_trained": json.dumps([m.epochs_trained for m in self.members]),
+                    "best_epoch": json.dumps([m.best_epoch for m in self.members]),
                     **attrs,
                 }
             )
 
     @staticmethod
     def load(path) -> "ConvNetTwin":
-        with open_artifact(path, SCHEMA, (SCHEMA_VERSION,)) as f:
+        with open_artifact(path, SCHEMA, (1, SCHEMA_VERSION)) as f:
             wiener, config = WienerFilter.read(f["wiener"]), ConvNetConfig.from_dict(json.loads(f.attrs["config"]))
-            network = GlitchUNet(len(wiener.channels) + 2, config.widths, config.kernel)
-            state = {name: torch.as_tensor(f[f"weights/{name}"][()]) for name in network.state_dict()}
-            epochs = int(f.attrs["epochs_trained"]), int(f.attrs["best_epoch"])
-        network.load_state_dict(state)
-        return ConvNetTwin(wiener, network, config, *epochs)
+            single = f.attrs["schema_version"] == 1  # one network, its weights directly under weights/
+            epochs = [json.loads(str(f.attrs[k])) if not single else [int(f.attrs[k])] for k in ("epochs_trained", "best_epoch")]
+            members = []
+            for k in range(config.members):
+                network = GlitchUNet(len(wiener.channels) + 2, config.widths, config.kernel)
+                group = f["weights"] if single else f[f"weights/{k}"]
+                network.load_state_dict({name: torch.as_tensor(group[name][()]) for name in network.state_dict()})
+                members.append(TrainedNetwork(network, epochs[0][k], epochs[1][k]))
+        return ConvNetTwin(wiener, members, config)
 
 
 def _loss(
@@ -217,17 +235,35 @@ def train_convnet(
     on_epoch: Callable[[dict], None] = lambda metrics: None,
     device: torch.device | None = None,
 ) -> ConvNetTwin:
-    """Train the correction network on ``train`` events, keep the epoch of lowest loss on ``validation`` events.
-    Trains on ``device`` (default: CUDA when present, else the CPU); the network returned lives on the CPU."""
+    """Train ``config.members`` correction networks on ``train`` events (seeds ``config.seed + k``), each kept at its
+    epoch of lowest loss on ``validation`` events. Trains on ``device`` (default: CUDA when present, else the CPU); the
+    networks returned live on the CPU. ``on_epoch`` sees each epoch's losses with the member's index."""
     device = device or select_device()
     block = 4 ** (len(config.widths) - 1) * config.decimation
     if train.witness.shape[-1] % block:
         raise ValueError(f"segments of {train.witness.shape[-1]} samples are not a multiple of {block} (decimation x U-Net depth)")
     tr, va = (network_inputs(wiener, s, config.decimation).to(device) for s in (train, validation))
     y_tr, y_va = (decimate(torch.as_tensor(s.strain), config.decimation).float().to(device) for s in (train, validation))
+    members = [
+        _train_member(tr, va, y_tr, y_va, config, config.seed + k, lambda metrics, k=k: on_epoch({"member": k, **metrics}), device)
+        for k in range(config.members)
+    ]
+    return ConvNetTwin(wiener, members, config)
+
+
+def _train_member(
+    tr: Inputs,
+    va: Inputs,
+    y_tr: torch.Tensor,
+    y_va: torch.Tensor,
+    config: ConvNetConfig,
+    seed: int,
+    on_epoch: Callable[[dict], None],
+    device: torch.device,
+) -> TrainedNetwork:
     start = time.monotonic()
-    with deterministic(config.seed):
-        generator = torch.Generator().manual_seed(config.seed)
+    with deterministic(seed):
+        generator = torch.Generator().manual_seed(seed)
         network = GlitchUNet(tr.x.shape[1], config.widths, config.kernel).to(device)
         optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
@@ -256,4 +292,4 @@ def train_convnet(
             if epoch - best_epoch >= config.patience or time.monotonic() - start > config.time_budget_s:
                 break
         network.load_state_dict(best_state)
-    return ConvNetTwin(wiener, network.cpu(), config, epoch, best_epoch)
+    return TrainedNetwork(network.cpu(), epoch, best_epoch)
