@@ -4,7 +4,7 @@ Measured on the same simulated frames (1 h by default: 12 five-minute windows, 6
 one run of this script:
 
 * **gwpy read** - ``TimeSeriesDict.read`` of all the hour's frames, every channel at its native rate: the floor,
-  any pipeline has to decode the frames once.
+  any pipeline has to decode the frames once; also with ``nproc`` = the number of cores (gwpy's own parallel read).
 * **stages in process** - the per-window stage functions the assets wrap (``raw_of_window``, ``events_of_window``,
   ``scores_of_window``), timed one by one: the per-stage breakdown, no Dagster.
 * **Dagster in process** - the run's ``SIM_ingest`` job, one in-process run per window (``runner.materialize_span``).
@@ -67,10 +67,10 @@ def _registry(frames: Path) -> Path:
     return path
 
 
-def _gwpy_read(frames: Path, start: int, end: int, channels: list[str]) -> float:
+def _gwpy_read(frames: Path, start: int, end: int, channels: list[str], nproc: int = 1) -> float:
     files = [str(f.path) for f, _ in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_end > start]
     t0 = time.perf_counter()
-    TimeSeriesDict.read(files, channels, start=start, end=end)
+    TimeSeriesDict.read(files, channels, start=start, end=end, nproc=nproc)
     return time.perf_counter() - t0
 
 
@@ -121,6 +121,8 @@ def main() -> None:
 
     _gwpy_read(frames, start, start + 60, channels)  # warm the page cache and the imports
     gwpy_s = _gwpy_read(frames, start - 9, end + 9, channels)  # the span ingest reads (window + margins + pad)
+    cores = os.cpu_count() or 1
+    gwpy_parallel_s = _gwpy_read(frames, start - 9, end + 9, channels, nproc=cores)
     stages = _stages(run, windows, scratch / "stages")
     dagster_s = _dagster_in_process(run, [w.key for w in windows], scratch / "dagster-in-process")
     cli_s = _cli(_registry(frames), start, end, scratch / "cli")
@@ -131,6 +133,8 @@ def main() -> None:
         "data_s": data_s,
         "windows": len(windows),
         "gwpy_read_s": round(gwpy_s, 2),
+        "gwpy_read_nproc": cores,
+        "gwpy_read_parallel_s": round(gwpy_parallel_s, 2),
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
         "stages_total_s": round(work, 2),
         "dagster_in_process_s": round(dagster_s, 2),
@@ -139,13 +143,14 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{len(windows)} windows, {data_s / 3600:.2f} h of SIM, {results['machine']}\n")
     print("| path | wall s | x real time |\n|---|---|---|")
-    rows = [("bare gwpy read of the frames", gwpy_s)]
+    rows = [("bare gwpy read of the frames", gwpy_s), (f"bare gwpy read, nproc={cores}", gwpy_parallel_s)]
     rows += [(f"  stage {k}", v) for k, v in stages.items()]
     rows += [("stages in process (sum)", work), ("Dagster in process (SIM_ingest runs)", dagster_s), ("`glitchflow materialize`", cli_s)]
     for name, seconds in rows:
         print(f"| {name} | {seconds:.1f} | {data_s / seconds:.0f} |")
     print(f"\nDagster in process / work: {dagster_s / work:.2f}; glitchflow materialize / work: {cli_s / work:.2f}")
-    print(f"ingest / gwpy read: {stages['raw_strain_segments'] / gwpy_s:.2f}")
+    ingest_s = stages["raw_strain_segments"]
+    print(f"ingest / gwpy read: {ingest_s / gwpy_s:.2f}; ingest / gwpy read with nproc={cores}: {ingest_s / gwpy_parallel_s:.2f}")
 
 
 if __name__ == "__main__":

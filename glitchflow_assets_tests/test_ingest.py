@@ -146,12 +146,13 @@ def test_channel_batches_give_identical_files(sim_frames, tmp_path):
 
 def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_frames, sim_windows, tmp_path, monkeypatch):
     """The frames at a window's edges are kept for the next window (its margins): every frame is decoded once, and
-    the files are identical to ingesting each window with nothing kept; a rewritten frame is decoded again."""
+    the files are identical to ingesting each window with nothing kept, one frame at a time; a rewritten frame is
+    decoded again."""
     from glitchflow_assets.core import frame_decoder, ingest
     from glitchflow_assets.core.decoded_frames import DecodedFrames
 
     run = sim_run(sim_frames)
-    kept = DecodedFrames(frame_decoder.read)
+    kept = DecodedFrames(frame_decoder.read, parallel=2)  # two decoder processes at once
     monkeypatch.setattr(ingest, "DECODED", kept)
     for w in sim_windows:
         ingest_window(run, w, tmp_path / f"kept-{w.key}.h5")

@@ -1,10 +1,12 @@
-"""Frame decoding in a child process, so that a damaged file can crash the decoder but never the caller.
+"""Frame decoding in child processes, so that a damaged file can crash a decoder but never the caller.
 
 LALFrame trusts a file's end record and table of contents: a truncated file whose last bytes happen to
 look like an end record makes it read garbage and die with SIGSEGV, taking the whole process (an
-in-process run, a Dagster step) with it. Every read therefore runs in one long-lived worker process,
-started on first use; a crash or a hang becomes a :class:`FrameError`
-naming the file, and the next call starts a fresh worker.
+in-process run, a Dagster step) with it. Every read therefore runs in a long-lived worker process,
+started on first use; a crash or a hang becomes a :class:`FrameError` naming the file, and the next
+call starts a fresh worker. Up to :data:`DECODERS` workers serve concurrent callers (decoding is
+CPU-bound and single-threaded in LALFrame, so files decoded from several threads use several cores);
+a lone caller keeps reusing one worker.
 
 LALFrame reports checksum errors only on stderr (and then claims the channel is missing), so the worker
 captures its stderr during each request and turns a checksum error into an error that says so.
@@ -16,6 +18,7 @@ import atexit
 import json
 import math
 import os
+import queue
 import select
 import signal
 import struct
@@ -33,6 +36,8 @@ from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, ch
 
 # A decoder that has not answered within this time is presumed hung (e.g. on a stalled network mount).
 TIMEOUT_S = float(os.environ.get("GLITCHFLOW_FRAME_READ_TIMEOUT_S", "300"))
+# Decoder processes serving concurrent reads: one per core, at most 4 (each holds a frame's samples).
+DECODERS = max(1, int(os.environ.get("GLITCHFLOW_FRAME_DECODERS", str(min(4, os.cpu_count() or 1)))))
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class FrameContents:
 
 def probe(frame: FrameFile, kind: str, strain_channel: str) -> FrameContents:
     """Channels and frame spans of ``frame``, from its table of contents (no samples decoded)."""
-    reply, _ = _WORKER.call({"op": "probe", "path": str(frame.path), "kind": kind, "strain": strain_channel}, frame)
+    reply, _ = _WORKERS.call({"op": "probe", "path": str(frame.path), "kind": kind, "strain": strain_channel}, frame)
     return FrameContents(frozenset(reply["channels"]), tuple((float(s), float(e)) for s, e in reply["spans"]))
 
 
@@ -73,7 +78,7 @@ def read_file(path: str | Path, channels: list[str] | None = None) -> dict[str, 
 def read(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:
     """Read ``channels`` over [gps_start, gps_end) ∩ the file's span (see :func:`frames.decode_channels`)."""
     request = {"op": "read", "path": str(frame.path), "kind": kind, "channels": channels, "start": gps_start, "end": gps_end}
-    reply, buffers = _WORKER.call(request, frame)
+    reply, buffers = _WORKERS.call(request, frame)
     return {
         m["name"]: ChannelData(m["name"], np.frombuffer(buf, dtype=m["dtype"]), m["t0"], m["sample_rate"], m["unit"])
         for m, buf in zip(reply["series"], buffers, strict=True)
@@ -132,8 +137,30 @@ class _Worker:
         self._process = None
 
 
-_WORKER = _Worker()
-atexit.register(_WORKER.stop)
+class _WorkerPool:
+    """Hands each call an idle worker, waiting for one when all ``size`` are busy. Last in, first out, so that
+    sequential calls all go to one warm worker and a second one is only started for a concurrent call."""
+
+    def __init__(self, size: int) -> None:
+        self._workers = [_Worker() for _ in range(size)]
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        for worker in reversed(self._workers):
+            self._idle.put(worker)
+
+    def call(self, request: dict, frame: FrameFile) -> tuple[dict, list[bytearray]]:
+        worker = self._idle.get()
+        try:
+            return worker.call(request, frame)
+        finally:
+            self._idle.put(worker)
+
+    def stop(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+
+
+_WORKERS = _WorkerPool(DECODERS)
+atexit.register(_WORKERS.stop)
 
 
 def _send(stream: BinaryIO, payload: bytes | memoryview) -> None:

@@ -39,7 +39,7 @@ from glitchflow_assets.core.windows import Window
 
 log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
-DECODED = DecodedFrames(frame_decoder.read)
+DECODED = DecodedFrames(frame_decoder.read, parallel=frame_decoder.DECODERS)
 RESAMPLERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="glitchflow-resample")
 
 
@@ -235,14 +235,11 @@ def _assemble_window(
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
             pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
-            for f, toc in contents.items():
-                wanted = [channels[i] for i in batch if channels[i] in toc.channels]
-                if not wanted:
-                    continue
-                try:
-                    got = DECODED.read(f, wanted, run.frames.kind, *span)
-                except FrameError as exc:
-                    raise _UnreadableFile(f, str(exc)) from exc
+            reads = [(f, [channels[i] for i in batch if channels[i] in toc.channels]) for f, toc in contents.items()]
+            reads = [(f, wanted) for f, wanted in reads if wanted]
+            for (f, _), got in zip(reads, DECODED.read_each(reads, run.frames.kind, *span), strict=True):
+                if isinstance(got, FrameError):
+                    raise _UnreadableFile(f, str(got)) from got
                 for i in batch:
                     if channels[i] in got:
                         pieces[i].append((f.name, got[channels[i]]))

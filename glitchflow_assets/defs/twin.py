@@ -58,7 +58,7 @@ class WaveformsConfig(dg.Config):
     )
     epochs: int = Field(_T.convnet.epochs, description="most epochs to train each network (early stopping may end sooner)")
     time_budget_s: float = Field(
-        _T.convnet.time_budget_s, description="each network's training stops after the epoch crossing this many seconds"
+        _T.convnet.time_budget_s, description="> 0: each network stops after the epoch crossing this many seconds (0: none, deterministic)"
     )
     seed: int = Field(_T.convnet.seed, description="seeds the first network (initialisation, shuffling, sign flips); network k: seed + k")
     members: int = Field(_T.convnet.members, ge=1, description="networks trained from successive seeds, their corrections averaged")

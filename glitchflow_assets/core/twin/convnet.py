@@ -55,7 +55,9 @@ class ConvNetConfig:
     gradient_clip: float = 1.0
     gain_jitter: float = 0.4  # augmentation: each witness scaled by exp(U(-j, j)) per event (coupling gains vary)
     patience: int = 10  # epochs without a better validation loss before stopping
-    time_budget_s: float = 180.0  # each network's training stops after this wall time (its best epoch so far is kept)
+    # > 0: each network stops after the epoch crossing this wall time (best epoch kept). Off by default: a wall-clock
+    # stop makes the result depend on the machine's load, and 60 epochs with early stopping take ~2 min per network
+    time_budget_s: float = 0.0
     seed: int = 0  # of the first network; member k is trained from seed + k
     members: int = 3  # networks whose corrections are averaged
 
@@ -289,7 +291,7 @@ def _train_member(
             if current < best:
                 best, best_state, best_epoch = current, copy.deepcopy(network.state_dict()), epoch
             on_epoch({"epoch": epoch, "train_loss": total / len(y_tr), "validation_loss": current, "best_epoch": best_epoch})
-            if epoch - best_epoch >= config.patience or time.monotonic() - start > config.time_budget_s:
+            if epoch - best_epoch >= config.patience or 0 < config.time_budget_s < time.monotonic() - start:
                 break
         network.load_state_dict(best_state)
     return TrainedNetwork(network.cpu(), epoch, best_epoch)
