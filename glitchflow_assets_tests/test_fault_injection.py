@@ -2,7 +2,8 @@
 frames made by the project's simulator, and states what must happen.
 
 Frames and file system
-- a frame that crashes LALFrame (SIGSEGV) is skipped and named; the process lives on
+- a frame that crashed LALFrame (SIGSEGV) is skipped and named; a decoder that dies mid-read (a real SIGSEGV)
+  is named with the file and replaced; the process lives on
 - a frame whose decoder hangs (here: a FIFO swapped in after the scan) times out with its name
 - a checksum-damaged frame is skipped as damaged, and never displaces an intact copy of the same data
 - empty, junk, misnamed (1 s off) and huge-span files never displace a real frame
@@ -26,10 +27,14 @@ MLflow server (``test_ml_quality``, ``test_ml_units``).
 import hashlib
 import os
 import shutil
+import signal
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
@@ -60,8 +65,8 @@ def _frame_at(frames_dir, gps, tag="V1SIM"):
 
 
 def _crashing_copy(good, dest):
-    """``good`` cut in half, then its end record re-appended with nBytes 0: it passes the framing check and
-    LALFrame then reads a table of contents from the middle of the data and dies with SIGSEGV."""
+    """``good`` cut in half, then its end record re-appended with nBytes 0: it passes the framing check, and
+    LALFrame then reads a table of contents from the middle of the data and dies with SIGSEGV (frameCPP refuses it)."""
     data = good.read_bytes()
     cut = bytearray(data[: len(data) // 2] + data[-40:])
     struct.pack_into("<Q", cut, len(cut) - 28, 0)
@@ -79,18 +84,60 @@ def _flip_middle(path, n=4096):
 # --- frames and file system ------------------------------------------------------------------------
 
 
-def test_a_frame_that_crashes_the_decoder_is_skipped_and_the_process_lives(frames_copy, tmp_path):
+def test_a_frame_that_crashed_lalframe_is_skipped_and_named(frames_copy, tmp_path):
     run, window = _minute(frames_copy)
     victim = _frame_at(frames_copy, window.gps_start)
     _crashing_copy(victim, victim)
-    with pytest.raises(FrameError, match="SIGSEGV") as info:
+    with pytest.raises(FrameError) as info:
         frame_decoder.probe(parse_frame_name(victim), "gwf", STRAIN)
     assert str(victim) in str(info.value)
-    # the window's neighbours still ingest; the crashed minute is named as skipped
+    # the window's neighbours still ingest; the lost minute is named as skipped
     neighbour = windows_overlapping(window.gps_end, window.gps_end + 1, run.cadence)[0]
     summary = ingest_window(run, neighbour, tmp_path / "next.h5")
-    assert victim.name in dict(summary.skipped) and "SIGSEGV" in dict(summary.skipped)[victim.name]
+    assert victim.name in dict(summary.skipped)
     assert 59.9 < summary.attrs["livetime"] < 60.0  # all but the resampling filter's edge next to the lost minute
+
+
+def test_a_decoder_that_crashes_mid_read_is_named_and_replaced(frames_copy, tmp_path):
+    """The decoder really dies with SIGSEGV inside a request (held there on a FIFO named like a frame); the caller
+    gets an error naming the file and the signal, and the next read starts a fresh decoder."""
+    fifo = tmp_path / "V-V1SIM-1400000118-60.gwf"
+    os.mkfifo(fifo)
+    with ThreadPoolExecutor(1) as pool:
+        probing = pool.submit(frame_decoder.probe, parse_frame_name(fifo), "gwf", STRAIN)
+        writer = _open_writer_when_read(fifo)  # the decoder has opened the FIFO: it is inside the request
+        try:
+            for decoder in psutil.Process().children():
+                if _holds_open(decoder.pid, fifo):
+                    decoder.send_signal(signal.SIGSEGV)
+            with pytest.raises(FrameError, match="SIGSEGV") as info:
+                probing.result(timeout=60)
+        finally:
+            os.close(writer)
+    assert str(fifo) in str(info.value)
+    intact = _frame_at(frames_copy, sim_run(frames_copy).gps_start)
+    assert STRAIN in frame_decoder.probe(parse_frame_name(intact), "gwf", STRAIN).channels
+
+
+def _open_writer_when_read(fifo, timeout_s=60.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader has it open
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _holds_open(pid: int, path) -> bool:
+    held = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held.append(os.readlink(fd))
+        except OSError:  # closed between listing and reading
+            continue
+    return str(path) in held
 
 
 def test_a_hung_decoder_times_out_naming_the_file(tmp_path, monkeypatch):

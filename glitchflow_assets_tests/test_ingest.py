@@ -10,6 +10,7 @@ import pytest
 import scipy.signal
 from gwpy.timeseries import TimeSeries
 
+from glitchflow_assets.core import frame_decoder
 from glitchflow_assets.core.frames import parse_frame_name
 from glitchflow_assets.core.ingest import ingest_window
 from glitchflow_assets.core.quality import assess
@@ -93,6 +94,26 @@ def test_a_partial_window_at_the_run_start_has_no_false_gap(sim_frames, sim_wind
     assert summary.attrs["livetime"] == 150 and summary.attrs["gap_fraction"] == 0
     gap = assess(summary, run)["gap_fraction"]
     assert gap.passed and gap.description.startswith(f"strain gap 0 % of the 150 s of window {window.key} inside SIM, limit 10 %")
+
+
+@pytest.mark.parametrize("source", ["simulated", "real"])
+def test_the_frame_decoder_reads_what_lalframe_reads_bit_for_bit(sim_frames, source):
+    """gwframe (frameCPP) replaced LALFrame as the decoder: every channel of a simulated frame and of a real
+    2010 H1/L1/V1 frame must come out with LALFrame's samples, dtype, start and rate exactly."""
+    from gwpy.io.gwf import iter_channel_names
+    from gwpy.timeseries import TimeSeriesDict
+
+    path = sorted(sim_frames.glob("*.gwf"))[0] if source == "simulated" else real_file("HLV-HW100916-968654552-1.gwf")
+    frame = parse_frame_name(path)
+    names = sorted(iter_channel_names(str(path)))
+    lalframe = TimeSeriesDict.read(str(path), names, format="gwf", backend="lalframe")
+    ours = frame_decoder.read(frame, names, "gwf", frame.gps_start, frame.gps_end)
+    assert sorted(ours) == names and len(names) == (11 if source == "simulated" else 3)
+    for name in names:
+        theirs = lalframe[name]
+        assert ours[name].data.dtype == theirs.value.dtype
+        assert ours[name].data.tobytes() == theirs.value.tobytes(), name
+        assert (ours[name].t0, ours[name].sample_rate) == (theirs.t0.value, theirs.sample_rate.value)
 
 
 def test_real_gwosc_strain_ingests_bit_exact(gw150914_run, tmp_path):

@@ -1,15 +1,14 @@
 """Frame decoding in child processes, so that a damaged file can crash a decoder but never the caller.
 
-LALFrame trusts a file's end record and table of contents: a truncated file whose last bytes happen to
-look like an end record makes it read garbage and die with SIGSEGV, taking the whole process (an
-in-process run, a Dagster step) with it. Every read therefore runs in a long-lived worker process,
-started on first use; a crash or a hang becomes a :class:`FrameError` naming the file, and the next
-call starts a fresh worker. Up to :data:`DECODERS` workers serve concurrent callers (decoding is
-CPU-bound and single-threaded in LALFrame, so files decoded from several threads use several cores);
-a lone caller keeps reusing one worker.
+Frame libraries trust a file's end record and table of contents: LALFrame reads garbage from a truncated file
+whose last bytes happen to look like an end record and dies with SIGSEGV, taking the whole process (an
+in-process run, a Dagster step) with it; frameCPP (through gwframe, the decoder used here) is a C++ library of
+the same kind. Every read therefore runs in a long-lived worker process, started on first use; a crash or a hang
+becomes a :class:`FrameError` naming the file, and the next call starts a fresh worker. Up to :data:`DECODERS`
+workers serve concurrent callers (decoding is CPU-bound and single-threaded, so files decoded from several
+threads use several cores); a lone caller keeps reusing one worker.
 
-LALFrame reports checksum errors only on stderr (and then claims the channel is missing), so the worker
-captures its stderr during each request and turns a checksum error into an error that says so.
+A library's messages on stderr during a failed request are added to the error the caller gets.
 
 Nothing crosses the pipe as a pickle: requests and replies are JSON, samples are raw buffers.
 """
@@ -201,7 +200,7 @@ def _serve() -> None:
             return
         with tempfile.TemporaryFile() as captured:
             saved = os.dup(2)
-            os.dup2(captured.fileno(), 2)  # LALFrame writes its errors (checksum ones included) to fd 2
+            os.dup2(captured.fileno(), 2)  # C++ libraries may explain a failure only on fd 2
             try:
                 reply = _handle(request)
             except FrameError as exc:  # already says what is wrong, without the path (the parent adds it)
@@ -213,20 +212,14 @@ def _serve() -> None:
                 os.close(saved)
             captured.seek(0)
             stderr = captured.read().decode(errors="replace")
-        if "CHECKSUM" in stderr.upper():
-            reply = {"error": "checksum error: the file is damaged (LALFrame: " + _first_line(stderr, "CHECKSUM") + ")"}
-        elif "error" in reply and stderr.strip():
-            reply["error"] += f" (LALFrame: {stderr.strip().splitlines()[0]})"
+        if "error" in reply and stderr.strip():
+            reply["error"] += f" (decoder stderr: {stderr.strip().splitlines()[0]})"
         buffers = []
         if "series" in reply:
             reply, buffers = _split_buffers(reply)
         _send(replies, json.dumps(reply).encode())
         for buf in buffers:
             _send(replies, buf)
-
-
-def _first_line(text: str, needle: str) -> str:
-    return next(line.strip() for line in text.splitlines() if needle in line.upper())
 
 
 def _split_buffers(reply: dict) -> tuple[dict, list[memoryview]]:
@@ -247,22 +240,16 @@ def _handle(request: dict) -> dict:
 
 
 def _probe_gwf(path: str) -> dict:
-    import lalframe
-    from gwpy.io.gwf import iter_channel_names
+    import gwframe
 
     check_gwf_framing(Path(path))  # cheap, and a clearer message than the decoder's for the common cases
-
-    handle = lalframe.FrameUFrFileOpen(path, "r")  # must outlive the TOC, which points into it
-    toc = lalframe.FrameUFrTOCRead(handle)
-    spans = []
-    for i in range(lalframe.FrameUFrTOCQueryNFrame(toc)):
-        fraction, whole = lalframe.FrameUFrTOCQueryGTimeModf(toc, i)
-        start = whole + fraction
-        spans.append((start, start + lalframe.FrameUFrTOCQueryDt(toc, i)))
-    del toc, handle
+    # the table of contents only, as gwframe.get_channels reads it (gwframe.get_info also decodes a vector)
+    toc = gwframe._core.IFrameFStream(path).get_toc()
+    starts = [s + ns * 1e-9 for s, ns in zip(toc.get_time_s(), toc.get_time_ns(), strict=True)]
+    spans = [(start, start + dt) for start, dt in zip(starts, toc.get_dt(), strict=True)]
     if not spans:
         raise FrameError("the file holds no frames")
-    return {"channels": list(iter_channel_names(path)), "spans": spans}
+    return {"channels": [*toc.get_adc(), *toc.get_proc(), *toc.get_sim()], "spans": spans}
 
 
 def _probe_gwosc(path: str, strain_channel: str) -> dict:
