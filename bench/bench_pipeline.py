@@ -4,10 +4,12 @@ Measured on the same simulated frames (1 h by default: 12 five-minute windows, 6
 one run of this script:
 
 * **gwpy read** - ``TimeSeriesDict.read`` of all the hour's frames, every channel at its native rate: the floor,
-  any pipeline has to decode the frames once; also with ``nproc`` = the number of cores (gwpy's own parallel read).
+  any pipeline has to decode the frames once; also with ``nproc`` = the number of cores (gwpy's own parallel read),
+  and the same files through the platform's own decoder (``frames.decode_channels``: gwframe / frameCPP) in one process.
 * **stages in process** - the per-window stage functions the assets wrap (``raw_of_window``, ``events_of_window``,
   ``scores_of_window``), timed one by one: the per-stage breakdown, no Dagster.
-* **Dagster in process** - the run's ``SIM_ingest`` job, one in-process run per window (``runner.materialize_span``).
+* **Dagster in process** - the run's ``SIM_ingest`` job in in-process runs of ``backfill_batch`` windows, as a backfill
+  batches them (``runner.materialize_span``).
 * **`glitchflow materialize`** - the command a user runs, a fresh process on a fresh Dagster instance (imports,
   instance, every window), wall clock from start to exit.
 
@@ -32,7 +34,7 @@ import torch
 import yaml
 from gwpy.timeseries import TimeSeriesDict
 
-from glitchflow_assets.core.frames import scan_frame_dir
+from glitchflow_assets.core.frames import decode_channels, scan_frame_dir
 from glitchflow_assets.core.ingest import IngestOptions
 from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
 from glitchflow_assets.core.sim import simulate
@@ -71,6 +73,15 @@ def _gwpy_read(frames: Path, start: int, end: int, channels: list[str], nproc: i
     files = [str(f.path) for f, _ in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_end > start]
     t0 = time.perf_counter()
     TimeSeriesDict.read(files, channels, start=start, end=end, nproc=nproc)
+    return time.perf_counter() - t0
+
+
+def _decoder_read(frames: Path, start: int, end: int, channels: list[str]) -> float:
+    """The same files decoded in this process by the platform's decoder (gwframe / frameCPP, whole frames)."""
+    files = [f for f, _ in scan_frame_dir(frames, ".gwf")[0] if f.gps_start < end and f.gps_end > start]
+    t0 = time.perf_counter()
+    for f in files:
+        decode_channels(f.path, channels, "gwf", f.gps_start, f.gps_end)
     return time.perf_counter() - t0
 
 
@@ -123,6 +134,7 @@ def main() -> None:
     gwpy_s = _gwpy_read(frames, start - 9, end + 9, channels)  # the span ingest reads (window + margins + pad)
     cores = os.cpu_count() or 1
     gwpy_parallel_s = _gwpy_read(frames, start - 9, end + 9, channels, nproc=cores)
+    decoder_s = _decoder_read(frames, start - 9, end + 9, channels)
     stages = _stages(run, windows, scratch / "stages")
     dagster_s = _dagster_in_process(run, [w.key for w in windows], scratch / "dagster-in-process")
     cli_s = _cli(_registry(frames), start, end, scratch / "cli")
@@ -135,6 +147,7 @@ def main() -> None:
         "gwpy_read_s": round(gwpy_s, 2),
         "gwpy_read_nproc": cores,
         "gwpy_read_parallel_s": round(gwpy_parallel_s, 2),
+        "decoder_read_s": round(decoder_s, 2),
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
         "stages_total_s": round(work, 2),
         "dagster_in_process_s": round(dagster_s, 2),
@@ -144,6 +157,7 @@ def main() -> None:
     print(f"\n{len(windows)} windows, {data_s / 3600:.2f} h of SIM, {results['machine']}\n")
     print("| path | wall s | x real time |\n|---|---|---|")
     rows = [("bare gwpy read of the frames", gwpy_s), (f"bare gwpy read, nproc={cores}", gwpy_parallel_s)]
+    rows += [("the same files through the platform's decoder (gwframe), one process", decoder_s)]
     rows += [(f"  stage {k}", v) for k, v in stages.items()]
     rows += [("stages in process (sum)", work), ("Dagster in process (SIM_ingest runs)", dagster_s), ("`glitchflow materialize`", cli_s)]
     for name, seconds in rows:
@@ -151,6 +165,7 @@ def main() -> None:
     print(f"\nDagster in process / work: {dagster_s / work:.2f}; glitchflow materialize / work: {cli_s / work:.2f}")
     ingest_s = stages["raw_strain_segments"]
     print(f"ingest / gwpy read: {ingest_s / gwpy_s:.2f}; ingest / gwpy read with nproc={cores}: {ingest_s / gwpy_parallel_s:.2f}")
+    print(f"decoder (gwframe) / gwpy read (LALFrame): {decoder_s / gwpy_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -74,9 +74,10 @@ class Progress:
 
         names = ", ".join(k.path[-1] for k in step.assets)
         status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
-        if step.partition is not None:
-            n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + 1
-            _say(f"  [{n}/{self.n_windows}] {step.job} window {step.partition} ({names}): {status}")
+        if step.partitions:
+            n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + len(step.partitions)
+            span = step.partitions[0] if len(step.partitions) == 1 else f"s {step.partitions[0]} .. {step.partitions[-1]}"
+            _say(f"  [{n}/{self.n_windows}] {step.job} window{span} ({names}): {status}")
         else:
             _say(f"  {step.job} ({names}): {status}")
         for event in step.result.all_events if not step.success else ():
@@ -90,7 +91,7 @@ class Progress:
             seconds = meta["train_seconds"]
             _say(f"    {meta['model_uri']}: best epoch {meta['best_epoch']} of {meta['epochs_run']}, {seconds:.0f} s of training")
         for check in step.result.get_asset_check_evaluations():
-            if step.partition is None or not check.passed:  # window checks only when they fail
+            if not step.partitions or not check.passed:  # window checks only when they fail
                 _say(f"    check {check.check_name}: {'passed' if check.passed else 'FAILED'} - {check.description}")
         if meta := step.metadata(EVALUATION):
             _say(
@@ -152,9 +153,10 @@ def _materialize(args: argparse.Namespace) -> int:
             defs, run.name, windows, instance, through=through, on_step=Progress(run.name, len(windows)), tags={TRIGGER_TAG: "materialize"}
         )
     failed = [s for s in outcome.steps if not s.success]
+    runs, ok = len(outcome.steps), len(outcome.steps) - len(failed)
     _say(
-        f"{run.name}: {len(outcome.steps) - len(failed)} runs succeeded, {len(failed)} failed in {time.monotonic() - t0:.0f} s"
-        + (f"; stopped at {failed[0].partition or 'the run-level stages'}" if failed else "")
+        f"{run.name}: {runs} run(s) ({run.backfill_batch} windows at most each): {ok} succeeded, {len(failed)} failed"
+        f" in {time.monotonic() - t0:.0f} s" + (f"; stopped at {(failed[0].partitions or ['the run-level stages'])[0]}" if failed else "")
     )
     return 1 if failed else 0
 

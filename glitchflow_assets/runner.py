@@ -2,9 +2,10 @@
 jobs - the same ones the sensors and the UI launch, so every run shows under its job.
 
 The stage order is never written here: the run's assets are taken in topological order from the Definitions, and
-consecutive assets of the same kind are grouped - window-partitioned ones into one in-process run per window, run-level
-ones into one run - each group run by the job that holds it. Used by ``glitchflow demo|materialize``, the tests and
-the benchmarks.
+consecutive assets of the same kind are grouped - window-partitioned ones into in-process runs of consecutive windows,
+as many per run as the assets' backfill policy allows (the run's ``backfill_batch``, what a backfill from the UI
+launches: run start-up and bookkeeping are paid once per batch), run-level ones into one run - each group run by the
+job that holds it. Used by ``glitchflow demo|materialize``, the tests and the benchmarks.
 """
 
 import itertools
@@ -16,15 +17,18 @@ import dagster as dg
 from glitchflow_assets.defs.names import JOBS, job_name
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
+# Dagster's tags for a run over a range of partitions (a single-run backfill)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
 class Step:
-    """One in-process run of ``job``: ``assets`` (keys) for ``partition`` (None for run-level assets)."""
+    """One in-process run of ``job``: ``assets`` (keys) for the consecutive windows ``partitions`` (none for run-level
+    assets)."""
 
     job: str
     assets: list[dg.AssetKey]
-    partition: str | None
+    partitions: list[str]
     result: dg.ExecuteInProcessResult
 
     @property
@@ -71,6 +75,19 @@ def job_for(run: str, keys: list[dg.AssetKey]) -> str:
     raise ValueError(f"no job of {run} holds {sorted(names)} (jobs: {JOBS})")
 
 
+def window_batches(windows: Sequence[str], partition_keys: Sequence[str], size: int) -> list[list[str]]:
+    """``windows`` in order, cut into runs of at most ``size`` keys that are adjacent in ``partition_keys`` (a partition
+    range holds every key between its ends, so a batch never jumps a window that was not asked for)."""
+    position = {k: i for i, k in enumerate(partition_keys)}
+    batches: list[list[str]] = []
+    for key in windows:
+        if batches and len(batches[-1]) < size and position[key] == position[batches[-1][-1]] + 1:
+            batches[-1].append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
 def materialize_span(
     defs: dg.Definitions,
     run: str,
@@ -85,21 +102,28 @@ def materialize_span(
     failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished run; ``tags`` go on
     every run."""
     config = config or {}
+    graph = defs.resolve_asset_graph()
     outcome = SpanResult()
     for partitioned, keys in stage_groups(defs, run, through):
         name = job_for(run, keys)
         job = defs.resolve_job_def(name)
         ops = {"__".join(k.path): {"config": config[k.path[-1]]} for k in keys if k.path[-1] in config}
-        for partition in windows if partitioned else [None]:
+        if partitioned:
+            node = graph.get(keys[0])
+            size = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
+            batches = window_batches(windows, node.partitions_def.get_partition_keys(), size or len(windows))
+        else:
+            batches = [[]]
+        for batch in batches:
             result = job.execute_in_process(
                 instance=instance,
-                partition_key=partition,
+                partition_key=batch[0] if len(batch) == 1 else None,
                 asset_selection=keys,
                 run_config={**QUIET, "ops": ops},
-                tags=tags,
+                tags={**(tags or {}), **({RANGE_START: batch[0], RANGE_END: batch[-1]} if len(batch) > 1 else {})},
                 raise_on_error=False,
             )
-            step = Step(name, keys, partition, result)
+            step = Step(name, keys, batch, result)
             outcome.steps.append(step)
             on_step(step)
             if not step.success:

@@ -8,6 +8,7 @@ import pytest
 from glitchflow_assets.cli import main
 from glitchflow_assets.core.runs import load_registry
 from glitchflow_assets.core.windows import window_for_key, window_holding
+from glitchflow_assets.runner import window_batches
 from glitchflow_assets_tests.conftest import SIM_MINUTES
 
 
@@ -33,9 +34,18 @@ def test_materialize_a_gps_span_through_the_configured_instance(sim_frames, isol
     assert "SIM has no asset 'nonsense'" in capsys.readouterr().out
     assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)]) == 0
     out = capsys.readouterr().out
-    assert "[2/2] SIM_ingest window 2024-05-17T17:00 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
-    assert "SIM: 2 runs succeeded, 0 failed" in out
+    # both windows in one run, as a backfill batches them (SIM's backfill_batch is 6)
+    assert "[2/2] SIM_ingest windows 2024-05-17T16:55 .. 2024-05-17T17:00 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
+    assert "SIM: 1 run(s) (6 windows at most each): 1 succeeded, 0 failed" in out
     with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME, as the UI would open it
         for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
             assert instance.get_materialized_partitions(dg.AssetKey(["SIM", asset])) == {"2024-05-17T16:55", "2024-05-17T17:00"}
         assert instance.get_latest_materialization_event(dg.AssetKey(["SIM", "channel_selection"])) is None  # not --through it
+
+
+def test_windows_are_batched_like_a_backfill_but_never_across_a_window_not_asked_for():
+    keys = [f"2024-05-17T{h:02d}:00" for h in range(10)]
+    asked = [keys[0], keys[1], keys[2], keys[4], keys[5]]  # keys[3] left out: a range over it would materialize it
+    assert window_batches(asked, keys, 2) == [[keys[0], keys[1]], [keys[2]], [keys[4], keys[5]]]
+    assert window_batches(asked, keys, 6) == [[keys[0], keys[1], keys[2]], [keys[4], keys[5]]]
+    assert window_batches(keys[:3], keys, 1) == [[k] for k in keys[:3]]

@@ -1,12 +1,14 @@
-"""Half-open GPS interval lists ``[(start, end), ...]`` (sorted, disjoint), with the algebra done by gwpy's
-``SegmentList`` (ligo-segments); plain float tuples at the edges so they serialise to JSON and HDF5 as they are."""
+"""Half-open GPS interval lists ``[(start, end), ...]`` (sorted, disjoint), with the algebra done by ``igwn-segments``
+(what gwpy's ``SegmentList`` is built on, without importing gwpy: a second of start-up); plain float tuples at the
+edges so they serialise to JSON and HDF5 as they are."""
 
-from gwpy.segments import Segment, SegmentList
+from igwn_segments import segment as Segment
+from igwn_segments import segmentlist as SegmentList
 
 Segments = list[tuple[float, float]]
 
 
-def _gwpy(segments: Segments) -> SegmentList:
+def _segmentlist(segments: Segments) -> SegmentList:
     return SegmentList(Segment(float(s), float(e)) for s, e in segments if e > s).coalesce()
 
 
@@ -15,15 +17,15 @@ def _plain(segments: SegmentList) -> Segments:
 
 
 def coalesce(segments: Segments) -> Segments:
-    return _plain(_gwpy(segments))
+    return _plain(_segmentlist(segments))
 
 
 def subtract(segments: Segments, holes: Segments) -> Segments:
-    return _plain(_gwpy(segments) - _gwpy(holes))
+    return _plain(_segmentlist(segments) - _segmentlist(holes))
 
 
 def clip(segments: Segments, start: float, end: float) -> Segments:
-    return _plain(_gwpy(segments) & _gwpy([(start, end)]))
+    return _plain(_segmentlist(segments) & _segmentlist([(start, end)]))
 
 
 def total(segments: Segments) -> float:
@@ -32,4 +34,4 @@ def total(segments: Segments) -> float:
 
 def covers(segments: Segments, start: float, end: float) -> bool:
     """Whether [start, end) lies inside the segments."""
-    return Segment(float(start), float(end)) in _gwpy(segments)
+    return Segment(float(start), float(end)) in _segmentlist(segments)

@@ -3,7 +3,6 @@
 import os
 
 import dagster as dg
-from dagster_k8s import k8s_job_executor
 
 from glitchflow_assets.core.runs import ObservingRun, load_registry
 from glitchflow_assets.defs.automation import automation_sensor
@@ -66,7 +65,11 @@ def _executor() -> dg.ExecutorDefinition:
     choice = os.environ.get("GLITCHFLOW_EXECUTOR", "")
     if choice not in ("", "k8s"):
         raise ValueError(f"GLITCHFLOW_EXECUTOR={choice!r}: expected 'k8s' or unset")
-    return k8s_job_executor if choice == "k8s" else dg.in_process_executor
+    if choice == "k8s":
+        from dagster_k8s import k8s_job_executor  # imported only here: the kubernetes client costs every start half a second
+
+        return k8s_job_executor
+    return dg.in_process_executor
 
 
 def loadable_runs() -> dict[str, ObservingRun]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 HEADLINE = (
     "roc_auc",
@@ -38,6 +37,8 @@ HEADLINE = (
 def ssim(generated: np.ndarray, real: np.ndarray, data_range: float) -> np.ndarray:
     """Per-tile SSIM of ``[N, H, W]`` stacks."""
     g, r = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None] for a in (generated, real))
+    from torchmetrics.functional.image import structural_similarity_index_measure  # torchmetrics: ~1 s of import
+
     return structural_similarity_index_measure(g, r, data_range=data_range, reduction="none").numpy()
 
 

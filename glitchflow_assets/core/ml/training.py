@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from glitchflow_assets.core.ml.data import REPRESENTATIONS, TileSet
 from glitchflow_assets.core.ml.model import AttentionUNet
@@ -101,6 +100,8 @@ def glitch_loss(predicted: torch.Tensor, target: torch.Tensor, config: TrainConf
     l1 = ((predicted - target).abs() * weight).sum() / weight.sum()
     if config.l1_weight == 1.0:
         return l1
+    from torchmetrics.functional.image import structural_similarity_index_measure  # torchmetrics: ~1 s of import
+
     ssim = structural_similarity_index_measure(predicted, target, data_range=config.ssim_data_range)
     return config.l1_weight * l1 + (1.0 - config.l1_weight) * (1.0 - ssim)
 
