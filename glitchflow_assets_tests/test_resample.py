@@ -54,3 +54,15 @@ def test_fft_decimation_equals_polyphase_filtering(rate_in, n):
     np.testing.assert_allclose(resample(x, rate_in, 4096), reference, rtol=0, atol=1e-9 * np.abs(reference).max())
     blockwise = _decimate_fft(x, antialias_taps(1, down), down, block=1001)  # many blocks, not a multiple of down
     np.testing.assert_allclose(blockwise, reference, rtol=0, atol=1e-9 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize(("rate_in", "n"), [(2048, 2048 * 3 + 5), (256, 256 * 7 + 3), (512, 9)])
+def test_fft_interpolation_equals_polyphase_filtering(rate_in, n):
+    from scipy.signal import resample_poly
+
+    from glitchflow_assets.core.resample import antialias_taps
+
+    x = np.random.default_rng(2).standard_normal(n).cumsum() + 50.0  # a trend and an offset: the line padding matters
+    up = 4096 // rate_in
+    reference = resample_poly(x, up, 1, window=antialias_taps(up, 1), padtype="line")
+    np.testing.assert_allclose(resample(x, rate_in, 4096), reference, rtol=0, atol=1e-9 * np.abs(reference).max())
