@@ -77,7 +77,8 @@ def main() -> None:
     started = time.monotonic()
 
     def progress(step) -> None:
-        print(f"  {step.partition or 'run'}: {', '.join(k.path[-1] for k in step.assets)} ({time.monotonic() - started:.0f} s)", flush=True)
+        where = f"{step.partitions[0]} .. {step.partitions[-1]}" if step.partitions else "run"
+        print(f"  {where}: {', '.join(k.path[-1] for k in step.assets)} ({time.monotonic() - started:.0f} s)", flush=True)
 
     with dg.DagsterInstance.local_temp(str((args.out / "dagster").resolve())) as instance:
         outcome = materialize_span(
