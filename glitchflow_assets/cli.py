@@ -76,8 +76,9 @@ class Progress:
         status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
         if step.partitions:
             n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + len(step.partitions)
-            span = step.partitions[0] if len(step.partitions) == 1 else f"s {step.partitions[0]} .. {step.partitions[-1]}"
-            _say(f"  [{n}/{self.n_windows}] {step.job} window{span} ({names}): {status}")
+            first, last = step.partitions[0], step.partitions[-1]
+            span = f"window {first}" if first == last else f"windows {first} .. {last}"
+            _say(f"  [{n}/{self.n_windows}] {step.job} {span} ({names}): {status}")
         else:
             _say(f"  {step.job} ({names}): {status}")
         for event in step.result.all_events if not step.success else ():
