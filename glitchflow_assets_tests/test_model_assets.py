@@ -35,8 +35,8 @@ from glitchflow_assets_tests.conftest import sim_run
 MINUTES, SEED, GLITCH_RATE = 20, 21, 4.0  # the demo's rate: ~80 glitches, enough to learn the coupling in a test
 # 20 minutes hold ~10 validation glitch events: the gate's default of 30 would (rightly) refuse to promote. On so few
 # events glitch-tile L1 cannot rank the model against the witness regression either: one-ULP changes in a few input
-# samples (one per window) moved it from below to above the baseline (2.45 vs 1.95). So the L1 gate is off here. It is tested refusing
-# a witness-blind model in test_ml_quality, and bench_science ranks L1 on hundreds of events.
+# samples (one per window) moved it from below to above the baseline (2.45 vs 1.95). So the L1 gate is off here; it
+# is tested refusing a witness-blind model in test_ml_quality, and bench_science ranks L1 on hundreds of events.
 TRAINING = {"epochs": 12, "seed": 3, "min_validation_events": 5, "min_balanced_accuracy": 0.8, "beat_linear_baseline": False}
 
 
