@@ -105,11 +105,9 @@ def test_a_decoder_that_crashes_mid_read_is_named_and_replaced(frames_copy, tmp_
     os.mkfifo(fifo)
     with ThreadPoolExecutor(1) as pool:
         probing = pool.submit(frame_decoder.probe, parse_frame_name(fifo), "gwf", STRAIN)
-        writer = _open_writer_when_read(fifo)  # the decoder has opened the FIFO: it is inside the request
+        writer = _open_writer_when_read(fifo)  # the decoder is inside open(): it is inside the request
         try:
-            for decoder in psutil.Process().children():
-                if _holds_open(decoder.pid, fifo):
-                    decoder.send_signal(signal.SIGSEGV)
+            _decoder_holding(fifo).send_signal(signal.SIGSEGV)
             with pytest.raises(FrameError, match="SIGSEGV") as info:
                 probing.result(timeout=60)
         finally:
@@ -130,9 +128,28 @@ def _open_writer_when_read(fifo, timeout_s=60.0) -> int:
             time.sleep(0.01)
 
 
+def _decoder_holding(fifo, timeout_s=60.0) -> psutil.Process:
+    """The child process that has ``fifo`` in its file table. A writer's open succeeds while the reader is still
+    inside its own open(), before the kernel installs the reader's descriptor, so one look right after the writer's
+    open can miss it (it did ~3 times in 4 in a tight loop, and the test then waited forever on an unsignalled
+    decoder): look until it is there."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        holders = [child for child in psutil.Process().children() if _holds_open(child.pid, fifo)]
+        if holders:
+            (holder,) = holders  # one request, one decoder
+            return holder
+        time.sleep(0.005)
+    raise AssertionError(f"no frame decoder opened {fifo} within {timeout_s:g} s")
+
+
 def _holds_open(pid: int, path) -> bool:
     held = []
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # the child exited meanwhile
+        return False
+    for fd in descriptors:
         try:
             held.append(os.readlink(fd))
         except OSError:  # closed between listing and reading
