@@ -41,6 +41,7 @@ from glitchflow_assets.core.sim import simulate
 from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.ingest import raw_of_window
+from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.names import EVENTS, RAW, SCORES
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import events_of_window, scores_of_window
@@ -89,9 +90,9 @@ def _stages(run, windows, root: Path) -> dict[str, float]:
     """Each window stage's own work, called directly per window in the asset graph's order (no Dagster run)."""
     storage = GlitchflowStorage(root=str(root))
     per_window = {
-        RAW: lambda w: raw_of_window(storage, run, w, IngestOptions()),
-        EVENTS: lambda w: events_of_window(storage, run, w),
-        SCORES: lambda w: scores_of_window(storage, run, w),
+        RAW: lambda w: raw_of_window(Inputs(storage, run, None), w, IngestOptions()),
+        EVENTS: lambda w: events_of_window(Inputs(storage, run, None), w),
+        SCORES: lambda w: scores_of_window(Inputs(storage, run, None), w),
     }
     ((_, keys),) = stage_groups(build_definitions({"SIM": run}), "SIM", through=SCORES)
     seconds = {k.path[-1]: 0.0 for k in keys}

@@ -37,6 +37,7 @@ from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.spectrograms import SpectrogramConfig
 from glitchflow_assets.core.twin.event_segments import SegmentConfig, event_segments
 from glitchflow_assets.core.twin.scoring import mismatch
+from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.names import SPLIT
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.twin import window_files
@@ -61,7 +62,7 @@ def _test_truth() -> tuple[np.ndarray, float]:
     test = dataset_events(storage.run_file("SIM", SPLIT))["test"]
     truth = StrainTruth(run.frames.path).glitch
     parts = []
-    for w in window_files(storage, run, sorted(test)):
+    for w in window_files(Inputs(storage, run, None), sorted(test)):
         wanted = w.events[np.isin(w.events.gps.to_numpy(), test[w.key])]
         segments, _ = event_segments(w.raw, w.key, wanted, [], SegmentConfig(), truth)
         if segments is not None:

@@ -34,6 +34,7 @@ from glitchflow_assets.core.twin.cleaning import cleaning_headline
 from glitchflow_assets.core.twin.pipeline import TwinConfig, clean_window, fit_twin
 from glitchflow_assets.core.twin.prediction import predict
 from glitchflow_assets.core.twin.scoring import mismatch, per_morphology
+from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.names import SPLIT
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import selection_file
@@ -45,7 +46,7 @@ def main() -> None:
     splits = dataset_events(storage.run_file("SIM", SPLIT))
     witnesses = read_selection(selection_file(storage, run)).selected
     keys = sorted(set().union(*(set(d) for d in splits.values())))
-    files = {w.key: w for w in window_files(storage, run, keys)}  # the files glitch_waveforms reads, found as it finds them
+    files = {w.key: w for w in window_files(Inputs(storage, run, None), keys)}  # the files glitch_waveforms reads, found as it finds them
 
     truth = StrainTruth(run.frames.path).glitch
     t = time.perf_counter()

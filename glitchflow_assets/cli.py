@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -73,7 +74,14 @@ class Progress:
         from glitchflow_assets.defs.names import EVALUATION, SELECTION, SPLIT, SYNTHETIC, TRAINED
 
         names = ", ".join(k.path[-1] for k in step.assets)
-        status = f"{'ok' if step.success else 'FAILED'} ({time.monotonic() - self.t0:.0f} s)"
+        if step.skipped:
+            what = f"{len(step.partitions)} window(s) {step.partitions[0]} .." if step.partitions else "run-level stage"
+            _say(f"  {step.job} ({names}): {what} already materialized and intact on disk, skipped")
+            if step.partitions:
+                self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + len(step.partitions)
+            return
+        status = "INTERRUPTED" if step.interrupted else "ok" if step.success else "FAILED"
+        status = f"{status} ({time.monotonic() - self.t0:.0f} s)"
         if step.partitions:
             n = self.done[tuple(step.assets)] = self.done.get(tuple(step.assets), 0) + len(step.partitions)
             first, last = step.partitions[0], step.partitions[-1]
@@ -138,8 +146,9 @@ def _materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.defs.inputs import materialized_and_intact
     from glitchflow_assets.defs.names import TRIGGER_TAG
-    from glitchflow_assets.runner import materialize_span, stage_groups
+    from glitchflow_assets.runner import fail_orphaned_runs, materialize_span, stage_groups
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     defs = build_definitions()
@@ -150,15 +159,33 @@ def _materialize(args: argparse.Namespace) -> int:
     _say(f"  Dagster instance {dagster_home}")
     t0 = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        outcome = materialize_span(
-            defs, run.name, windows, instance, through=through, on_step=Progress(run.name, len(windows)), tags={TRIGGER_TAG: "materialize"}
-        )
-    failed = [s for s in outcome.steps if not s.success]
-    runs, ok = len(outcome.steps), len(outcome.steps) - len(failed)
+        if orphans := fail_orphaned_runs(instance):
+            _say(f"  marked failed: {len(orphans)} run(s) left STARTED by a glitchflow process that was killed ({', '.join(orphans)})")
+        done = None if args.force else materialized_and_intact(instance, run, lambda problem: _say(f"  {problem}: materializing it again"))
+        try:
+            outcome = materialize_span(
+                defs,
+                run.name,
+                windows,
+                instance,
+                through=through,
+                on_step=Progress(run.name, len(windows)),
+                tags={TRIGGER_TAG: "materialize"},
+                done=done,
+            )
+        except KeyboardInterrupt:  # between two runs: nothing half-done
+            _say(f"{run.name}: interrupted; run the same command again to continue where it stopped")
+            return 130
+    ran = [s for s in outcome.steps if not s.skipped]
+    failed = [s for s in ran if not s.success]
+    stopped = f"; stopped at {(failed[0].partitions or ['the run-level stages'])[0]}" if failed else ""
     _say(
-        f"{run.name}: {runs} run(s) ({run.backfill_batch} windows at most each): {ok} succeeded, {len(failed)} failed"
-        f" in {time.monotonic() - t0:.0f} s" + (f"; stopped at {(failed[0].partitions or ['the run-level stages'])[0]}" if failed else "")
+        f"{run.name}: {len(ran)} run(s) ({run.backfill_batch} windows at most each): {len(ran) - len(failed)} succeeded, "
+        f"{len(failed)} failed in {time.monotonic() - t0:.0f} s{stopped}"
     )
+    if failed and failed[0].interrupted:
+        _say(f"{run.name}: interrupted; its run is marked failed and no partial file was kept: run the same command again to continue")
+        return 130
     return 1 if failed else 0
 
 
@@ -298,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--utc-start", help="instead of GPS: ISO time in UTC, e.g. 2024-05-17T17:00")
     mat.add_argument("--utc-end")
     mat.add_argument("--through", default=None, help="last stage to materialize (default: the window stages), e.g. trained_model")
+    mat.add_argument(
+        "--force", action="store_true", help="re-materialize everything (default: skip what is already materialized and intact on disk)"
+    )
     inj = sub.add_parser("inject", help="add a synthetic glitch set (a glitch_waveforms file) to other GWF frames")
     inj.add_argument(
         "--glitches",
@@ -309,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--shift", type=float, default=0.0, help="seconds added to every glitch's GPS time (default 0: original times)")
     inj.add_argument("--channel", default=None, help="channel to add the glitches to (default: the set's strain channel)")
     args = parser.parse_args(argv)
+    # SIGTERM (a batch system, kill) stops a run as Ctrl-C does: Dagster marks it failed and the writers discard their
+    # temporaries, where Python's default would end the process at once and leave its run STARTED forever.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo, "inject": _inject}
     try:

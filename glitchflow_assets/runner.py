@@ -9,16 +9,23 @@ job that holds it. Used by ``glitchflow demo|materialize``, the tests and the be
 """
 
 import itertools
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from glitchflow_assets.core.storage import process_alive
 from glitchflow_assets.defs.names import JOBS, job_name
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
 # Dagster's tags for a run over a range of partitions (a single-run backfill)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+# On every in-process run: the host and process running it, so that a run whose process was killed outright (SIGKILL,
+# out of memory) can be told from one still running, and marked failed instead of STARTED forever.
+HOST_TAG, PID_TAG = "glitchflow/host", "glitchflow/pid"
+INTERRUPTED = "DagsterExecutionInterruptedError"  # what Dagster records for a step stopped by SIGINT/SIGTERM
 
 
 @dataclass
@@ -29,14 +36,26 @@ class Step:
     job: str
     assets: list[dg.AssetKey]
     partitions: list[str]
-    result: dg.ExecuteInProcessResult
+    result: dg.ExecuteInProcessResult | None  # None: skipped, already materialized
+
+    @property
+    def skipped(self) -> bool:
+        return self.result is None
 
     @property
     def success(self) -> bool:
-        return self.result.success
+        return self.result is None or self.result.success
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C or SIGTERM (Dagster marks the run failed)."""
+        failures = (e.step_failure_data for e in self.result.all_events if e.is_step_failure) if self.result else ()
+        return any(f is not None and f.error is not None and f.error.cls_name == INTERRUPTED for f in failures)
 
     def metadata(self, asset: str) -> dict:
         """The metadata of ``asset``'s (last) materialization in this step, by asset name."""
+        if self.result is None:
+            return {}
         events = [e for k in self.assets if k.path[-1] == asset for e in self.result.asset_materializations_for_node("__".join(k.path))]
         return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
 
@@ -88,6 +107,34 @@ def window_batches(windows: Sequence[str], partition_keys: Sequence[str], size: 
     return batches
 
 
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs this host's glitchflow processes left STARTED when they were killed outright; their ids."""
+    host = socket.gethostname()
+    started = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host}))
+    orphans = [r for r in started if r.tags.get(PID_TAG, "").isdigit() and not process_alive(int(r.tags[PID_TAG]))]
+    for orphan in orphans:
+        instance.report_run_failed(orphan, f"the glitchflow process (pid {orphan.tags[PID_TAG]} on {host}) running it is gone (killed)")
+    return [r.run_id for r in orphans]
+
+
+# (asset name, window key or None for a run-level asset) -> already materialized and intact on disk
+Done = Callable[[str, str | None], bool]
+
+
+def _todo(keys: list[dg.AssetKey], batches: list[list[str]], done: Done | None) -> tuple[list[list[str]], list[str]]:
+    """``batches`` without the windows every asset of ``keys`` already holds (cut where one was taken out), and those."""
+    if done is None:
+        return batches, []
+    kept, skipped = [], []
+    for batch in batches:
+        for held, group in itertools.groupby(batch, key=lambda w: all(done(k.path[-1], w) for k in keys)):
+            if held:
+                skipped.extend(group)
+            else:
+                kept.append(list(group))
+    return kept, skipped
+
+
 def materialize_span(
     defs: dg.Definitions,
     run: str,
@@ -97,30 +144,41 @@ def materialize_span(
     through: str | None = None,
     on_step: Callable[[Step], None] = lambda step: None,
     tags: dict[str, str] | None = None,
+    done: Done | None = None,
 ) -> SpanResult:
     """Materialize ``run``'s assets for ``windows`` (partition keys), stage group by stage group, stopping at the first
-    failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished run; ``tags`` go on
-    every run."""
+    failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished or skipped run;
+    ``tags`` go on every run. With ``done``, a re-run continues where an earlier one stopped: until something runs,
+    windows (and run-level stages) that ``done`` says are materialized and intact are skipped; once something has run,
+    everything after it runs (its inputs changed)."""
     config = config or {}
     graph = defs.resolve_asset_graph()
     outcome = SpanResult()
+    tags = {**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     for partitioned, keys in stage_groups(defs, run, through):
         name = job_for(run, keys)
         job = defs.resolve_job_def(name)
         ops = {"__".join(k.path): {"config": config[k.path[-1]]} for k in keys if k.path[-1] in config}
+        ran = any(not s.skipped for s in outcome.steps)
         if partitioned:
             node = graph.get(keys[0])
             size = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
             batches = window_batches(windows, node.partitions_def.get_partition_keys(), size or len(windows))
+            batches, skipped = _todo(keys, batches, None if ran else done)
         else:
-            batches = [[]]
+            held = done is not None and not ran and all(done(k.path[-1], None) for k in keys)
+            batches, skipped = ([], [""]) if held else ([[]], [])
+        if skipped:
+            step = Step(name, keys, [w for w in skipped if w], None)
+            outcome.steps.append(step)
+            on_step(step)
         for batch in batches:
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=batch[0] if len(batch) == 1 else None,
                 asset_selection=keys,
                 run_config={**QUIET, "ops": ops},
-                tags={**(tags or {}), **({RANGE_START: batch[0], RANGE_END: batch[-1]} if len(batch) > 1 else {})},
+                tags={**tags, **({RANGE_START: batch[0], RANGE_END: batch[-1]} if len(batch) > 1 else {})},
                 raise_on_error=False,
             )
             step = Step(name, keys, batch, result)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import dagster as dg
 import h5py
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from glitchflow_assets.core.twin.wiener import WienerAccumulator
 from glitchflow_assets.core.windows import window_for_key
 from glitchflow_assets.defs.datasets import spectrograms_of_window
 from glitchflow_assets.defs.ingest import raw_of_window
+from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SPECTROGRAMS, WAVEFORMS
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.signal import events_of_window, scores_of_window, selection_file
@@ -100,15 +102,16 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     """raw -> events -> scores -> spectrograms -> cleaned strain for one window, calling the stage functions the assets
     wrap, with no Dagster run; each records the data version its file's reader computes."""
     run, storage = sim_run(sim_frames), GlitchflowStorage(root=str(tmp_path / "storage"))
-    raw = raw_of_window(storage, run, WINDOW, IngestOptions())
+    inputs = Inputs(storage, run, None)  # no instance: the files are read unchecked
+    raw = raw_of_window(inputs, WINDOW, IngestOptions())
     summary = read_summary(storage.window_file(run.name, RAW, WINDOW))
     assert raw.data_version.value == summary.data_version() and raw.metadata["n_frames"] == len(summary.frames) > 0
     assert {c.check_name for c in raw.check_results} >= {"no_nonfinite_samples", "gap_fraction"}
-    events = events_of_window(storage, run, WINDOW)
+    events = events_of_window(inputs, WINDOW)
     table = read_events(storage.window_file(run.name, EVENTS, WINDOW))
     assert events.metadata["n_events"] == len(table.events) > 0 and events.data_version.value == table.data_version()
     assert np.all((table.events.gps >= WINDOW.gps_start) & (table.events.gps < WINDOW.gps_end))
-    scores = scores_of_window(storage, run, WINDOW)
+    scores = scores_of_window(inputs, WINDOW)
     written_scores = read_scores(storage.window_file(run.name, SCORES, WINDOW))
     assert scores.metadata["n_events_scored"] == len(table.events) == len(written_scores.event_gps)
     assert scores.data_version.value == written_scores.data_version()
@@ -117,7 +120,7 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     selection = selection_of(run.name, channel_table([written_scores], config), [WINDOW.key], config)
     assert selection.selected, "one window of SIM already shows witnesses"
     write_selection(selection_file(storage, run), selection)
-    spectrograms = spectrograms_of_window(storage, run, WINDOW)
+    spectrograms = spectrograms_of_window(inputs, WINDOW)
     written = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, WINDOW))
     assert written.channels == [run.strain_channel, *selection.selected] and spectrograms.data_version.value == written.data_version()
     assert spectrograms.metadata["n_events"] == len(written.event_gps) > 0
@@ -129,12 +132,12 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     accumulator = WienerAccumulator(selection.selected, segments.sample_rate, segments.witness.shape[-1], twin.wiener)
     accumulator.add(segments)
     accumulator.solve().save(storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX), {"run": run.name})
-    cleaned = clean_of_window(storage, run, WINDOW)
+    cleaned = clean_of_window(inputs, WINDOW)
     report = read_cleaning_report(cleaning_report_path(storage, run, WINDOW))
     assert cleaned.metadata["events_before"] == len(table.events) == len(report.table)
     assert cleaned.metadata["predicted"] > 0 and report.removed_fraction() > 0 and len(report.new) == 0
     assert Path(cleaned.metadata["frame"].value).exists()
 
     _set_version(storage.window_file(run.name, RAW, WINDOW), 3)  # a file from a future glitchflow
-    with pytest.raises(SchemaError, match=r"raw_strain_segments schema version 3; this glitchflow reads version\(s\) 1, 2"):
-        events_of_window(storage, run, WINDOW)
+    with pytest.raises(dg.Failure, match=r"raw_strain_segments schema version 3; this glitchflow reads version\(s\) 1, 2"):
+        events_of_window(inputs, WINDOW)

@@ -1,13 +1,15 @@
 """Artifact files on disk: atomic writes (readers see the old file or the complete new one, never a
 partial file), checked reads that name the file when it is damaged, and content digests."""
 
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import socket
+import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -15,7 +17,8 @@ import h5py
 import numpy as np
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -33,7 +36,7 @@ def remove_dead_temporaries(final: Path) -> list[Path]:
     prefix, removed = _temporary_prefix(final), []
     for tmp in final.parent.glob(f"{glob.escape(prefix)}*"):
         pid = tmp.name[len(prefix) :].split("-")[0]  # .NAME.tmp-HOST-PID-UUID
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             with suppress(FileNotFoundError):
                 tmp.unlink()
                 removed.append(tmp)
@@ -63,6 +66,46 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class LockTimeout(TimeoutError):
+    """Another writer held an artifact's lock for longer than the caller would wait."""
+
+
+@contextmanager
+def exclusive(final: str | Path, on_wait: Callable[[str], None] = lambda holder: None, timeout_s: float = 3600.0) -> Iterator[None]:
+    """Hold the write lock of the artifact ``final`` (a hidden ``.NAME.lock`` beside it) for the block.
+
+    Two writers of one artifact (two ``glitchflow materialize`` over overlapping windows, the CLI and a sensor's run)
+    take turns: the second waits, calling ``on_wait`` once with who holds the lock, and raises :class:`LockTimeout`
+    naming the file and the holder after ``timeout_s``. The lock is the kernel's (``flock``), so a writer that dies
+    releases it at once; the lock file stays (deleting it would let two writers lock two different files).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another writer"
+            on_wait(holder)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(f"{final}: still locked by {holder} after {timeout_s:g} s") from None
+                    time.sleep(0.2)
+        fh.truncate(0)
+        fh.write(f"{socket.gethostname()} pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class AtomicHDF5Writer:

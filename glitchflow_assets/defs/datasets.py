@@ -6,7 +6,6 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from glitchflow_assets.core.channel_selection import read_selection
 from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.event_table import read_events
@@ -19,10 +18,11 @@ from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
+from glitchflow_assets.defs.inputs import Inputs, step_inputs
 from glitchflow_assets.defs.metadata import md_image
 from glitchflow_assets.defs.names import EVENTS, RAW, SELECTION, SPECTROGRAMS, SPLIT, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import selection_file, window_raw
+from glitchflow_assets.defs.signal import read_run_selection, window_raw
 from glitchflow_assets.defs.windowed import for_each_window
 
 EXAMPLES_PER_SPLIT = 2
@@ -43,14 +43,15 @@ def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, 
     return md_image(to_png(fig), title)
 
 
-def spectrograms_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
+def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Q-transform the strain and the selected witnesses around each of one window's events and write them."""
-    raw, summary = window_raw(storage, run, window)
-    selection = read_selection(selection_file(storage, run))
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
+    selection = read_run_selection(inputs)
     channels = [run.strain_channel, *selection.selected]
     data, _, t0 = read_data(raw, channels)
     segments = {c.name: c.segments for c in summary.channels}
-    events = read_events(storage.window_file(run.name, EVENTS, window)).events
+    events = inputs.window(EVENTS, window, read_events).events
     config = SpectrogramConfig()
     rate = float(summary.attrs["sample_rate"])
     spec, freqs, times, kept = build_spectrograms(
@@ -85,7 +86,7 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
         "witnesses around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
     def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, lambda window: spectrograms_of_window(storage, run, window))
+        return for_each_window(context, run, storage, spectrograms_of_window)
 
     return _spectrograms
 
@@ -133,10 +134,11 @@ def build_dataset(
     if not keys:
         raise dg.Failure(description=f"no materialized {run.name}/{SPECTROGRAMS} window to build a dataset from")
     path = storage.run_file(run.name, SPLIT)
-    first = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, window_for_key(keys[0], run.cadence)))
+    inputs = step_inputs(context, storage, run)
+    first = inputs.window(SPECTROGRAMS, window_for_key(keys[0], run.cadence), read_spectrograms)
     with DatasetWriter(path, first.channels, config) as writer:
         for k in keys:
-            window = read_spectrograms(storage.window_file(run.name, SPECTROGRAMS, window_for_key(k, run.cadence)))
+            window = inputs.window(SPECTROGRAMS, window_for_key(k, run.cadence), read_spectrograms)
             if window.channels != writer.channels:
                 raise dg.Failure(
                     description=f"window {k} has channels {window.channels}, earlier windows {writer.channels}: rematerialize spectrograms"

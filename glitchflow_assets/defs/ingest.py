@@ -13,6 +13,7 @@ from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.segments import clip, total
 from glitchflow_assets.core.windows import Window
 from glitchflow_assets.defs.factory import run_asset
+from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.metadata import metadata_table
 from glitchflow_assets.defs.names import RAW, asset_key
 from glitchflow_assets.defs.partitions import window_partitions
@@ -88,8 +89,9 @@ def _window_check_specs(run: ObservingRun, key: dg.AssetKey) -> list[dg.AssetChe
         ]
 
 
-def raw_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window, options: IngestOptions) -> dg.MaterializeResult:
+def raw_of_window(inputs: Inputs, window: Window, options: IngestOptions) -> dg.MaterializeResult:
     """Ingest one window's frames into its file; metadata and data-quality checks for the UI."""
+    storage, run = inputs.storage, inputs.run
     try:
         summary = ingest_window(run, window, storage.window_file(run.name, RAW, window), options=options)
     except IngestError as exc:
@@ -131,6 +133,6 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
         options = IngestOptions(allow_less_data=config.allow_less_data)
-        return for_each_window(context, run, lambda window: raw_of_window(storage, run, window, options))
+        return for_each_window(context, run, storage, lambda inputs, window: raw_of_window(inputs, window, options))
 
     return _raw

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from glitchflow_assets.core.datasets import SPLITS
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.ml.bundle import MODEL
+from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
 from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, read_evaluation, write_evaluation
 from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
@@ -17,13 +17,14 @@ from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
 from glitchflow_assets.core.ml.synthetic_set import read_synthetic_info, synthetic_examples_png, write_synthetic
-from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionRef, Tracker
+from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionMissing, ModelVersionRef, Tracker
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.storage import atomic_path
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
+from glitchflow_assets.defs.inputs import rebuild_hint
 from glitchflow_assets.defs.metadata import md_image, metadata_table
 from glitchflow_assets.defs.names import EVALUATION, SPLIT, SYNTHETIC, TRAINED, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
@@ -134,6 +135,17 @@ def recorded_model(context: dg.AssetExecutionContext, run: ObservingRun) -> Mode
     return ModelVersionRef(meta["model_name"].value, str(meta["model_version"].value), meta["mlflow_run_id"].value)
 
 
+def load_recorded_model(
+    context: dg.AssetExecutionContext, run: ObservingRun, tracker: Tracker, device
+) -> tuple[ModelVersionRef, GlitchModel]:
+    """The recorded model version, loaded; a failure saying how to rebuild it when the registry no longer has it."""
+    ref = recorded_model(context, run)
+    try:
+        return ref, tracker.load(ref, device)
+    except ModelVersionMissing as exc:
+        raise dg.Failure(description=f"{run.name}/{TRAINED} recorded {exc}; {rebuild_hint(run, TRAINED, None)}") from exc
+
+
 def train(
     context: dg.AssetExecutionContext, run: ObservingRun, config: TrainingConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
@@ -225,8 +237,9 @@ def evaluate_model(
     context: dg.AssetExecutionContext, run: ObservingRun, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
     """Evaluate the recorded model version on the held-out test split beside the baselines; log it to MLflow."""
-    tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
-    result = evaluate(tracker.load(ref, device), storage.run_file(run.name, SPLIT), device, split="test")
+    tracker, device = mlflow.tracker(), select_device()
+    ref, model = load_recorded_model(context, run, tracker, device)
+    result = evaluate(model, storage.run_file(run.name, SPLIT), device, split="test")
     summary, table, counts = result.summary(), result.report.table(), result.report.counts()
     headline = result.report.headline(MODEL)
     warning = (
@@ -308,12 +321,12 @@ def generate_synthetic(
     context: dg.AssetExecutionContext, run: ObservingRun, config: SyntheticConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
     """Generate strain tiles with the recorded model version from the witnesses of the chosen splits."""
-    tracker, device, ref = mlflow.tracker(), select_device(), recorded_model(context, run)
+    tracker, device = mlflow.tracker(), select_device()
+    ref, model = load_recorded_model(context, run, tracker, device)
     path = storage.run_file(run.name, SYNTHETIC)
     dataset = storage.run_file(run.name, SPLIT)
     lineage = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT)))
     attrs = {"model_name": ref.name, "model_version": ref.version, "mlflow_run_id": ref.run_id}
-    model = tracker.load(ref, device)
     splits = tuple(s.value for s in config.splits)
     counts = write_synthetic(path, model, ref.uri, dataset, splits, device, attrs | lineage, config.batch_size)
     image = synthetic_examples_png(path)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, score_window
 from glitchflow_assets.core.annalisa_scores import read_scores, write_scores
-from glitchflow_assets.core.channel_selection import selection_of, write_selection
+from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.event_table import read_events, write_events
 from glitchflow_assets.core.events import EventSearchConfig, window_events
@@ -20,21 +20,23 @@ from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
+from glitchflow_assets.defs.inputs import Inputs, step_inputs
 from glitchflow_assets.defs.metadata import md_image, metadata_table
 from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SELECTION, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.windowed import for_each_window
 
 
-def window_raw(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> tuple[Path, RawSegmentSummary]:
-    """The window's raw_strain_segments file and that file's summary."""
-    raw = storage.window_file(run.name, RAW, window)
-    return raw, read_summary(raw)
+def window_raw(inputs: Inputs, window: Window) -> tuple[Path, RawSegmentSummary]:
+    """The window's raw_strain_segments file and that file's summary (checked against the instance's record)."""
+    summary = inputs.window(RAW, window, read_summary)
+    return inputs.storage.window_file(inputs.run.name, RAW, window), summary
 
 
-def events_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
+def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Search one window's strain for glitch events and write its event table."""
-    raw, summary = window_raw(storage, run, window)
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
     data, _, t0 = read_data(raw, [run.strain_channel])
     config = EventSearchConfig()
     events, searched = window_events(
@@ -56,11 +58,12 @@ def events_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Wind
     )
 
 
-def scores_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
+def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Score every auxiliary channel against the strain on one window's events and write the counts."""
-    raw, summary = window_raw(storage, run, window)
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
     data, channels, t0 = read_data(raw)
-    events = read_events(storage.window_file(run.name, EVENTS, window)).events
+    events = inputs.window(EVENTS, window, read_events).events
     config = AnnalisaConfig.from_mapping(run.annalisa)
     scores = score_window(
         data,
@@ -98,7 +101,7 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
         "GPS, frequency, SNR, Q, duration, bandwidth.",
     )
     def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, lambda window: events_of_window(storage, run, window))
+        return for_each_window(context, run, storage, events_of_window)
 
     return _events
 
@@ -116,7 +119,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
         "(per event and channel).",
     )
     def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, lambda window: scores_of_window(storage, run, window))
+        return for_each_window(context, run, storage, scores_of_window)
 
     return _scores
 
@@ -148,13 +151,19 @@ def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
     return storage.run_file(run.name, SELECTION, ".json")
 
 
+def read_run_selection(inputs: Inputs) -> ChannelSelection:
+    """The run's channel selection, checked against the instance's record of it."""
+    return inputs.run_level(SELECTION, read_selection, lambda selection: selection.version, ".json")
+
+
 def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> dg.MaterializeResult:
     """Aggregate the ANNALISA scores of every materialized window and write the run's selection (+ bar plot)."""
     keys = sorted(context.instance.get_materialized_partitions(asset_key(run.name, SCORES)))
     if not keys:
         raise dg.Failure(description=f"no materialized {run.name}/{SCORES} window to aggregate")
     config = AnnalisaConfig.from_mapping(run.annalisa)
-    table = channel_table([read_scores(storage.window_file(run.name, SCORES, window_for_key(k, run.cadence))) for k in keys], config)
+    inputs = step_inputs(context, storage, run)
+    table = channel_table([inputs.window(SCORES, window_for_key(k, run.cadence), read_scores) for k in keys], config)
     selection = selection_of(run.name, table, keys, config)
     png = _bar_plot(table, config, run.name)
     with atomic_path(storage.run_file(run.name, SELECTION, ".png")) as tmp:

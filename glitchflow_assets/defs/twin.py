@@ -10,13 +10,12 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from glitchflow_assets.core.channel_selection import read_selection
 from glitchflow_assets.core.datasets import dataset_events
 from glitchflow_assets.core.event_table import read_events
 from glitchflow_assets.core.ml.tracking import CHAMPION
 from glitchflow_assets.core.runs import ObservingRun
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
-from glitchflow_assets.core.storage import content_version
+from glitchflow_assets.core.storage import content_version, sha256sum
 from glitchflow_assets.core.twin.cleaning import write_cleaning_report
 from glitchflow_assets.core.twin.pipeline import (
     METHODS,
@@ -33,16 +32,18 @@ from glitchflow_assets.core.twin.waveform_set import write_waveform_set
 from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs
 from glitchflow_assets.defs.factory import run_asset
+from glitchflow_assets.defs.inputs import Inputs, step_inputs
 from glitchflow_assets.defs.metadata import metadata_table
 from glitchflow_assets.defs.model import MlflowTracking, data_version_of, lineage_tags, mlflow_links
 from glitchflow_assets.defs.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import selection_file
+from glitchflow_assets.defs.signal import read_run_selection
 from glitchflow_assets.defs.windowed import for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
 TWIN_SUFFIX = ".twin.h5"  # the champion twin (Wiener filter or learned model) that cleaned_strain applies, HDF5
 CANDIDATE_SUFFIX = ".candidate.twin.h5"  # the latest fit, before its gate
+TWIN_DIGEST = "twin_sha256"  # glitch_waveforms metadata: the champion twin file's SHA-256, checked before cleaning
 
 
 TwinMethod = Enum("TwinMethod", {m: m for m in METHODS}, type=str)
@@ -77,10 +78,11 @@ def _rounded(summary: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in summary.items()}
 
 
-def window_files(storage: GlitchflowStorage, run: ObservingRun, keys: list[str]):
+def window_files(inputs: Inputs, keys: list[str]):
+    storage, run = inputs.storage, inputs.run
     for key in keys:
         window = window_for_key(key, run.cadence)
-        events = read_events(storage.window_file(run.name, EVENTS, window)).events
+        events = inputs.window(EVENTS, window, read_events).events
         yield WindowFiles(key, storage.window_file(run.name, RAW, window), events)
 
 
@@ -90,7 +92,8 @@ def fit_waveforms(
     """Fit the twin on the dataset's train events, gate it on validation, predict the test events; write and track."""
     dataset = storage.run_file(run.name, SPLIT)
     splits = dataset_events(dataset)
-    witnesses = read_selection(selection_file(storage, run)).selected
+    inputs = step_inputs(context, storage, run)
+    witnesses = read_run_selection(inputs).selected
     simulated = StrainTruth.available(run.frames.path)
     truth = StrainTruth(run.frames.path).glitch if simulated else None
     keys = sorted(set().union(*(set(d) for d in splits.values())))
@@ -112,7 +115,7 @@ def fit_waveforms(
             tracker.log_metrics(run_id, losses, step=epoch)
 
         try:
-            fit = fit_twin(window_files(storage, run, keys), splits, witnesses, config, truth, on_epoch)
+            fit = fit_twin(window_files(inputs, keys), splits, witnesses, config, truth, on_epoch)
         except ValueError as exc:
             raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
         # the file cleaned_strain loads is replaced only once the gate passes: a refused refit leaves the champion's
@@ -167,6 +170,8 @@ def fit_waveforms(
         "model_uri": ref.uri,
         "mlflow_run_id": run_id,
         **mlflow_links(tracker, run_id, ref),
+        # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
+        **({TWIN_DIGEST: sha256sum(model_path)} if model_path.exists() else {}),
         "witnesses": dg.MetadataValue.json(witnesses),
         "test_events": len(test),
         "skipped_events": len(fit.skipped),
@@ -226,13 +231,14 @@ def cleaning_report_path(storage: GlitchflowStorage, run: ObservingRun, window: 
     return storage.window_file(run.name, CLEANED, window).with_suffix(".json")
 
 
-def clean_of_window(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> dg.MaterializeResult:
+def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Subtract the twin's glitches from one window's strain, write the frame, search it again and report."""
+    storage, run = inputs.storage, inputs.run
     model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
     if not model_path.exists():
         raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: no twin has passed {WAVEFORM_GATE} yet ({model_path})")
-    model = load_twin(model_path)
-    events = read_events(storage.window_file(run.name, EVENTS, window)).events
+    model = inputs.run_level_file(WAVEFORMS, model_path, TWIN_DIGEST, load_twin)
+    events = inputs.window(EVENTS, window, read_events).events
     result = clean_window(storage.window_file(run.name, RAW, window), events, model)
     path = storage.window_file(run.name, CLEANED, window)
     frame = write_cleaned_frame(path.parent / "frames", run.strain_channel, result)
@@ -270,6 +276,6 @@ def cleaned_strain(run: ObservingRun) -> dg.AssetsDefinition:
         "PREFIX:GLITCHFLOW_SYNTH), and glitch_events run on it: events removed, residual SNR, new events.",
     )
     def _cleaned(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, lambda window: clean_of_window(storage, run, window))
+        return for_each_window(context, run, storage, clean_of_window)
 
     return _cleaned

@@ -11,8 +11,10 @@ from collections.abc import Callable
 import dagster as dg
 
 from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import content_version
+from glitchflow_assets.core.storage import LockTimeout, content_version, exclusive
 from glitchflow_assets.core.windows import Window, window_for_key
+from glitchflow_assets.defs.inputs import Inputs
+from glitchflow_assets.defs.resources import GlitchflowStorage
 
 
 def window_backfill_policy(run: ObservingRun) -> dg.BackfillPolicy:
@@ -20,13 +22,27 @@ def window_backfill_policy(run: ObservingRun) -> dg.BackfillPolicy:
 
 
 def for_each_window(
-    context: dg.AssetExecutionContext, run: ObservingRun, materialize_one: Callable[[Window], dg.MaterializeResult]
+    context: dg.AssetExecutionContext,
+    run: ObservingRun,
+    storage: GlitchflowStorage,
+    materialize_one: Callable[[Inputs, Window], dg.MaterializeResult],
 ) -> dg.MaterializeResult:
-    """Materialize every window of the run's partition range (stopping at the first failure)."""
-    keys = context.partition_keys
+    """Materialize every window of the run's partition range (stopping at the first failure), each under its window
+    lock: a second writer of the same window (another ``glitchflow materialize``, a sensor's run) waits for it."""
+    keys, asset = context.partition_keys, context.asset_key.path[-1]
+    inputs = Inputs(storage, run, context.instance)
     results = []
     for i, key in enumerate(keys, 1):
-        results.append(materialize_one(window_for_key(key, run.cadence)))
+        window = window_for_key(key, run.cadence)
+
+        def waiting(holder: str, key: str = key) -> None:
+            context.log.warning(f"{run.name}/{asset} window {key} is being written by {holder}: waiting for it")
+
+        try:
+            with exclusive(storage.window_file(run.name, asset, window), waiting):
+                results.append(materialize_one(inputs, window))
+        except LockTimeout as exc:
+            raise dg.Failure(description=str(exc)) from exc
         if len(keys) > 1:
             context.log.info(f"window {key} done ({i}/{len(keys)})")
     return results[0] if len(results) == 1 else _combine(keys, results)
@@ -37,7 +53,12 @@ def _scalar(value) -> bool:
 
 
 def _combine(keys: list[str], results: list[dg.MaterializeResult]) -> dg.MaterializeResult:
-    rows = [{"window": k, **{n: v for n, v in (r.metadata or {}).items() if _scalar(v)}} for k, r in zip(keys, results, strict=True)]
+    # each window's own data version in its row: what later reads of that window are checked against (defs.inputs)
+    rows = [
+        {"window": k, **{n: v for n, v in (r.metadata or {}).items() if _scalar(v)}}
+        | ({"data_version": r.data_version.value} if r.data_version is not None else {})
+        for k, r in zip(keys, results, strict=True)
+    ]
     checks = {}
     for key, result in zip(keys, results, strict=True):
         for check in result.check_results or []:

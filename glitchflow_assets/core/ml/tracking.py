@@ -164,8 +164,15 @@ class Tracker:
             return None
 
     def load(self, ref: ModelVersionRef, device: torch.device | str = "cpu") -> GlitchModel:
-        """Exactly this version (never "latest")."""
-        source = self.client.get_model_version_download_uri(ref.name, ref.version)  # through our registry, not the global one
+        """Exactly this version (never "latest"); a :class:`ModelVersionMissing` when the registry no longer has it."""
+        try:
+            source = self.client.get_model_version_download_uri(ref.name, ref.version)  # through our registry, not the global one
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise ModelVersionMissing(
+                f"models:/{ref.name}/{ref.version} is no longer in the MLflow registry at {self.uri} (deleted)"
+            ) from exc
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri))
             bundle = local / "artifacts" / BUNDLE
@@ -173,6 +180,10 @@ class Tracker:
                 return load_bundle(bundle if bundle.is_dir() else local, device)  # versions before the pyfunc: the bare bundle
             except (OSError, ValueError, KeyError, RuntimeError) as exc:  # safetensors/torch errors name no model
                 raise ValueError(f"models:/{ref.name}/{ref.version} ({source}): {exc}") from exc
+
+
+class ModelVersionMissing(LookupError):
+    """A registered model version that was recorded but is gone from the registry."""
 
 
 def save_mlflow_model(directory: Path, model: GlitchModel) -> Path:
