@@ -49,7 +49,11 @@ class Step:
     @property
     def interrupted(self) -> bool:
         """Stopped by Ctrl-C or SIGTERM (Dagster marks the run failed)."""
-        failures = (e.step_failure_data for e in self.result.all_events if e.is_step_failure) if self.result else ()
+        events = self.result.all_events if self.result else ()
+        # a step stopped mid-way fails the step; one stopped before any step started (resource set-up) fails the run
+        failures = [
+            e.step_failure_data if e.is_step_failure else e.job_failure_data for e in events if e.is_step_failure or e.is_run_failure
+        ]
         return any(f is not None and f.error is not None and f.error.cls_name == INTERRUPTED for f in failures)
 
     def metadata(self, asset: str) -> dict:

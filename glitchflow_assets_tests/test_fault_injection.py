@@ -29,26 +29,39 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import psutil
 import pytest
+import yaml
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
+from glitchflow_assets.cli import LOCAL_INSTANCE_YAML, main
 from glitchflow_assets.core import frame_decoder
 from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
 from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_frame_dir
 from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
+from glitchflow_assets.core.ml.tracking import Tracker
 from glitchflow_assets.core.raw_segments import read_summary
+from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
+from glitchflow_assets.core.storage import exclusive, sha256sum
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
+from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.defs.inputs import Inputs, materialized_and_intact
+from glitchflow_assets.defs.model import load_recorded_model
+from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
+from glitchflow_assets.defs.twin import TWIN_DIGEST, TWIN_SUFFIX
+from glitchflow_assets_tests.conftest import SIM_MINUTES, sim_run
 from glitchflow_assets_tests.conftest import drop_frame_file as _drop
 from glitchflow_assets_tests.conftest import sensor_tick as _tick
-from glitchflow_assets_tests.conftest import sim_run
 
 CHANNELS = [c.name for c in VIRGO_SCENARIO.channels]
 STRAIN = VIRGO_SCENARIO.strain
@@ -381,3 +394,193 @@ def test_a_version_registered_before_the_pyfunc_layout_still_loads(isolated_home
     ref = tracker.register("glitchflow-T", run_id, {})
     tiles = np.random.default_rng(0).exponential(1.0, (2, 2, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(tracker.load(ref).generate(tiles, torch.device("cpu")), model.generate(tiles, torch.device("cpu")))
+
+
+# --- a campaign's faults: interrupted commands, damaged artifacts, concurrent writers ----------------------------
+
+
+def _sim_for_the_cli(frames_dir: Path, tmp_path: Path, monkeypatch, **changes) -> None:
+    """SIM over ``frames_dir`` (with ``changes``, e.g. one window per run) through a user registry, and the CLI's
+    instance configuration in $DAGSTER_HOME, for ``glitchflow`` processes and this one alike."""
+    shipped = yaml.safe_load(SHIPPED_REGISTRY.read_text())["runs"]["SIM"]
+    registry = tmp_path / "runs.yaml"
+    registry.write_text(yaml.safe_dump({"runs": {"SIM": shipped | {"frames": {"kind": "gwf", "path": str(frames_dir)}} | changes}}))
+    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
+    shutil.copy(LOCAL_INSTANCE_YAML, Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml")
+
+
+def _materialize_command(*extra: str) -> list[str]:
+    sim = load_registry()["SIM"]
+    span = ["--gps-start", str(sim.gps_start), "--gps-end", str(sim.gps_start + SIM_MINUTES * 60)]
+    return [sys.executable, "-m", "glitchflow_assets.cli", "materialize", "SIM", *span, *extra]
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*.tmp-*")]
+
+
+def _runs(status: dg.DagsterRunStatus) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME, the CLI's
+        return list(instance.get_runs(dg.RunsFilter(statuses=[status])))
+
+
+def _started_run_of(partition: str, process: subprocess.Popen, timeout_s: float = 300.0) -> None:
+    """Return once ``process`` is stopped (SIGSTOP) inside a STARTED run of window ``partition``: a signal sent now
+    reaches it mid-run, whatever the timing (a run seen STARTED and then stopped cannot finish in between)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "glitchflow materialize ended before it reached the window"
+        if any(r.tags.get("dagster/partition") == partition for r in _runs(dg.DagsterRunStatus.STARTED)):
+            process.send_signal(signal.SIGSTOP)
+            if any(r.tags.get("dagster/partition") == partition for r in _runs(dg.DagsterRunStatus.STARTED)):
+                return
+            process.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"no run of window {partition} started within {timeout_s:g} s")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "Ctrl-C", "SIGKILL"])
+def test_an_interrupted_materialize_continues_where_it_stopped(sim_frames, isolated_home, tmp_path, monkeypatch, stop):
+    """``glitchflow materialize`` stopped inside its second window's run: nothing STARTED stays, no partial file stays,
+    and the same command again skips the finished window and completes the rest."""
+    _sim_for_the_cli(sim_frames, tmp_path, monkeypatch, backfill_batch=1)
+    keys = [w.key for w in windows_overlapping(*_sim_span(), load_registry()["SIM"].cadence)]
+    process = subprocess.Popen(_materialize_command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _started_run_of(keys[1], process)
+    process.send_signal(stop)
+    process.send_signal(signal.SIGCONT)
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130), out
+    if stop != signal.SIGKILL:
+        assert "interrupted; its run is marked failed and no partial file was kept" in out
+        assert not _runs(dg.DagsterRunStatus.STARTED) and not _temporaries(isolated_home)
+    assert len(_runs(dg.DagsterRunStatus.FAILURE)) == (0 if stop == signal.SIGKILL else 1)
+
+    again = subprocess.run(_materialize_command(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (
+        f"SIM_ingest (raw_strain_segments, glitch_events, annalisa_scores): 1 window(s) {keys[0]} .. already materialized" in again.stdout
+    )
+    assert f"[2/2] SIM_ingest window {keys[1]}" in again.stdout
+    if stop == signal.SIGKILL:  # the killed process's run, left STARTED, is marked failed by the next command
+        assert "marked failed: 1 run(s) left STARTED by a glitchflow process that was killed" in again.stdout
+    assert not _runs(dg.DagsterRunStatus.STARTED) and not _temporaries(isolated_home)
+    with dg.DagsterInstance.get() as instance:
+        done = materialized_and_intact(instance, load_registry()["SIM"])
+        assert all(done(asset, key) for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores") for key in keys)
+
+
+def _sim_span() -> tuple[int, int]:
+    sim = load_registry()["SIM"]
+    return sim.gps_start, sim.gps_start + SIM_MINUTES * 60
+
+
+def _scores_alone(instance, key: str) -> dg.ExecuteInProcessResult:
+    """A run of annalisa_scores alone for window ``key`` (as a UI user materializes one asset), reading glitch_events."""
+    return (
+        build_definitions()
+        .resolve_job_def("SIM_ingest")
+        .execute_in_process(
+            instance=instance, partition_key=key, asset_selection=[dg.AssetKey(["SIM", "annalisa_scores"])], raise_on_error=False
+        )
+    )
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    return " ".join(str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure)
+
+
+def test_damaged_artifacts_fail_downstream_naming_the_rebuild_and_a_rerun_heals(sim_frames, isolated_home, capsys):
+    """A window's glitch_events file truncated, deleted or replaced by another window's after it was materialized:
+    a downstream step fails naming the asset, partition, file and the command that rebuilds it, and
+    ``glitchflow materialize`` over the span notices and heals the chain."""
+    shutil.copytree(sim_frames, isolated_home / "frames" / "SIM")
+    start, end = _sim_span()
+    assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)]) == 0  # one batched run
+    storage, sim = GlitchflowStorage(), load_registry()["SIM"]
+    first, second = windows_overlapping(start, end, sim.cadence)
+    events = storage.window_file("SIM", "glitch_events", first)
+    rebuild = f"glitchflow materialize SIM --gps-start {first.gps_start} --gps-end {first.gps_end} --through glitch_events"
+    damage = {
+        "is damaged": lambda: events.write_bytes(events.read_bytes()[: events.stat().st_size // 2]),
+        "is missing": events.unlink,
+        "is not the one materialized": lambda: shutil.copy(storage.window_file("SIM", "glitch_events", second), events),
+    }
+    with dg.DagsterInstance.get() as instance:
+        assert _scores_alone(instance, first.key).success
+        for what, harm in damage.items():
+            harm()
+            message = _failure(_scores_alone(instance, first.key))
+            assert f"SIM/glitch_events window {first.key}" in message and str(events) in message, message
+            assert (what if what != "is damaged" else "cannot be read") in message and rebuild in message, message
+            capsys.readouterr()
+            assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end)]) == 0
+            out = capsys.readouterr().out
+            assert f"SIM/glitch_events window {first.key}: its file {events}" in out and "materializing it again" in out
+            assert _scores_alone(instance, first.key).success  # healed
+
+
+def test_a_replaced_twin_file_fails_cleaning_naming_it(tmp_path):
+    """cleaned_strain checks the twin file against the SHA-256 glitch_waveforms recorded; another file fails it."""
+    run, storage = load_registry()["SIM"], GlitchflowStorage(root=str(tmp_path / "storage"))
+    twin = storage.run_file("SIM", "glitch_waveforms", TWIN_SUFFIX)
+    twin.parent.mkdir(parents=True)
+    twin.write_bytes(b"the champion")
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["SIM", "glitch_waveforms"]), metadata={TWIN_DIGEST: sha256sum(twin)})
+        )
+        inputs = Inputs(storage, run, instance)
+        assert inputs.run_level_file("glitch_waveforms", twin, TWIN_DIGEST, Path.read_bytes) == b"the champion"
+        twin.write_bytes(b"another twin")
+        with pytest.raises(dg.Failure, match="is not the one materialized") as info:
+            inputs.run_level_file("glitch_waveforms", twin, TWIN_DIGEST, Path.read_bytes)
+        assert str(twin) in str(info.value) and "re-materialize SIM/glitch_waveforms" in str(info.value)
+
+
+def test_a_deleted_model_version_fails_downstream_naming_it(isolated_home):
+    """The version trained_model recorded was deleted from the MLflow registry: evaluation and generation fail naming
+    the version, the registry and how to rebuild it."""
+    tracker = Tracker()
+    with tracker.run("glitchflow-SIM", "train", {}) as run_id:
+        pass
+    ref = tracker.register("glitchflow-SIM", run_id, {})
+    tracker.client.delete_model_version(ref.name, ref.version)
+    with dg.instance_for_test() as instance:
+        metadata = {"model_name": ref.name, "model_version": ref.version, "mlflow_run_id": run_id}
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["SIM", "trained_model"]), metadata=metadata))
+        with pytest.raises(dg.Failure) as info:
+            load_recorded_model(dg.build_asset_context(instance=instance), load_registry()["SIM"], tracker, "cpu")
+    message = str(info.value)
+    assert f"models:/glitchflow-SIM/{ref.version} is no longer in the MLflow registry at {tracker.uri}" in message
+    assert "re-materialize SIM/trained_model" in message
+
+
+def test_concurrent_writers_of_a_window_take_turns(sim_frames, isolated_home, tmp_path, monkeypatch):
+    """A second writer of a window waits for the first (its lock), says so, then writes; two ``glitchflow materialize``
+    over overlapping windows at once leave every file whole and as the instance recorded it."""
+    _sim_for_the_cli(sim_frames, tmp_path, monkeypatch, backfill_batch=1)
+    sim = load_registry()["SIM"]
+    first, second = windows_overlapping(*_sim_span(), sim.cadence)
+    raw = GlitchflowStorage().window_file("SIM", "raw_strain_segments", second)
+    with exclusive(raw):  # another writer holds the second window
+        waiting = subprocess.Popen(_materialize_command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = ""
+        while "waiting for it" not in line:
+            line = waiting.stdout.readline()
+            assert line or waiting.poll() is None, "glitchflow materialize ended without waiting for the lock"
+        assert f"SIM/raw_strain_segments window {second.key} is being written by" in line and f"pid {os.getpid()}" in line
+        assert waiting.poll() is None
+    out, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, out
+
+    both = [
+        subprocess.Popen(_materialize_command("--force"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
+    ]
+    for process in both:
+        out, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, out
+    assert not _temporaries(isolated_home) and not _runs(dg.DagsterRunStatus.FAILURE)
+    with dg.DagsterInstance.get() as instance:
+        done = materialized_and_intact(instance, sim)
+        assert all(done(a, w.key) for a in ("raw_strain_segments", "glitch_events", "annalisa_scores") for w in (first, second))
