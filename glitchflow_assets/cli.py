@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -341,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM (a batch system, kill) stops a run as Ctrl-C does: Dagster marks it failed and the writers discard their
     # temporaries, where Python's default would end the process at once and leave its run STARTED forever.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers (main() in a thread)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo, "inject": _inject}
     try:

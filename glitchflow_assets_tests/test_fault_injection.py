@@ -562,8 +562,7 @@ def test_concurrent_writers_of_a_window_take_turns(sim_frames, isolated_home, tm
     _sim_for_the_cli(sim_frames, tmp_path, monkeypatch, backfill_batch=1)
     sim = load_registry()["SIM"]
     first, second = windows_overlapping(*_sim_span(), sim.cadence)
-    raw = GlitchflowStorage().window_file("SIM", "raw_strain_segments", second)
-    with exclusive(raw):  # another writer holds the second window
+    with exclusive(GlitchflowStorage().lock_file("SIM", "raw_strain_segments", second)):  # another writer holds the second window
         waiting = subprocess.Popen(_materialize_command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = ""
         while "waiting for it" not in line:

@@ -73,17 +73,17 @@ class LockTimeout(TimeoutError):
 
 
 @contextmanager
-def exclusive(final: str | Path, on_wait: Callable[[str], None] = lambda holder: None, timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold the write lock of the artifact ``final`` (a hidden ``.NAME.lock`` beside it) for the block.
+def exclusive(lock_file: str | Path, on_wait: Callable[[str], None] = lambda holder: None, timeout_s: float = 3600.0) -> Iterator[None]:
+    """Hold the write lock ``lock_file`` of one artifact for the block.
 
     Two writers of one artifact (two ``glitchflow materialize`` over overlapping windows, the CLI and a sensor's run)
     take turns: the second waits, calling ``on_wait`` once with who holds the lock, and raises :class:`LockTimeout`
-    naming the file and the holder after ``timeout_s``. The lock is the kernel's (``flock``), so a writer that dies
+    naming the lock and its holder after ``timeout_s``. The lock is the kernel's (``flock``), so a writer that dies
     releases it at once; the lock file stays (deleting it would let two writers lock two different files).
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.with_name(f".{final.name}.lock"), "a+") as fh:
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -97,7 +97,7 @@ def exclusive(final: str | Path, on_wait: Callable[[str], None] = lambda holder:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise LockTimeout(f"{final}: still locked by {holder} after {timeout_s:g} s") from None
+                        raise LockTimeout(f"{lock_file}: still locked by {holder} after {timeout_s:g} s") from None
                     time.sleep(0.2)
         fh.truncate(0)
         fh.write(f"{socket.gethostname()} pid {os.getpid()}")

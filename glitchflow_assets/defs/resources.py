@@ -24,6 +24,11 @@ class GlitchflowStorage(dg.ConfigurableResource):
         # component here is therefore a plain identifier or an integer.
         return self.base() / run / asset / f"{run}-{asset}-{window.gps_start}-{window.duration}.h5"
 
+    def lock_file(self, run: str, asset: str, window: Window) -> Path:
+        """The write lock of one window of ``asset``: ``ROOT/.locks/RUN/ASSET/RUN-ASSET-GPS-DUR.lock`` (kept apart, so
+        that asset folders hold artifacts only)."""
+        return self.base() / ".locks" / run / asset / f"{run}-{asset}-{window.gps_start}-{window.duration}.lock"
+
     def run_file(self, run: str, asset: str, suffix: str = ".h5") -> Path:
         """The file of a run-level asset: ``ROOT/RUN/ASSET/RUN-ASSET<suffix>``."""
         return self.base() / run / asset / f"{run}-{asset}{suffix}"

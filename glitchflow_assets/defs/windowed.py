@@ -39,7 +39,7 @@ def for_each_window(
             context.log.warning(f"{run.name}/{asset} window {key} is being written by {holder}: waiting for it")
 
         try:
-            with exclusive(storage.window_file(run.name, asset, window), waiting):
+            with exclusive(storage.lock_file(run.name, asset, window), waiting):
                 results.append(materialize_one(inputs, window))
         except LockTimeout as exc:
             raise dg.Failure(description=str(exc)) from exc
