@@ -20,6 +20,16 @@ New-frame sensor
 - deleted files are reported, and their windows are not re-ingested with less data
 - a junk name claiming 9,999,999 s requests nothing
 
+A campaign's faults
+- ``glitchflow materialize`` stopped by SIGTERM, Ctrl-C or SIGKILL mid-window continues where it stopped: no run
+  left STARTED, no temporary left, finished windows skipped
+- a window's glitch_events file truncated, deleted or replaced by another: downstream fails naming asset, partition,
+  file and the rebuild command; ``glitchflow materialize`` notices and heals; a replaced twin file; a model version
+  deleted from the MLflow registry
+- two writers of a window take turns (a lock), and two ``glitchflow materialize`` at once leave every file intact
+- a frame declaring 8 GiB / 8 TiB of samples is refused naming it; a full disk while a twin is written names the
+  file and keeps the earlier one
+
 Elsewhere: registry type errors (``test_runs``), non-finite training / evaluation, weight digests and a dead
 MLflow server (``test_ml_quality``, ``test_ml_units``).
 """
@@ -52,6 +62,7 @@ from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.storage import exclusive, sha256sum
+from glitchflow_assets.core.twin.wiener import WienerConfig, WienerFilter
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.inputs import Inputs, materialized_and_intact
@@ -583,3 +594,84 @@ def test_concurrent_writers_of_a_window_take_turns(sim_frames, isolated_home, tm
     with dg.DagsterInstance.get() as instance:
         done = materialized_and_intact(instance, sim)
         assert all(done(a, w.key) for a in ("raw_strain_segments", "glitch_events", "annalisa_scores") for w in (first, second))
+
+
+# --- resource exhaustion -----------------------------------------------------------------------------------------
+
+
+def _frame_declaring(path: Path, channel: str, n_data: int) -> None:
+    """``path`` with ``channel``'s vector declaring ``n_data`` samples (its real data unchanged) and its checksum
+    switched off, as a writer that lies would leave it: only the declared size is wrong."""
+    data = bytearray(path.read_bytes())
+    name = channel.encode() + b"\0"
+    at = next(i for i in _find_all(data, struct.pack("<H", len(name)) + name) if _is_vector(data, i + 2 + len(name)))
+    struct.pack_into("<Q", data, at + 2 + len(name) + 4, n_data)  # after compress (2 bytes) and type (2 bytes)
+    data[at - 14 + 8] = 0  # the structure header (length 8 bytes, then chkType): no checksum
+    path.write_bytes(bytes(data))
+
+
+def _find_all(data: bytearray, needle: bytes):
+    at = data.find(needle)
+    while at >= 0:
+        yield at
+        at = data.find(needle, at + 1)
+
+
+def _is_vector(data: bytearray, after_name: int) -> bool:
+    """An FrVect follows its name with compress, type, nData and nBytes; the ADC's record holds other fields there."""
+    compress, kind, n_data, n_bytes = struct.unpack_from("<HHQQ", data, after_name)
+    return n_data > 0 and 0 < n_bytes <= len(data) and kind < 16
+
+
+@pytest.mark.parametrize("n_data", [1 << 30, 1 << 40], ids=["8 GiB", "8 TiB"])
+def test_a_frame_declaring_more_samples_than_memory_fails_naming_it(frames_copy, n_data):
+    """A vector whose declared size would exhaust memory: the decoder refuses it (frameCPP checks the declared size
+    against the data, or cannot allocate it) in its own process; the caller gets the file and channel, and the next
+    read works."""
+    run = sim_run(frames_copy)
+    liar = _frame_at(frames_copy, run.gps_start)
+    _frame_declaring(liar, STRAIN, n_data)
+    with pytest.raises(FrameError) as info:
+        frame_decoder.read_file(liar, [STRAIN])
+    assert str(liar) in str(info.value) and STRAIN in str(info.value)
+    intact = _frame_at(frames_copy, run.gps_start + 60)
+    assert frame_decoder.read_file(intact, [STRAIN])[STRAIN].data.size == 60 * 16384
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 128 MiB file system (tmpfs; the suite runs as root, as it installs PostgreSQL) that a test can fill."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)], check=True, capture_output=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` up to ``leave`` bytes free."""
+    filler = disk / "filler"
+    free = shutil.disk_usage(disk).free
+    filler.write_bytes(b"\0" * max(free - leave, 0))
+    return filler
+
+
+def _remains(disk: Path) -> set[str]:
+    return {p.name for p in disk.iterdir()}
+
+
+def test_a_full_disk_while_a_twin_is_written_names_it_and_keeps_the_earlier_one(small_disk):
+    path = small_disk / "SIM-glitch_waveforms.twin.h5"
+
+    def twin(n_freq: int) -> WienerFilter:
+        h = np.random.default_rng(n_freq).standard_normal((n_freq, 3)) * (1 + 1j)
+        return WienerFilter(h, ["A", "B", "C"], 4096.0, 2 * (n_freq - 1), WienerConfig(), 10)
+
+    twin(1024).save(path, {"run": "SIM"})
+    before = path.read_bytes()
+    filler = _fill(small_disk, leave=32 * 1024)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        twin(32768).save(path, {"run": "SIM"})
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before and _remains(small_disk) == {path.name, filler.name}
+    assert WienerFilter.load(path).h.shape == (1024, 3)  # the earlier twin still loads

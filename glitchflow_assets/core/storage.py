@@ -1,6 +1,7 @@
 """Artifact files on disk: atomic writes (readers see the old file or the complete new one, never a
 partial file), checked reads that name the file when it is damaged, and content digests."""
 
+import errno
 import fcntl
 import glob
 import hashlib
@@ -47,6 +48,9 @@ def _temporary_prefix(final: Path) -> str:
     return f".{final.name}.tmp-{socket.gethostname()}-"
 
 
+WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
 @contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``final``; on success fsync and rename it onto ``final``.
@@ -64,6 +68,11 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno not in WRITE_FAILURES:
+            raise
+        # a full disk, a quota, a file-size limit, an I/O error: name the file (HDF5 names only the temporary)
+        raise OSError(exc.errno, f"{final}: not written ({exc}); the earlier file, if any, is kept") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -131,14 +140,18 @@ class AtomicHDF5Writer:
 
     def publish(self) -> None:
         self.file.attrs.update({"schema": self.schema, "schema_version": self.schema_version})
-        self.file.close()
-        self._closed = True
+        self._close()
         self._atomic.__exit__(None, None, None)
 
     def _discard(self, exc: BaseException) -> None:
-        self.file.close()
+        try:
+            self._close()
+        finally:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _close(self) -> None:
         self._closed = True
-        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+        self.file.close()
 
 
 @contextmanager
