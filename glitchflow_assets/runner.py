@@ -169,11 +169,12 @@ def materialize_span(
             size = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
             batches = window_batches(windows, node.partitions_def.get_partition_keys(), size or len(windows))
             batches, skipped = _todo(keys, batches, None if ran else done)
+            skip = bool(skipped)
         else:
-            held = done is not None and not ran and all(done(k.path[-1], None) for k in keys)
-            batches, skipped = ([], [""]) if held else ([[]], [])
-        if skipped:
-            step = Step(name, keys, [w for w in skipped if w], None)
+            skip = done is not None and not ran and all(done(k.path[-1], None) for k in keys)
+            batches, skipped = ([] if skip else [[]]), []
+        if skip:  # reported as a step without a result
+            step = Step(name, keys, skipped, None)
             outcome.steps.append(step)
             on_step(step)
         for batch in batches:
