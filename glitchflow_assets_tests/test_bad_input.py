@@ -12,6 +12,7 @@ from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_fra
 from glitchflow_assets.core.ingest import IngestError, ingest_window
 from glitchflow_assets.core.quality import assess
 from glitchflow_assets.core.raw_segments import read_data
+from glitchflow_assets.core.segments import clip, total
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets_tests.conftest import sim_run
@@ -154,7 +155,9 @@ def test_nan_samples_are_flagged_with_channel_and_gps_and_cut_out(frames_copy, t
     assert np.isfinite(data).all()
 
 
-def test_wrong_sample_rate_is_an_error_naming_channel_and_file(frames_copy, tmp_path):
+def test_data_at_a_rate_the_registry_does_not_expect_are_left_out_and_named(frames_copy, tmp_path):
+    """One frame holds LSC_MICH_ERR at 2048 Hz, the registry says 4096 Hz: that minute of the channel is a gap (never
+    resampled beside the rest), the check names channel, file and rates, and the strain flows on (WARN)."""
     run, window = _minute(frames_copy)
     victim = _frame_at(frames_copy, window.gps_start)
 
@@ -165,8 +168,13 @@ def test_wrong_sample_rate_is_an_error_naming_channel_and_file(frames_copy, tmp_
     _rewrite(victim, halve)
     summary = ingest_window(run, window, tmp_path / "w.h5")
     outcome = assess(summary, run)["sample_rates"]
-    assert not outcome.passed and outcome.severity == "ERROR"
+    assert not outcome.passed and outcome.severity == "WARN"
     assert "V1:LSC_MICH_ERR" in outcome.description and victim.name in outcome.description and "4096" in outcome.description
+    mich = {c.name: c for c in summary.channels}["V1:LSC_MICH_ERR"]
+    assert mich.native_rate == 4096 and total(clip(mich.segments, window.gps_start, window.gps_end)) == 0
+    data, _, _ = read_data(tmp_path / "w.h5", ["V1:LSC_MICH_ERR"], window.gps_start, window.gps_end)
+    assert not data.any()  # left out: zeros, not 2048 Hz data resampled
+    assert summary.attrs["livetime"] == 60
 
 
 def test_flatlined_channel_is_flagged_with_its_start(frames_copy, tmp_path):

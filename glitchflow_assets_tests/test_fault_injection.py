@@ -27,14 +27,17 @@ A campaign's faults
   file and the rebuild command; ``glitchflow materialize`` notices and heals; a replaced twin file; a model version
   deleted from the MLflow registry
 - two writers of a window take turns (a lock), and two ``glitchflow materialize`` at once leave every file intact
-- a frame declaring 8 GiB / 8 TiB of samples is refused naming it; a full disk while a twin is written names the
-  file and keeps the earlier one
+- a frame declaring 8 GiB / 8 TiB of samples is refused naming it; a full disk while a twin, a window file or the
+  dataset is written names the file, keeps the earlier one, and the process lives (HDF5 crashed it at exit)
+- an auxiliary channel leaving the frames, one appearing and a native rate changing mid-run: ingest, selection and the
+  dataset complete, the checks and the selection's table name each change, and no stage mixes two rates
 
 Elsewhere: registry type errors (``test_runs``), non-finite training / evaluation, weight digests and a dead
 MLflow server (``test_ml_quality``, ``test_ml_units``).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -54,6 +57,7 @@ from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
 from glitchflow_assets.cli import LOCAL_INSTANCE_YAML, main
 from glitchflow_assets.core import frame_decoder
+from glitchflow_assets.core.event_table import read_events
 from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
 from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_frame_dir
 from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
@@ -62,6 +66,7 @@ from glitchflow_assets.core.raw_segments import read_summary
 from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets.core.storage import exclusive, sha256sum
+from glitchflow_assets.core.twin.event_segments import event_segments
 from glitchflow_assets.core.twin.wiener import WienerConfig, WienerFilter
 from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
@@ -675,3 +680,123 @@ def test_a_full_disk_while_a_twin_is_written_names_it_and_keeps_the_earlier_one(
     assert str(path) in str(info.value)
     assert path.read_bytes() == before and _remains(small_disk) == {path.name, filler.name}
     assert WienerFilter.load(path).h.shape == (1024, 3)  # the earlier twin still loads
+
+
+_STREAMED_WRITE = """
+import sys, numpy as np
+from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter
+from glitchflow_assets.core.raw_segments import RawSegmentWriter
+path, kind = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+try:
+    if kind == "raw_strain_segments":  # 24 channels of 1e6 samples, one at a time: 96 MB
+        with RawSegmentWriter(path, 24, 1_000_000) as writer:
+            for i in range(24):
+                writer.write_channel(i, rng.standard_normal(1_000_000).astype("f4"))
+            writer.publish()
+    else:  # 40 windows of 20 events, 100 tiles each: 105 MB
+        config = DatasetConfig(glitch_threshold=0.0, background_threshold=0.0)
+        with DatasetWriter(path, ["S", "A", "B", "C"], config) as writer:
+            for k in range(40):
+                writer.add_window(f"w{k}", rng.exponential(1.0, (20, 4, 64, 256)).astype("f4"), np.arange(20) * 10.0 + k * 300)
+            writer.close({})
+except OSError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("kind", ["raw_strain_segments", "dataset_split"])
+def test_a_full_disk_while_a_streamed_file_is_written_names_it_and_the_process_lives(small_disk, kind):
+    """Window files and the dataset are written chunk by chunk. HDF5 meeting a full disk in its final flush keeps the
+    file half-closed and the process dies of SIGSEGV as it exits; the writers stop while HDF5 can still flush."""
+    path = small_disk / f"SIM-{kind}.h5"
+    path.write_bytes(b"the earlier file")
+    filler = _fill(small_disk, leave=48 << 20)
+    done = subprocess.run([sys.executable, "-c", _STREAMED_WRITE, str(path), kind], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # -11 (SIGSEGV at exit) before the writers kept headroom
+    assert done.stdout.startswith(f"[Errno 28] {path}: not written") and "kept for HDF5's flush" in done.stdout, done.stdout
+    assert path.read_bytes() == b"the earlier file" and _remains(small_disk) == {path.name, filler.name}
+
+
+# --- channels that change mid-run --------------------------------------------------------------------------------
+
+GONE, NEW, SLOWED = "V1:ENV_CEB_UPS_CURR_R", "V1:ENV_NEW_PROBE", "V1:ENV_CEB_SEIS_V"
+
+
+def _change_channels(frames_dir: Path, gps: int, slow_from: int) -> None:
+    """From frame ``gps`` on: GONE leaves the frames, NEW appears; from ``slow_from`` on SLOWED halves its rate."""
+    for path in sorted(frames_dir.glob("*.gwf")):
+        start = parse_frame_name(path).gps_start
+        if start < gps:
+            continue
+        data = TimeSeriesDict.read(str(path), CHANNELS)
+        del data[GONE]
+        seis = data[SLOWED]
+        data[NEW] = TimeSeries(seis.value[::-1].copy(), t0=seis.t0, sample_rate=seis.sample_rate, name=NEW, channel=NEW)
+        if start >= slow_from:
+            data[SLOWED] = TimeSeries(seis.value[::2], t0=seis.t0, sample_rate=seis.sample_rate.value / 2, name=SLOWED, channel=SLOWED)
+        os.unlink(path)
+        data.write(str(path), format="gwf")
+
+
+def _check_evaluations(instance: dg.DagsterInstance) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    """(check name, window) -> the latest evaluation of each raw_strain_segments check, as the UI shows it."""
+    out = {}
+    for run in reversed(list(instance.get_runs())):
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = entry.dagster_event.event_specific_data
+            if evaluation.asset_key.path[-1] == "raw_strain_segments":
+                out[evaluation.check_name, evaluation.metadata["partition"].value] = evaluation
+    return out
+
+
+def test_channels_that_change_mid_run_are_handled_and_reported(frames_copy, isolated_home, tmp_path, monkeypatch):
+    """An auxiliary channel that leaves the frames, one that appears and one whose native rate halves, all inside the
+    second window of a run listing channels by pattern: ingest, selection and the dataset complete; each change is
+    named in the window's data-quality checks and the selection's table; no stage mixes two rates of one channel, and
+    the twin leaves out windows holding a witness at another rate than it was fitted on."""
+    sim = load_registry()["SIM"]
+    first, second = windows_overlapping(*_sim_span(), sim.cadence)
+    _change_channels(frames_copy, second.gps_start, slow_from=second.gps_start + 120)
+    patterns = ["V1:LSC_*", "V1:SDB2_*", "V1:ENV_*", "V1:ASC_*", "V1:SUSP_*"]
+    _sim_for_the_cli(frames_copy, tmp_path, monkeypatch, aux_channels=patterns, channel_rates={}, backfill_batch=1)
+    start, end = _sim_span()
+    assert main(["materialize", "SIM", "--gps-start", str(start), "--gps-end", str(end), "--through", "dataset_split"]) == 0
+
+    storage = GlitchflowStorage()
+    before, after = (read_summary(storage.window_file("SIM", "raw_strain_segments", w)) for w in (first, second))
+    # the first window's file holds its neighbours' first seconds (its margin): NEW is there, in one frame only
+    new = {c.name: c for c in before.channels}[NEW]
+    assert new.segments and new.segments[0][0] >= second.gps_start and f"V-V1SIM-{first.gps_start}-60.gwf" in new.absent_from
+    slowed = {c.name: c for c in after.channels}[SLOWED]
+    # most of the second window is at 128 Hz: that is kept, the 256 Hz start is left out, never resampled beside it
+    assert slowed.native_rate == 128 and "256 Hz in" in slowed.rate_mismatch and "left out" in slowed.rate_mismatch
+    assert slowed.segments[0][0] >= second.gps_start + 120
+    with dg.DagsterInstance.get() as instance:
+        checks = _check_evaluations(instance)
+    assert checks["sample_rates", first.key].passed  # its margin into the second window is at 256 Hz still
+    assert f"{GONE}: not in V-V1SIM-{second.gps_start}-60.gwf" in checks["channels_present", first.key].description  # margin
+    rates, present = checks["sample_rates", second.key], checks["channels_present", second.key]
+    assert not rates.passed and rates.severity == dg.AssetCheckSeverity.WARN and SLOWED in rates.description
+    assert not present.passed and present.severity == dg.AssetCheckSeverity.WARN
+    assert GONE in present.description and f"V-V1SIM-{second.gps_start}-60.gwf" in present.description
+
+    selection = json.loads(storage.run_file("SIM", "channel_selection", ".json").read_text())
+    table = {row["channel"]: row for row in selection["channels"]}
+    assert table[NEW]["windows_scored"] == 1 and table[GONE]["windows_scored"] == 1 and table[SLOWED]["windows_scored"] == 2
+    assert table[SLOWED]["native_rate_hz"] == 256 and table[SLOWED]["other_rates"] == "128 Hz in 1 window"
+    assert storage.run_file("SIM", "dataset_split").exists()
+
+    # a twin fitted on SLOWED at 256 Hz leaves the second window's events out, naming the rate, and keeps the first's
+    events = read_events(storage.window_file("SIM", "glitch_events", second)).events
+    kept, left_out = event_segments(
+        storage.window_file("SIM", "raw_strain_segments", second), second.key, events, [SLOWED], witness_rates={SLOWED: 256}
+    )
+    assert kept is None and len(left_out) == len(events) > 0
+    assert all(f"{SLOWED} is at 128 Hz in window {second.key}, not 256 Hz" in why for _, why in left_out)
+    events = read_events(storage.window_file("SIM", "glitch_events", first)).events
+    kept, _ = event_segments(
+        storage.window_file("SIM", "raw_strain_segments", first), first.key, events, [SLOWED], witness_rates={SLOWED: 256}
+    )
+    assert kept is not None and len(kept.gps) > 0
+    assert after.unusable([GONE, NEW, SLOWED], {SLOWED: 256}) == {SLOWED: f"{SLOWED} is at 128 Hz in window {second.key}, not 256 Hz"}

@@ -104,6 +104,23 @@ def test_no_credit_when_the_strain_has_no_peaks():
     assert row.n_events == 0 and row.mean_corr == 0 and not row.selected  # the original scored 1.0 here
 
 
+def test_channels_that_come_go_and_change_rate_between_windows_are_aggregated_and_named():
+    """A later window without one channel and with a new one (a pattern-listed run); a channel at another rate there."""
+
+    def window(channels, rates, witnessed):
+        counts = {k: np.full((2, len(channels)), 4, dtype=int) for k in ("strain", "union", "aux_area", "aux")}
+        counts["intersection"] = np.array([[4 * w for w in witnessed]] * 2)
+        return WindowScores(channels, np.array([1.0, 2.0]), counts, np.ones((2, len(channels)), dtype=bool), 100, rates)
+
+    early = window(["GONE", "SLOWED"], [256.0, 256.0], [1, 1])
+    late = window(["SLOWED", "NEW"], [128.0, 512.0], [0, 1])
+    table = channel_table([early, late]).set_index("channel")
+    assert list(table.index) == ["GONE", "NEW", "SLOWED"]  # by mean corr: SLOWED witnessed one window of two
+    assert table.loc["GONE", "windows_scored"] == 1 and table.loc["NEW", "windows_scored"] == 1 and table.loc["GONE", "n_events"] == 2
+    assert table.loc["SLOWED", "native_rate_hz"] == 256 and table.loc["SLOWED", "other_rates"] == "128 Hz in 1 window"
+    assert table.loc["SLOWED", "mean_corr"] == 0.5 and table.loc["NEW", "other_rates"] == ""
+
+
 def test_a_witness_is_selected_and_an_independent_channel_is_not():
     duration, t0 = 64, 0.0
     x = _white_noise(duration, seed=3, channels=4)

@@ -18,7 +18,7 @@ dilutes a witness of one glitch family among events of several families.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -140,6 +140,12 @@ class WindowScores:
     counts: dict[str, np.ndarray]  # name -> [event, channel] int
     scored: np.ndarray  # [event, channel] bool: strain has peaks and the channel has valid data
     pixels: int  # pixels per plane (for the chance expectation)
+    native_rates: list[float] = field(default_factory=list)  # [channel] Hz in this window, NaN where absent; [] if unknown
+
+    def native_rate(self, channel: str) -> float:
+        """``channel``'s native rate in this window: NaN where it had no data or the rate was not recorded."""
+        j = self.channels.index(channel)
+        return float(self.native_rates[j]) if self.native_rates else float("nan")
 
     def per_event(self) -> pd.DataFrame:
         rows = []
@@ -150,9 +156,10 @@ class WindowScores:
         return pd.DataFrame(rows)
 
     def data_version(self) -> str:
-        """Changes exactly when the scores do."""
+        """Changes exactly when the scores (or the channels' native rates) do; files without rates keep their version."""
         counts = [self.counts[k] for k in sorted(self.counts)]
-        return ContentDigest(self.channels, self.event_gps, self.scored, sorted(self.counts), *counts, self.pixels).hexdigest()
+        rates = [np.asarray(self.native_rates, dtype="f8")] if self.native_rates else []
+        return ContentDigest(self.channels, self.event_gps, self.scored, sorted(self.counts), *counts, self.pixels, *rates).hexdigest()
 
 
 def score_window(
@@ -179,7 +186,7 @@ def score_window(
     counts = {k: np.zeros((len(events), n_aux), dtype=np.int64) for k in ("intersection", "strain", "aux", "union", "aux_area")}
     scored = np.zeros((len(events), n_aux), dtype=bool)
     if n_aux == 0 or len(events) == 0:
-        return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols)
+        return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols, list(native_rates[1:]))
     psds = [psd_of_segments(x[c], t0, sample_rate, segments[c], config.fftlength, config.psd_seconds) for c in range(len(channels))]
     usable = [p is not None for p in psds]
     freqs = config.frequencies()
@@ -209,19 +216,48 @@ def score_window(
             counts[k][b0 : b0 + len(gps)] = v.cpu().numpy()
         valid = np.array([[usable[c + 1] and covers(segments[c + 1], g - half, g + half) for c in range(n_aux)] for g in gps])
         scored[b0 : b0 + len(gps)] = valid & (counts["strain"][b0 : b0 + len(gps)] > 0)
-    return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols)
+    return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols, list(native_rates[1:]))
 
 
-CHANNEL_COLUMNS = ["channel", "n_events", "mean_corr", "mean_iou", "coincidences", "expected", "significance", "selected"]
+CHANNEL_COLUMNS = [
+    "channel",
+    "n_events",
+    "mean_corr",
+    "mean_iou",
+    "coincidences",
+    "expected",
+    "significance",
+    "selected",
+    "windows_scored",
+    "native_rate_hz",
+    "other_rates",
+]
+
+
+def _rates(windows: list[WindowScores], channel: str) -> tuple[float, str]:
+    """The native rate ``channel`` has in most of ``windows``, and the others as "2048 Hz in 3 windows; ...";
+    NaN and "" where no rate was recorded."""
+    rates = pd.Series([w.native_rate(channel) for w in windows], dtype=float).dropna()
+    if rates.empty:
+        return float("nan"), ""
+    counts = rates.value_counts(sort=False)  # first-seen order: the earliest rate wins a tie
+    main = float(counts.idxmax())
+    return main, "; ".join(f"{r:g} Hz in {n} window{'s' * (n > 1)}" for r, n in counts.items() if r != main)
 
 
 def channel_table(windows: list[WindowScores], config: AnnalisaConfig = AnnalisaConfig()) -> pd.DataFrame:
-    """Aggregate window scores into one row per channel (CHANNEL_COLUMNS), sorted by mean corr."""
-    channels = windows[0].channels if windows else []
+    """Aggregate window scores into one row per channel (CHANNEL_COLUMNS), sorted by mean corr.
+
+    Channels may come and go between windows (a channel renamed, removed or added mid-run): every channel any
+    window holds gets a row, scored on the windows holding it; ``windows_scored`` counts those where it had valid data
+    at an event at least once, and a channel
+    whose native rate changed names its ``other_rates`` (downstream stages use ``native_rate_hz`` only)."""
+    channels = list(dict.fromkeys(ch for w in windows for ch in w.channels))
     rows = []
-    for _j, ch in enumerate(channels):
+    for ch in channels:
         corr, iou, n_events, observed, expected = [], [], 0, 0, 0.0
-        for w in windows:
+        holding = [w for w in windows if ch in w.channels]
+        for w in holding:
             j_w = w.channels.index(ch)
             m = w.scored[:, j_w]
             c = {k: v[m, j_w].astype(float) for k, v in w.counts.items()}
@@ -233,6 +269,7 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
         mean_corr = float(np.mean(corr)) if corr else 0.0
         mean_iou = float(np.mean(iou)) if iou else 0.0
         significance = -math.log10(max(poisson.sf(observed - 1, expected), 1e-300)) if expected > 0 and observed > 0 else 0.0
+        main_rate, other_rates = _rates(holding, ch)
         rows.append(
             {
                 "channel": ch,
@@ -243,6 +280,9 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
                 "expected": expected,
                 "significance": significance,
                 "selected": bool(n_events) and config.keeps(mean_corr, mean_iou, significance),
+                "windows_scored": sum(bool(w.scored[:, w.channels.index(ch)].any()) for w in holding),
+                "native_rate_hz": main_rate,
+                "other_rates": other_rates,
             }
         )
     return pd.DataFrame(rows, columns=CHANNEL_COLUMNS).sort_values("mean_corr", ascending=False).reset_index(drop=True)

@@ -1,8 +1,9 @@
 """HDF5 schema of ``annalisa_scores``: one window's per-event, per-channel ANNALISA coincidence counts.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     /channels          [channel] auxiliary channel names (the strain excluded)
+    /native_rate       [channel] Hz in this window, NaN where the channel had no data (version 2; 1 is still read)
     /event_gps         [event]
     /scored            bool [event, channel]   the strain has peaks and the channel valid data
     /counts/<name>     int [event, channel]    intersection, strain, aux, union, aux_area
@@ -21,7 +22,8 @@ from glitchflow_assets.core.storage import open_artifact, write_artifact
 from glitchflow_assets.core.windows import Window
 
 SCHEMA = "glitchflow.annalisa_scores"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = {1, 2}
 COUNTS = ("intersection", "strain", "aux", "union", "aux_area")
 
 
@@ -39,17 +41,19 @@ def write_scores(path: str | Path, run: str, window: Window, scores: WindowScore
         )
         f.create_dataset("channels", data=np.array(scores.channels, dtype=object), dtype=h5py.string_dtype())
         f.create_dataset("event_gps", data=scores.event_gps)
+        f.create_dataset("native_rate", data=np.asarray(scores.native_rates, dtype="f8"))
         f.create_dataset("scored", data=scores.scored.reshape(shape))
         for name in COUNTS:
             f.create_dataset(f"counts/{name}", data=scores.counts[name].reshape(shape))
 
 
 def read_scores(path: str | Path) -> WindowScores:
-    with open_artifact(path, SCHEMA, {SCHEMA_VERSION}) as f:
+    with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         return WindowScores(
             channels=list(f["channels"].asstr()[()]),
             event_gps=f["event_gps"][()],
             counts={name: f[f"counts/{name}"][()] for name in COUNTS},
             scored=f["scored"][()],
             pixels=int(f.attrs["pixels"]),
+            native_rates=list(f["native_rate"][()]) if "native_rate" in f else [],
         )

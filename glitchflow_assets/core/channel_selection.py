@@ -10,6 +10,7 @@ Files written before ``schema`` was recorded are read as version 1 (same layout)
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +30,13 @@ class ChannelSelection:
     windows: list[str]
     config: dict
     channels: list[dict]
+
+    def native_rates(self) -> dict[str, float]:
+        """The native rate (Hz) of each channel in most of the run's windows (the rate downstream stages accept;
+        a window holding a channel at another rate is left out for it). Empty for selections made before rates
+        were recorded."""
+        rates = {row["channel"]: float(row.get("native_rate_hz", "nan")) for row in self.channels}
+        return {channel: rate for channel, rate in rates.items() if not math.isnan(rate)}
 
     @property
     def version(self) -> str:

@@ -147,6 +147,7 @@ class DatasetWriter(AtomicHDF5Writer):
             "window": [window] * n,
         }
         self.digest.update(split, *columns.values())
+        self.reserve(tiles.nbytes + 64 * n)
         for name, values in columns.items():
             g[name].resize(n0 + n, axis=0)
             g[name][n0:] = values

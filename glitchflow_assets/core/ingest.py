@@ -80,45 +80,68 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
     return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs]
 
 
+def _reference_rate(pieces: list[tuple[str, ChannelData]], expected: float | None) -> float:
+    """The one native rate a channel's data are kept at in a window: the registry's, else the rate holding the
+    most seconds (the earliest on a tie). Pieces at any other rate are left out, never mixed in."""
+    if expected:
+        return expected
+    seconds: dict[float, float] = {}
+    for _, p in pieces:
+        seconds[p.sample_rate] = seconds.get(p.sample_rate, 0.0) + p.data.size / p.sample_rate
+    return max(seconds, key=lambda rate: seconds[rate])  # dicts keep insertion order: the earliest wins a tie
+
+
+def _rate_problems(pieces: list[tuple[str, ChannelData]], reference: float, expected: float | None, is_strain: bool, fs: int) -> str:
+    """Why pieces of a channel were left out for their rate (and a strain below the analysis rate), empty when none."""
+    problems = []
+    for name, p in pieces:
+        if p.sample_rate != reference:
+            why = f"the registry expects {expected:g} Hz" if expected else f"{reference:g} Hz elsewhere in the window"
+            problems.append(f"{p.sample_rate:g} Hz in {name} at GPS {p.t0:.0f} ({why}): {p.data.size / p.sample_rate:g} s left out")
+        elif is_strain and p.sample_rate < fs:
+            problems.append(f"strain at {p.sample_rate:g} Hz in {name} is below the analysis rate {fs} Hz")
+    return "; ".join(dict.fromkeys(problems))
+
+
 def _assemble(
     pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, span: tuple[int, int], is_strain: bool, where: str
 ) -> np.ndarray:
-    """Place a channel's pieces (file name, native data) on the analysis grid ``[time]`` of the file's GPS ``span``."""
+    """Place a channel's pieces (file name, native data) on the analysis grid ``[time]`` of the file's GPS ``span``.
+
+    Only pieces at the channel's reference rate (:func:`_reference_rate`) are used: a channel whose rate changes
+    inside the window keeps the stretch at that rate and the rest becomes a gap, said in ``stats.rate_mismatch``."""
     fs = run.sample_rate
     out = np.zeros((span[1] - span[0]) * fs, dtype=np.float32)
     if not pieces:
         return out
     pieces.sort(key=lambda p: p[1].t0)
-    stats.present, stats.unit, stats.native_rate = True, pieces[0][1].unit, pieces[0][1].sample_rate
     expected = run.channel_rates.get(stats.name)
-    problems = []
-    for name, p in pieces:
-        if p.sample_rate != stats.native_rate:
-            problems.append(f"{p.sample_rate:g} Hz in {name} at GPS {p.t0:.0f} but {stats.native_rate:g} Hz earlier")
-        if expected and p.sample_rate != expected:
-            problems.append(f"{p.sample_rate:g} Hz in {name} at GPS {p.t0:.0f}, registry expects {expected:g} Hz")
-        if is_strain and p.sample_rate < fs:
-            problems.append(f"strain at {p.sample_rate:g} Hz in {name} is below the analysis rate {fs} Hz")
-    stats.rate_mismatch = "; ".join(dict.fromkeys(problems))
+    reference = _reference_rate(pieces, expected)
+    stats.rate_mismatch = _rate_problems(pieces, reference, expected, is_strain, fs)
+    kept = [(n, p) for n, p in pieces if p.sample_rate == reference]
+    stats.present, stats.unit = True, pieces[0][1].unit
+    stats.native_rate = reference if kept else pieces[0][1].sample_rate
+    if not kept:
+        return out
     bad: Segments = []
-    for _, p in pieces:
+    for _, p in kept:
         bad += _inspect_piece(p, stats)
-    # Merge pieces that are contiguous and share a rate, then resample each stretch once.
+    # Merge pieces that are contiguous, then resample each stretch once.
     stretches: list[list[ChannelData]] = []
-    for _, p in pieces:
+    for _, p in kept:
         last = stretches[-1][-1] if stretches else None
-        if last and last.sample_rate == p.sample_rate and abs(p.t0 - (last.t0 + last.data.size / last.sample_rate)) < 0.5 / p.sample_rate:
+        if last and abs(p.t0 - (last.t0 + last.data.size / last.sample_rate)) < 0.5 / p.sample_rate:
             stretches[-1].append(p)
         else:
             stretches.append([p])
     valid: Segments = []
     for stretch in stretches:
-        rate, t0 = stretch[0].sample_rate, stretch[0].t0
+        t0 = stretch[0].t0
         try:
-            data = resample(np.concatenate([p.data for p in stretch]), rate, fs)
+            data = resample(np.concatenate([p.data for p in stretch]), reference, fs)
         except ValueError as exc:  # a rate with no exact ratio to the analysis rate
-            files = sorted({n for n, p in pieces if p.sample_rate == rate})
-            raise IngestError(f"{where}, {rate:g} Hz in {', '.join(files)}: {exc}") from exc
+            files = sorted(n for n, _ in kept)
+            raise IngestError(f"{where}, {reference:g} Hz in {', '.join(files)}: {exc}") from exc
         offset = (t0 - span[0]) * fs
         if abs(offset - round(offset)) > 1e-3:
             raise IngestError(f"{where}: data at GPS {t0} is not on the {fs} Hz grid of the window")
@@ -126,9 +149,9 @@ def _assemble(
         lo, hi = max(i0, 0), min(i0 + data.size, out.size)
         if lo < hi:
             out[lo:hi] = data[lo - i0 : hi - i0]
-        edge = edge_seconds(rate, fs)
+        edge = edge_seconds(reference, fs)
         valid.append((t0 + edge, t0 + data.size / fs - edge))
-    widen = max(edge_seconds(p.sample_rate, fs) for _, p in pieces)
+    widen = edge_seconds(reference, fs)
     bad = [(s - widen, e + widen) for s, e in bad]
     stats.segments = clip(subtract(coalesce(valid), bad), *span)
     # Zero everything outside valid data so no filter transient or bad sample survives.
@@ -229,7 +252,7 @@ def _assemble_window(
     if run.strain_channel not in available:
         raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in contents)}")
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
-    stats = [ChannelStats(c) for c in channels]
+    stats = [ChannelStats(c, absent_from=_files_lacking(c, contents)) for c in channels]
     data_span, span = window_data_span(window), window_read_span(window)
     with RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate) as writer:
         for b0 in range(0, len(channels), options.channel_batch):
@@ -255,8 +278,9 @@ def _assemble_window(
         in_run = (max(window.gps_start, run.gps_start), min(window.gps_end, run.gps_end))
         livetime = total(clip(stats[0].segments, *in_run))
         if livetime == 0:
+            why = f" ({stats[0].rate_mismatch})" if stats[0].rate_mismatch else ""
             raise IngestError(
-                f"{where}: no valid strain ({run.strain_channel}) data in the window; files: {sorted(f.name for f in contents)}"
+                f"{where}: no valid strain ({run.strain_channel}) data in the window{why}; files: {sorted(f.name for f in contents)}"
             )
         _refuse_less_data(out_path, livetime, options, where)
         attrs = {
@@ -275,6 +299,11 @@ def _assemble_window(
         records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)
     return read_summary(out_path)
+
+
+def _files_lacking(channel: str, contents: dict[FrameFile, FrameContents]) -> str:
+    """The window's files whose table of contents lacks ``channel`` ("name (GPS start-end), ..."), empty if none."""
+    return ", ".join(f"{f.name} (GPS {f.gps_start}-{f.gps_end})" for f, toc in contents.items() if channel not in toc.channels)
 
 
 def _refuse_less_data(out_path: Path, livetime: float, options: IngestOptions, where: str) -> None:

@@ -54,8 +54,8 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
     rates = [c for c in channels if c.rate_mismatch]
     gaps = subtract([in_run], summary.strain.segments)
     gap = total(gaps) / (in_run[1] - in_run[0])
-    expected = [] if run.aux_is_pattern() else list(run.aux_channels)
-    missing = [c.name for c in channels if not c.present and (c.name in expected or c.name == strain)]
+    missing = [c for c in channels if not c.present]  # in none of the window's frames (only a listed channel can be)
+    partial = [c for c in channels if c.present and c.absent_from]  # in some of them: came or went mid-window
     n = len(channels)
 
     return {
@@ -77,13 +77,14 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
             False,
         ),
         "sample_rates": _outcome(
-            f"{len(rates)} of {n} channels at an unexpected or changing native rate in {window}, limit 0",
+            f"{len(rates)} of {n} channels with data left out for an unexpected or changing native rate in {window}, limit 0",
             [f"{c.name}: {c.rate_mismatch}" for c in rates],
-            bool(rates),
+            any(c.name == strain for c in rates),
         ),
         "channels_present": _outcome(
-            f"{len(missing)} of {n} listed channels missing from the frames of {window}, limit 0",
-            [f"{name}: not in any frame file" for name in missing],
-            strain in missing,
+            f"{len(missing)} of {n} channels missing from every frame file and {len(partial)} from some of {window}, limit 0",
+            [f"{c.name}: not in any frame file" for c in missing]
+            + [f"{c.name}: not in {c.absent_from} (a gap in this channel)" for c in partial],
+            strain in {c.name for c in missing},
         ),
     }

@@ -9,7 +9,8 @@ Layout (schema version 2)::
                        ``margin_s`` of its neighbours' data each side, so that searches near the window's
                        edges see across them (strain is row 0); samples outside the valid segments are 0
     /channels/{name, unit, native_rate, present, nonfinite_count, first_nonfinite_gps,
-               max_flat_seconds, first_flat_gps, rate_mismatch}      one entry per channel
+               max_flat_seconds, first_flat_gps, rate_mismatch, absent_from}   one entry per channel
+                       (absent_from: added within version 2; read as "" from files written before it)
     /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included)
     /frames/{name, gps_start, duration, sha256, size_bytes}           files read
     /skipped/{name, reason}                                           files not used, and why
@@ -47,7 +48,8 @@ class ChannelStats:
     first_nonfinite_gps: float = float("nan")
     max_flat_seconds: float = 0.0
     first_flat_gps: float = float("nan")
-    rate_mismatch: str = ""  # why the native rate is wrong, empty when fine
+    rate_mismatch: str = ""  # which data were left out for their native rate, and why; empty when none
+    absent_from: str = ""  # the window's frame files that lack the channel, empty when every file holds it
     segments: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -77,6 +79,23 @@ class RawSegmentSummary:
     @property
     def window_span(self) -> tuple[float, float]:
         return float(self.attrs["gps_start"]), float(self.attrs["gps_end"])
+
+    def segments_of(self, channel: str) -> list[tuple[float, float]]:
+        """Valid GPS spans of ``channel``; none for a channel this window's file does not hold."""
+        return next((c.segments for c in self.channels if c.name == channel), [])
+
+    def unusable(self, channels: list[str], rates: dict[str, float]) -> dict[str, str]:
+        """Why each of ``channels`` cannot serve from this window: not in its frames, or held at a native rate other than
+        ``rates`` names (the rate a stage was built on: mixing rates would mix bandwidths). Channels not named are fine."""
+        stats = {c.name: c for c in self.channels}
+        why = {}
+        for name in channels:
+            held = stats.get(name)
+            if held is None or not held.present:
+                why[name] = f"{name} is not in the frames of window {self.attrs['window']}"
+            elif rates.get(name, held.native_rate) != held.native_rate:
+                why[name] = f"{name} is at {held.native_rate:g} Hz in window {self.attrs['window']}, not {rates[name]:g} Hz"
+        return why
 
     def data_version(self) -> str:
         """Changes exactly when the frames the window was made from change."""
@@ -108,6 +127,7 @@ class RawSegmentWriter(AtomicHDF5Writer):
         self.data = self.file.create_dataset("data", (n_channels, n_samples), dtype="f4", chunks=chunk)
 
     def write_channel(self, index: int, samples: np.ndarray) -> None:
+        self.reserve(self.data.shape[1] * self.data.dtype.itemsize)
         self.data[index, :] = samples
 
     def finish(self, attrs: dict, channels: list[ChannelStats], frames: list[FrameRecord], skipped: list[tuple[str, str]]) -> None:
@@ -124,6 +144,7 @@ class RawSegmentWriter(AtomicHDF5Writer):
         _column(g, "name", [c.name for c in channels], _STR)
         _column(g, "unit", [c.unit for c in channels], _STR)
         _column(g, "rate_mismatch", [c.rate_mismatch for c in channels], _STR)
+        _column(g, "absent_from", [c.absent_from for c in channels], _STR)
         for key in ("native_rate", "first_nonfinite_gps", "max_flat_seconds", "first_flat_gps"):
             _column(g, key, [getattr(c, key) for c in channels], "f8")
         _column(g, "present", [c.present for c in channels], "?")
@@ -163,8 +184,9 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
                 max_flat_seconds=float(mf),
                 first_flat_gps=float(ff),
                 rate_mismatch=rm,
+                absent_from=af,
             )
-            for n, u, r, p, nf, fn, mf, ff, rm in zip(
+            for n, u, r, p, nf, fn, mf, ff, rm, af in zip(
                 names,
                 _strings(g["unit"]),
                 g["native_rate"][()],
@@ -174,6 +196,7 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
                 g["max_flat_seconds"][()],
                 g["first_flat_gps"][()],
                 _strings(g["rate_mismatch"]),
+                _strings(g["absent_from"]) if "absent_from" in g else [""] * len(names),
                 strict=True,
             )
         ]
@@ -193,12 +216,18 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
 def read_data(
     path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
 ) -> tuple[np.ndarray, list[str], float]:
-    """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0."""
+    """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0.
+
+    A named channel the window's file does not hold (a channel missing from this window's frames) reads as zeros:
+    it has no valid segment either (:meth:`RawSegmentSummary.segments_of`), so no stage takes those zeros for data."""
     with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         names = _strings(f["channels/name"])
         rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs.get("data_gps_start", f.attrs["gps_start"]))
-        rows = list(range(len(names))) if channels is None else [names.index(c) for c in channels]
+        channels = names if channels is None else channels
         i0 = 0 if gps_start is None else max(0, round((gps_start - t0) * rate))
         i1 = f["data"].shape[1] if gps_end is None else round((gps_end - t0) * rate)
-        data = np.stack([f["data"][r, i0:i1] for r in rows]) if rows else np.zeros((0, i1 - i0), "f4")
-    return data, [names[r] for r in rows], t0 + i0 / rate
+        data = np.zeros((len(channels), i1 - i0), "f4")
+        for row, name in enumerate(channels):
+            if name in names:
+                data[row] = f["data"][names.index(name), i0:i1]
+    return data, list(channels), t0 + i0 / rate

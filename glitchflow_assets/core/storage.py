@@ -7,6 +7,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -117,18 +118,35 @@ def exclusive(lock_file: str | Path, on_wait: Callable[[str], None] = lambda hol
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Free space a streamed HDF5 file always leaves: its final flush (metadata, every dataset's 1 MiB chunk cache) must
+# never meet a full disk. When it does, HDF5 reports the error but keeps the file half-closed, and the process dies
+# of a segmentation fault when it exits (HDF5 1.14, seen on a full tmpfs).
+FLUSH_HEADROOM = 32 << 20
+
+
 class AtomicHDF5Writer:
     """The writer of every HDF5 artifact, a context manager: the file is published (its ``schema`` and
     ``schema_version`` stamped, then renamed onto ``path``) only by :meth:`publish`; leaving the block by an
     exception, or without publishing (a loop left early), discards the partial file and leaves the earlier one
-    as it was. Artifacts written in one block use :func:`write_artifact`; streaming writers subclass this."""
+    as it was. Artifacts written in one block use :func:`write_artifact`; streaming writers subclass this and
+    call :meth:`reserve` before each write."""
 
     def __init__(self, path: str | Path, schema: str, schema_version: int):
         self.path = Path(path)
         self.schema, self.schema_version = schema, schema_version
         self._atomic = atomic_path(self.path)
-        self.file = h5py.File(self._atomic.__enter__(), "w")
+        self._tmp = self._atomic.__enter__()
+        self.file = h5py.File(self._tmp, "w")
         self._closed = False
+
+    def reserve(self, nbytes: int) -> None:
+        """Refuse a write of ``nbytes`` that would leave less than :data:`FLUSH_HEADROOM` free, with ENOSPC (the
+        artifact is named as the writer leaves): the file is then closed while HDF5 can still flush it."""
+        free = shutil.disk_usage(self._tmp.parent).free
+        if free < nbytes + FLUSH_HEADROOM:
+            raise OSError(
+                errno.ENOSPC, f"No space left on device: {free} bytes free, {nbytes} to write, {FLUSH_HEADROOM} kept for HDF5's flush"
+            )
 
     def __enter__(self):
         return self

@@ -50,7 +50,8 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     selection = read_run_selection(inputs)
     channels = [run.strain_channel, *selection.selected]
     data, _, t0 = read_data(raw, channels)
-    segments = {c.name: c.segments for c in summary.channels}
+    unusable = summary.unusable(selection.selected, selection.native_rates())
+    segments = {c: [] if c in unusable else summary.segments_of(c) for c in channels}
     events = inputs.window(EVENTS, window, read_events).events
     config = SpectrogramConfig()
     rate = float(summary.attrs["sample_rate"])
@@ -65,6 +66,9 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     )
     written = read_spectrograms(path)
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
+    if unusable:  # every event of the window needs every witness: none is kept, and the UI says why
+        metadata["witnesses_left_out"] = dg.MetadataValue.json(unusable)
+        dg.get_dagster_logger().warning(f"{run.name}/{SPECTROGRAMS} {window.key}: no events kept: {'; '.join(unusable.values())}")
     if len(kept):
         loudest = int(np.argmax(snr))
         metadata["loudest_event"] = dg.MetadataValue.md(

@@ -24,8 +24,10 @@ CHECK_DESCRIPTIONS = {
     "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
     "no_flatlined_channels": "No channel constant for 1 s or more.",
     "gap_fraction": "Strain gap fraction of the window's part inside the run at most 10 %.",
-    "sample_rates": "Native sample rates as the registry expects and constant in the window (blocking).",
-    "channels_present": "Every listed channel is in the frames.",
+    "sample_rates": "Data at a native rate other than the registry's (unlisted: the window's main rate) are left out, never "
+    "mixed, and named with file and GPS (blocking when the strain is hit).",
+    "channels_present": "Every channel is in every frame file of the window; one that comes or goes mid-window is named with "
+    "the files that lack it.",
 }
 
 
@@ -37,6 +39,7 @@ def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
                 "channel": c.name,
                 "native_rate_hz": c.native_rate if c.present else float("nan"),
                 "valid_s": total(clip(c.segments, *window)),
+                "left_out": "; ".join(filter(None, [c.rate_mismatch, c.absent_from and f"not in {c.absent_from}"])),
                 "nonfinite": c.nonfinite_count,
                 "longest_flat_s": c.max_flat_seconds,
             }

@@ -93,7 +93,9 @@ def fit_waveforms(
     dataset = storage.run_file(run.name, SPLIT)
     splits = dataset_events(dataset)
     inputs = step_inputs(context, storage, run)
-    witnesses = read_run_selection(inputs).selected
+    selection = read_run_selection(inputs)
+    witnesses = selection.selected
+    rates = {c: r for c, r in selection.native_rates().items() if c in witnesses}
     simulated = StrainTruth.available(run.frames.path)
     truth = StrainTruth(run.frames.path).glitch if simulated else None
     keys = sorted(set().union(*(set(d) for d in splits.values())))
@@ -115,7 +117,7 @@ def fit_waveforms(
             tracker.log_metrics(run_id, losses, step=epoch)
 
         try:
-            fit = fit_twin(window_files(inputs, keys), splits, witnesses, config, truth, on_epoch)
+            fit = fit_twin(window_files(inputs, keys), splits, witnesses, config, truth, on_epoch, rates)
         except ValueError as exc:
             raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
         # the file cleaned_strain loads is replaced only once the gate passes: a refused refit leaves the champion's

@@ -167,6 +167,10 @@ class ConvNetTwin:
     def training_events(self) -> int:
         return self.wiener.training_events
 
+    @property
+    def witness_rates(self) -> dict[str, float]:
+        return self.wiener.witness_rates
+
     def _correction(self, inputs: Inputs, batch_size: int = 64) -> torch.Tensor:
         """The members' mean correction at the decimated rate ``[event, time]``, gated."""
         total = torch.zeros_like(inputs.gate)

@@ -116,23 +116,29 @@ def event_segments(
     witnesses: list[str],
     config: SegmentConfig = SegmentConfig(),
     truth: TruthFunction | None = None,
+    witness_rates: dict[str, float] | None = None,
 ) -> tuple[EventSegments | None, list[tuple[float, str]]]:
     """The segments of ``events`` (a glitch_events table: gps, start, end, snr) of one raw window file, and the
-    events left out with why (not fully covered by valid strain data). Witnesses absent from the window, or
-    without enough data for a PSD, are zero (they carry nothing)."""
+    events left out with why: the strain, or a witness, without valid data over the event's span. A witness this
+    window holds at a native rate other than ``witness_rates`` names (the rate the twin is fitted on) counts as
+    without data: rates are never mixed. A witness with too little data for a PSD is zero (it carries nothing)."""
     summary = read_summary(raw_path)
     rate = float(summary.attrs["sample_rate"])
     channels = [summary.strain.name, *witnesses]
     data, names, t0 = read_data(raw_path, channels)
-    stats = {c.name: c for c in summary.channels}
+    unusable = summary.unusable(witnesses, witness_rates or {})
+    valid = {name: [] if name in unusable else summary.segments_of(name) for name in names}
     n, skip = config.samples(rate), int(round(config.context_s * rate))
     span = n + 2 * skip
     kept, skipped = [], []
     for row in events.itertuples():
         first = int(round((row.gps - config.segment_s / 2 - config.context_s - t0) * rate))
         a, b = t0 + first / rate, t0 + (first + span) / rate
-        if first < 0 or first + span > data.shape[1] or not covers(stats[names[0]].segments, a, b):
-            skipped.append((float(row.gps), f"strain not valid over GPS [{a:.3f}, {b:.3f})"))
+        lacking = [name for name in names if not covers(valid[name], a, b)]
+        if first < 0 or first + span > data.shape[1] or lacking:
+            name = lacking[0] if lacking else names[0]
+            why = f"witness {unusable[name]}" if name in unusable else f"{name} not valid over GPS [{a:.3f}, {b:.3f})"
+            skipped.append((float(row.gps), why))
         else:
             kept.append((row, first))
     if not kept:
@@ -140,7 +146,7 @@ def event_segments(
     cuts = np.stack([data[:, first : first + span] for _, first in kept]).astype(np.float64)  # [event, channel, span]
     psds = []
     for i, name in enumerate(names):
-        psd = psd_of_segments(torch.as_tensor(data[i], dtype=torch.float64), t0, rate, stats[name].segments, config.fftlength)
+        psd = psd_of_segments(torch.as_tensor(data[i], dtype=torch.float64), t0, rate, valid[name], config.fftlength)
         if psd is None and i == 0:
             raise ValueError(f"{raw_path}: strain {name} has no stretch long enough for a PSD")
         if psd is None:

@@ -113,25 +113,28 @@ def fit_twin(
     config: TwinConfig = TwinConfig(),
     truth: TruthFunction | None = None,
     on_epoch: Callable[[dict], None] = lambda metrics: None,
+    witness_rates: dict[str, float] | None = None,
 ) -> TwinFit:
     """Fit the twin on the ``train`` events of ``splits`` (``{split: {window key: gps}}``, from the dataset), score it on
     ``validation`` and predict ``test``. Windows are read one at a time; the Wiener filter sums their training spectra,
     the learned model (``config.method`` convnet or auto) keeps the training segments. ``auto`` keeps the method of
-    the lower :func:`validation_score`."""
+    the lower :func:`validation_score`. ``witness_rates`` (the selection's native rates) keep out windows holding a
+    witness at another rate; the fitted twin records them and applies itself only where they hold."""
     accumulator: WienerAccumulator | None = None
     learned = config.method != "wiener"
     held: dict[str, list[EventSegments]] = {"train": [], "validation": [], "test": []}
     skipped: list[tuple[float, str]] = []
     for w in windows:
         wanted = np.concatenate([splits[s].get(w.key, np.zeros(0)) for s in splits])
-        segments, left_out = event_segments(w.raw, w.key, _events_in(w.events, wanted), witnesses, config.segments, truth)
+        segments, left_out = event_segments(w.raw, w.key, _events_in(w.events, wanted), witnesses, config.segments, truth, witness_rates)
         skipped += left_out
         if segments is None:
             continue
         in_split = {s: np.isin(np.round(segments.gps, 6), np.round(splits[s].get(w.key, np.zeros(0)), 6)) for s in splits}
         if in_split["train"].any():
             if accumulator is None:
-                accumulator = WienerAccumulator(witnesses, segments.sample_rate, segments.witness.shape[-1], config.wiener)
+                n = segments.witness.shape[-1]
+                accumulator = WienerAccumulator(witnesses, segments.sample_rate, n, config.wiener, witness_rates)
             accumulator.add(segments.subset(in_split["train"]))
         for s in held if learned else ("validation", "test"):
             if in_split[s].any():
@@ -201,7 +204,7 @@ def clean_window(
     rate, (start, end) = float(summary.attrs["sample_rate"]), summary.window_span
     data, _, t0 = read_data(raw, [summary.strain.name])
     strain = data[0].astype(np.float64)
-    segments, skipped = event_segments(raw, "", events, model.channels, config.segments)
+    segments, skipped = event_segments(raw, "", events, model.channels, config.segments, witness_rates=model.witness_rates)
     if segments is None:
         cleaned, synthetic, predicted = strain, np.zeros_like(strain), 0
     else:

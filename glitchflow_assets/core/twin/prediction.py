@@ -13,7 +13,7 @@ from glitchflow_assets.core.twin.scoring import fitted_amplitude
 from glitchflow_assets.core.twin.wiener import WienerFilter
 
 TwinModel = WienerFilter | ConvNetTwin
-"""A fitted twin: ``.channels``, ``.predict(segments)`` -> the whitened glitch ``[event, time]``, ``.save``."""
+"""A fitted twin: ``.channels``, ``.witness_rates``, ``.predict(segments)`` -> the whitened glitch ``[event, time]``, ``.save``."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ Stored as HDF5 (``H`` as real and imaginary parts, the settings as attributes): 
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
@@ -58,8 +58,16 @@ def _spectra(segments: EventSegments, config: WienerConfig) -> np.ndarray:
 class WienerAccumulator:
     """Sums the cross-spectra of training events window by window; :meth:`solve` gives the filter."""
 
-    def __init__(self, channels: list[str], sample_rate: float, n_samples: int, config: WienerConfig = WienerConfig()):
+    def __init__(
+        self,
+        channels: list[str],
+        sample_rate: float,
+        n_samples: int,
+        config: WienerConfig = WienerConfig(),
+        witness_rates: dict[str, float] | None = None,
+    ):
         self.channels, self.sample_rate, self.n_samples, self.config = channels, sample_rate, n_samples, config
+        self.witness_rates = dict(witness_rates or {})
         nf, c = n_samples // 2 + 1, len(channels)
         self.sxx = np.zeros((nf, c, c), complex)
         self.syx = np.zeros((nf, c), complex)
@@ -85,7 +93,7 @@ class WienerAccumulator:
         ridge = self.config.ridge * np.maximum(level, 1e-30)[:, None, None] * np.eye(c)
         # H S_xx = S_yx  <=>  S_xx^T H^T = S_yx^T, per frequency
         h = np.linalg.solve((sxx + ridge).transpose(0, 2, 1), syx[..., None])[..., 0]
-        return WienerFilter(h, self.channels, self.sample_rate, self.n_samples, self.config, self.events)
+        return WienerFilter(h, self.channels, self.sample_rate, self.n_samples, self.config, self.events, self.witness_rates)
 
 
 @dataclass
@@ -98,6 +106,7 @@ class WienerFilter:
     n_samples: int
     config: WienerConfig
     training_events: int
+    witness_rates: dict[str, float] = field(default_factory=dict)  # native rates (Hz) it was fitted on; {}: not recorded
 
     def predict(self, segments: EventSegments) -> np.ndarray:
         """The whitened strain glitch ``[event, time]`` predicted from the witnesses alone, zero outside each gate."""
@@ -117,6 +126,7 @@ class WienerFilter:
                 "n_samples": self.n_samples,
                 "config": json.dumps(asdict(self.config)),
                 "training_events": self.training_events,
+                "witness_rates": json.dumps(self.witness_rates),
             }
         )
 
@@ -131,6 +141,7 @@ class WienerFilter:
             int(a["n_samples"]),
             WienerConfig(**json.loads(a["config"])),
             int(a["training_events"]),
+            json.loads(a.get("witness_rates", "{}")),
         )
 
     def save(self, path: str | Path, attrs: dict) -> None:
