@@ -13,11 +13,14 @@ from glitchflow_assets.defs.metadata import metadata_table
 
 
 def test_tables_keep_gps_to_a_tenth_of_a_millisecond_and_round_the_rest():
-    table = pd.DataFrame({"gps": [1400001234.567891], "snr": [12.3456789], "n_tiles": [7], "channel": ["V1:X"], "selected": [True]})
+    table = pd.DataFrame(
+        {"gps": [1400001234.567891], "snr": [12.3456789], "rate": [16384.0], "n_tiles": [7], "channel": ["V1:X"], "selected": [True]}
+    )
     value = metadata_table(table)
     (record,) = value.records
-    assert record.data == {"gps": 1400001234.5679, "snr": 12.35, "n_tiles": 7, "channel": "V1:X", "selected": True}
-    assert [c.type for c in value.schema.columns] == ["float", "float", "int", "string", "bool"]
+    # a whole number stays exact: 16384 Hz, not 4 significant digits' 16380
+    assert record.data == {"gps": 1400001234.5679, "snr": 12.35, "rate": 16384, "n_tiles": 7, "channel": "V1:X", "selected": True}
+    assert [c.type for c in value.schema.columns] == ["float", "float", "float", "int", "string", "bool"]
 
 
 def test_figures_are_150_dpi_with_10_pt_text_and_no_grid():

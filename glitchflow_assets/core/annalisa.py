@@ -219,18 +219,19 @@ def score_window(
     return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols, list(native_rates[1:]))
 
 
+# what a reader scans first (the verdict, its statistics, the channel's coverage) before the counts behind them
 CHANNEL_COLUMNS = [
     "channel",
-    "n_events",
-    "mean_corr",
-    "mean_iou",
-    "coincidences",
-    "expected",
-    "significance",
     "selected",
+    "mean_corr",
+    "significance",
+    "n_events",
     "windows_scored",
     "native_rate_hz",
     "other_rates",
+    "mean_iou",
+    "coincidences",
+    "expected",
 ]
 
 

@@ -6,7 +6,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-# GPS times keep 0.1 ms; any other float 4 significant digits (the UI would show 16, or 1.4e+09 for a GPS time)
+# GPS times keep 0.1 ms; whole numbers stay exact; any other float 4 significant digits (the UI would show 16, or
+# 1.4e+09 for a GPS time)
 GPS_COLUMNS = frozenset({"gps", "start", "end", "event_gps", "gps_start", "gps_end", "first_gps"})
 
 
@@ -18,6 +19,8 @@ def _value(column: str, value) -> str | int | float | bool | None:
     if isinstance(value, float | np.floating):
         if not np.isfinite(value):
             return str(value)
+        if float(value).is_integer() and abs(value) < 1e15:  # rates, counts, GPS seconds: exact (16384, not 1.638e+04)
+            return int(value)
         return round(float(value), 4) if column in GPS_COLUMNS else float(f"{value:.4g}")
     return None if value is None else str(value)
 
