@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, score_window
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, score_window
 
 RATE, WINDOW_S, N_AUX = 4096, 300, 26
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glitchflow_assets.core.spectrograms import build_spectrograms
+from glitchflow_assets.core.dataset.spectrograms import build_spectrograms
 
 RATE, WINDOW_S = 4096, 300
 
@@ -45,7 +45,7 @@ def _reset_peak() -> None:
 
 def writer_peak(windows: int, directory: str) -> None:
     """Child process: stream ``windows`` synthetic windows into a DatasetWriter; print the peak MiB above baseline."""
-    from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter
+    from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter
 
     rng = np.random.default_rng(1)
     _reset_peak()

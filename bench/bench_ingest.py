@@ -46,14 +46,15 @@ import numpy as np
 import scipy
 from gwpy.timeseries import TimeSeriesDict
 
-from glitchflow_assets.core import frame_decoder, ingest
-from glitchflow_assets.core.decoded_frames import DecodedFrames
-from glitchflow_assets.core.frames import FrameFile, frames_overlapping, scan_frame_dir
-from glitchflow_assets.core.ingest import IngestOptions, ingest_window
-from glitchflow_assets.core.raw_segments import MARGIN_S, PAD_S, RawSegmentWriter
-from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.core.artifacts.raw_strain_segments import MARGIN_S, PAD_S, RawSegmentWriter
+from glitchflow_assets.core.ingest import assemble
+from glitchflow_assets.core.ingest.assemble import IngestOptions, ingest_window
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.decoded_cache import DecodedFrames
+from glitchflow_assets.core.io.frames import FrameFile, frames_overlapping, scan_frame_dir
+from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
+from glitchflow_assets.core.runs.windows import Window, windows_overlapping
 from glitchflow_assets.core.sim import simulate
-from glitchflow_assets.core.windows import Window, windows_overlapping
 
 OUT = Path(__file__).resolve().parent / "out"
 REACH_S = MARGIN_S + PAD_S  # read beyond each window edge: the margins kept in the file, and the filter pad
@@ -102,7 +103,7 @@ def gwpy_span(run: ObservingRun, windows: list[Window]) -> None:
 
 def ingest_windows(run: ObservingRun, windows: list[Window], options: IngestOptions | None = None) -> None:
     """The windows one after another, as a run's backfill does; no frame decoded by an earlier repetition is kept."""
-    ingest.DECODED = DecodedFrames(frame_decoder.read, parallel=frame_decoder.DECODERS)
+    assemble.DECODED = DecodedFrames(decoder.read, parallel=decoder.DECODERS)
     for window in windows:
         ingest_window(run, window, OUT / "ingest" / f"{run.name}-{window.gps_start}.h5", options=options or IngestOptions())
 
@@ -138,7 +139,10 @@ def ingest_stages(run: ObservingRun, windows: list[Window]) -> tuple[dict[str, l
 
         return wrapper
 
-    decoder = {"probe": lambda *_: "tables of contents (child decoder)", "read": lambda *_: "gwpy read (child decoder), whole frames"}
+    decoder_stages = {
+        "probe": lambda *_: "tables of contents (child decoder)",
+        "read": lambda *_: "gwpy read (child decoder), whole frames",
+    }
     stages = {
         "_inspect_piece": lambda *_: "flat-line / non-finite checks",
         "resample": lambda _data, rate_in, rate_out: f"resample {rate_in:g} Hz -> {rate_out:g} Hz",
@@ -147,9 +151,9 @@ def ingest_stages(run: ObservingRun, windows: list[Window]) -> tuple[dict[str, l
     }
     with ExitStack() as patches:
         for name, label in stages.items():
-            patches.enter_context(mock.patch.object(ingest, name, timed(getattr(ingest, name), label)))
-        for name, label in decoder.items():
-            patches.enter_context(mock.patch.object(frame_decoder, name, timed(getattr(frame_decoder, name), label)))
+            patches.enter_context(mock.patch.object(assemble, name, timed(getattr(assemble, name), label)))
+        for name, label in decoder_stages.items():
+            patches.enter_context(mock.patch.object(decoder, name, timed(getattr(decoder, name), label)))
         for name in ("write_channel", "finish"):
             patches.enter_context(
                 mock.patch.object(RawSegmentWriter, name, timed(getattr(RawSegmentWriter, name), lambda *_: "HDF5 write"))

@@ -26,7 +26,7 @@ import dagster as dg
 import psutil
 import yaml
 
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.sim import simulate
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO
 from glitchflow_assets.defs.families import build_definitions

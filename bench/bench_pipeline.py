@@ -34,11 +34,11 @@ import torch
 import yaml
 from gwpy.timeseries import TimeSeriesDict
 
-from glitchflow_assets.core.frames import decode_channels, scan_frame_dir
-from glitchflow_assets.core.ingest import IngestOptions
-from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
+from glitchflow_assets.core.ingest.assemble import IngestOptions
+from glitchflow_assets.core.io.frames import decode_channels, scan_frame_dir
+from glitchflow_assets.core.runs.registry import SHIPPED_REGISTRY, load_registry
+from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim import simulate
-from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.ingest import raw_of_window
 from glitchflow_assets.defs.inputs import Inputs

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import dataset_events
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig
+from glitchflow_assets.core.dataset.splits import dataset_events
+from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.sim.truth import StrainTruth
-from glitchflow_assets.core.spectrograms import SpectrogramConfig
 from glitchflow_assets.core.twin.event_segments import SegmentConfig, event_segments
 from glitchflow_assets.core.twin.scoring import mismatch
 from glitchflow_assets.defs.inputs import Inputs

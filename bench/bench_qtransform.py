@@ -8,7 +8,7 @@ per second of wall time, so the baseline rates do not need scaling. Each timing 
 ``--repeat`` runs after one warm-up, so that load from other processes on a shared machine counts as little
 as possible.
 
-- ours: ``glitchflow_assets.core.dsp.SingleQTransform``, run on ``batch`` events
+- ours: ``glitchflow_assets.core.signal.dsp.SingleQTransform``, run on ``batch`` events
   (``batch x channels`` series) per call, in float32 and float64, with all torch threads and with one.
 - gwpy: ``TimeSeries.q_transform(qrange=(12, 12), frange=(8, 500), whiten=False, tres=6/256, fres=64,
   logf=True)``, in one process and in one forked process per core (the input is shared, not pickled).
@@ -35,7 +35,7 @@ import torch
 from gwpy.timeseries import TimeSeries
 from ml4gw.transforms import SingleQTransform as Ml4gwSingleQTransform
 
-from glitchflow_assets.core.dsp import SingleQTransform
+from glitchflow_assets.core.signal.dsp import SingleQTransform
 
 RATE = 4096
 DURATION = 6.0

@@ -28,9 +28,9 @@ from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.tracking import Tracker
 from glitchflow_assets.core.ml.training import TrainConfig
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
-from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import MlflowTracking
 from glitchflow_assets.defs.names import EVALUATION, TRAINED

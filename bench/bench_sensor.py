@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
-from glitchflow_assets.core.frames import scan_frame_dir
-from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.windows import Cadence
+from glitchflow_assets.core.io.frames import scan_frame_dir
+from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import Cadence
 
 
 def _fill(directory: Path, n: int, start: int, length: int) -> None:

@@ -15,11 +15,11 @@ import json
 import numpy as np
 from scipy.stats import norm
 
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim.truth import true_strain_glitches
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-from glitchflow_assets.core.twin.waveform_set import read_waveform_set
-from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets.defs.names import WAVEFORMS
 from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.twin import cleaning_report_path

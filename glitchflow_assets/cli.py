@@ -22,9 +22,9 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from glitchflow_assets.core.home import HOME_ENV, glitchflow_home, storage_root
-from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.windows import utc_to_gps, window_for_key, window_holding, windows_overlapping
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import utc_to_gps, window_for_key, window_holding, windows_overlapping
+from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, storage_root
 
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
@@ -217,8 +217,8 @@ def _instance_home() -> Path:
 
 def _twin_headline(keys: list[str]) -> None:
     """The time-domain twin's numbers on the held-out SIM glitches, against the simulator's truth."""
+    from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
     from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-    from glitchflow_assets.core.twin.waveform_set import read_waveform_set
     from glitchflow_assets.defs.names import WAVEFORMS
     from glitchflow_assets.defs.resources import GlitchflowStorage
     from glitchflow_assets.defs.twin import cleaning_report_path

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
+from glitchflow_assets.core.runs.windows import Window, windows_overlapping
 from glitchflow_assets.core.sim import simulate
-from glitchflow_assets.core.windows import Window, windows_overlapping
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 SIM_SEED = 7

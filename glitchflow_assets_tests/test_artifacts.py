@@ -9,20 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table
-from glitchflow_assets.core.annalisa_scores import read_scores
-from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
-from glitchflow_assets.core.event_table import read_events, write_events
-from glitchflow_assets.core.events import EventSearchConfig
-from glitchflow_assets.core.ingest import IngestOptions
-from glitchflow_assets.core.raw_segments import read_summary
-from glitchflow_assets.core.spectrograms import read_spectrograms
-from glitchflow_assets.core.storage import ContentDigest, SchemaError, open_artifact, write_artifact
+from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
+from glitchflow_assets.core.artifacts.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
+from glitchflow_assets.core.artifacts.glitch_events import read_events, write_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.artifacts.storage import ContentDigest, SchemaError, open_artifact, write_artifact
+from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
+from glitchflow_assets.core.ingest.assemble import IngestOptions
+from glitchflow_assets.core.runs.windows import window_for_key
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table
+from glitchflow_assets.core.signal.events import EventSearchConfig
 from glitchflow_assets.core.twin.cleaning import read_cleaning_report
 from glitchflow_assets.core.twin.event_segments import event_segments
 from glitchflow_assets.core.twin.pipeline import TwinConfig
 from glitchflow_assets.core.twin.wiener import WienerAccumulator
-from glitchflow_assets.core.windows import window_for_key
 from glitchflow_assets.defs.datasets import spectrograms_of_window
 from glitchflow_assets.defs.ingest import raw_of_window
 from glitchflow_assets.defs.inputs import Inputs

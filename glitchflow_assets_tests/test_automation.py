@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.names import (
     CLEANED,

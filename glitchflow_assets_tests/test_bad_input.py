@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_frame_dir
-from glitchflow_assets.core.ingest import IngestError, ingest_window
-from glitchflow_assets.core.quality import assess
-from glitchflow_assets.core.raw_segments import read_data
-from glitchflow_assets.core.segments import clip, total
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
+from glitchflow_assets.core.ingest.assemble import IngestError, ingest_window
+from glitchflow_assets.core.ingest.quality import assess
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.frames import FrameError, parse_frame_name, scan_frame_dir
+from glitchflow_assets.core.runs.segments import clip, total
+from glitchflow_assets.core.runs.windows import Cadence, windows_overlapping
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
-from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets_tests.conftest import sim_run
 
 CHANNELS = [c.name for c in VIRGO_SCENARIO.channels]
@@ -111,7 +111,7 @@ def test_file_whose_content_disagrees_with_its_name_is_rejected(frames_copy, tmp
     real.rename(liar)
     frame = parse_frame_name(liar)
     with pytest.raises(FrameError, match=liar.name):
-        frame_decoder.read(frame, CHANNELS[:1], "gwf", frame.gps_start, frame.gps_end)
+        decoder.read(frame, CHANNELS[:1], "gwf", frame.gps_start, frame.gps_end)
 
 
 def test_hostile_and_foreign_names_are_skipped_with_reasons(frames_copy, tmp_path):

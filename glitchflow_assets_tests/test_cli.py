@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 
 from glitchflow_assets.cli import main
-from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.windows import window_for_key, window_holding
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import window_for_key, window_holding
 from glitchflow_assets.runner import window_batches
 from glitchflow_assets_tests.conftest import SIM_MINUTES
 

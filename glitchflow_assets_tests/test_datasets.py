@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, read_info, split_of, tiles_of, verify_dataset
-from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
+from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, read_info, split_of, tiles_of, verify_dataset
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.names import SELECTION, SPECTROGRAMS, SPLIT
 from glitchflow_assets.runner import materialize_span

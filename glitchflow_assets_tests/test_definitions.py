@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.definitions import defs as load_defs
 from glitchflow_assets.defs.families import build_definitions
 

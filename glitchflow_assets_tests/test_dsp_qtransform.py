@@ -7,8 +7,8 @@ from gwpy.signal.qtransform import QPlane
 from gwpy.signal.qtransform import QTiling as GwpyQTiling
 from gwpy.timeseries import TimeSeries
 
-from glitchflow_assets.core.dsp import MultiQTransform, QTiling, SingleQTransform, q_scan, q_transform, whiten
-from glitchflow_assets.core.dsp.qtransform import _module, nonnegative_median
+from glitchflow_assets.core.signal.dsp import MultiQTransform, QTiling, SingleQTransform, q_scan, q_transform, whiten
+from glitchflow_assets.core.signal.dsp.qtransform import _module, nonnegative_median
 from glitchflow_assets_tests.conftest import real_file
 
 RATE = 4096

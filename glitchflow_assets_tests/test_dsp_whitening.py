@@ -7,7 +7,7 @@ from gwpy.frequencyseries import FrequencySeries
 from gwpy.timeseries import TimeSeries
 from scipy.signal import butter, sosfilt
 
-from glitchflow_assets.core.dsp import psd_median, whiten
+from glitchflow_assets.core.signal.dsp import psd_median, whiten
 from glitchflow_assets_tests.conftest import real_file
 
 RATE = 1024

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.events import window_events
-from glitchflow_assets.core.ingest import ingest_window
-from glitchflow_assets.core.raw_segments import read_data
-from glitchflow_assets.core.runs import load_registry
-from glitchflow_assets.core.segments import total
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
+from glitchflow_assets.core.ingest.assemble import ingest_window
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.segments import total
+from glitchflow_assets.core.runs.windows import windows_overlapping
+from glitchflow_assets.core.signal.events import window_events
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, ScriptedGlitch, load_truth, simulate
-from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets_tests.conftest import sim_run
 
 START = load_registry()["SIM"].gps_start + 300  # the second SIM window

@@ -56,19 +56,19 @@ import yaml
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
 from glitchflow_assets.cli import LOCAL_INSTANCE_YAML, main
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.event_table import read_events
-from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests
-from glitchflow_assets.core.frames import FrameError, parse_frame_name, scan_frame_dir
-from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
+from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.artifacts.storage import exclusive, sha256sum
+from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.frames import FrameError, parse_frame_name, scan_frame_dir
+from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests
 from glitchflow_assets.core.ml.tracking import Tracker
-from glitchflow_assets.core.raw_segments import read_summary
-from glitchflow_assets.core.runs import SHIPPED_REGISTRY, load_registry
+from glitchflow_assets.core.runs.registry import SHIPPED_REGISTRY, load_registry
+from glitchflow_assets.core.runs.windows import Cadence, windows_overlapping
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
-from glitchflow_assets.core.storage import exclusive, sha256sum
 from glitchflow_assets.core.twin.event_segments import event_segments
 from glitchflow_assets.core.twin.wiener import WienerConfig, WienerFilter
-from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.inputs import Inputs, materialized_and_intact
 from glitchflow_assets.defs.model import load_recorded_model
@@ -118,7 +118,7 @@ def test_a_frame_that_crashed_lalframe_is_skipped_and_named(frames_copy, tmp_pat
     victim = _frame_at(frames_copy, window.gps_start)
     _crashing_copy(victim, victim)
     with pytest.raises(FrameError) as info:
-        frame_decoder.probe(parse_frame_name(victim), "gwf", STRAIN)
+        decoder.probe(parse_frame_name(victim), "gwf", STRAIN)
     assert str(victim) in str(info.value)
     # the window's neighbours still ingest; the lost minute is named as skipped
     neighbour = windows_overlapping(window.gps_end, window.gps_end + 1, run.cadence)[0]
@@ -133,7 +133,7 @@ def test_a_decoder_that_crashes_mid_read_is_named_and_replaced(frames_copy, tmp_
     fifo = tmp_path / "V-V1SIM-1400000118-60.gwf"
     os.mkfifo(fifo)
     with ThreadPoolExecutor(1) as pool:
-        probing = pool.submit(frame_decoder.probe, parse_frame_name(fifo), "gwf", STRAIN)
+        probing = pool.submit(decoder.probe, parse_frame_name(fifo), "gwf", STRAIN)
         writer = _open_writer_when_read(fifo)  # the decoder is inside open(): it is inside the request
         try:
             _decoder_holding(fifo).send_signal(signal.SIGSEGV)
@@ -143,7 +143,7 @@ def test_a_decoder_that_crashes_mid_read_is_named_and_replaced(frames_copy, tmp_
             os.close(writer)
     assert str(fifo) in str(info.value)
     intact = _frame_at(frames_copy, sim_run(frames_copy).gps_start)
-    assert STRAIN in frame_decoder.probe(parse_frame_name(intact), "gwf", STRAIN).channels
+    assert STRAIN in decoder.probe(parse_frame_name(intact), "gwf", STRAIN).channels
 
 
 def _open_writer_when_read(fifo, timeout_s=60.0) -> int:
@@ -189,10 +189,10 @@ def _holds_open(pid: int, path) -> bool:
 def test_a_hung_decoder_times_out_naming_the_file(tmp_path, monkeypatch):
     fifo = tmp_path / "V-V1SIM-1400000118-60.gwf"
     os.mkfifo(fifo)  # the scan skips FIFOs; this one stands for a file swapped in after it (or a stalled mount)
-    monkeypatch.setattr(frame_decoder, "TIMEOUT_S", 2.0)
+    monkeypatch.setattr(decoder, "TIMEOUT_S", 2.0)
     started = time.monotonic()
     with pytest.raises(FrameError, match="did not answer") as info:
-        frame_decoder.probe(parse_frame_name(fifo), "gwf", STRAIN)
+        decoder.probe(parse_frame_name(fifo), "gwf", STRAIN)
     assert str(fifo) in str(info.value) and time.monotonic() - started < 30
 
 
@@ -637,10 +637,10 @@ def test_a_frame_declaring_more_samples_than_memory_fails_naming_it(frames_copy,
     liar = _frame_at(frames_copy, run.gps_start)
     _frame_declaring(liar, STRAIN, n_data)
     with pytest.raises(FrameError) as info:
-        frame_decoder.read_file(liar, [STRAIN])
+        decoder.read_file(liar, [STRAIN])
     assert str(liar) in str(info.value) and STRAIN in str(info.value)
     intact = _frame_at(frames_copy, run.gps_start + 60)
-    assert frame_decoder.read_file(intact, [STRAIN])[STRAIN].data.size == 60 * 16384
+    assert decoder.read_file(intact, [STRAIN])[STRAIN].data.size == 60 * 16384
 
 
 @pytest.fixture
@@ -684,8 +684,8 @@ def test_a_full_disk_while_a_twin_is_written_names_it_and_keeps_the_earlier_one(
 
 _STREAMED_WRITE = """
 import sys, numpy as np
-from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter
-from glitchflow_assets.core.raw_segments import RawSegmentWriter
+from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentWriter
 path, kind = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(0)
 try:

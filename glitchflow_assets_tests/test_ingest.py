@@ -10,15 +10,15 @@ import pytest
 import scipy.signal
 from gwpy.timeseries import TimeSeries
 
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.frames import parse_frame_name
-from glitchflow_assets.core.ingest import ingest_window
-from glitchflow_assets.core.quality import assess
-from glitchflow_assets.core.raw_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_data, read_summary
-from glitchflow_assets.core.resample import edge_seconds
-from glitchflow_assets.core.segments import clip
+from glitchflow_assets.core.artifacts.raw_strain_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_data, read_summary
+from glitchflow_assets.core.ingest.assemble import ingest_window
+from glitchflow_assets.core.ingest.quality import assess
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.frames import parse_frame_name
+from glitchflow_assets.core.runs.segments import clip
+from glitchflow_assets.core.runs.windows import Cadence, windows_overlapping
+from glitchflow_assets.core.signal.resample import edge_seconds
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
-from glitchflow_assets.core.windows import Cadence, windows_overlapping
 from glitchflow_assets_tests.conftest import real_file, sim_run
 
 
@@ -107,7 +107,7 @@ def test_the_frame_decoder_reads_what_lalframe_reads_bit_for_bit(sim_frames, sou
     frame = parse_frame_name(path)
     names = sorted(iter_channel_names(str(path)))
     lalframe = TimeSeriesDict.read(str(path), names, format="gwf", backend="lalframe")
-    ours = frame_decoder.read(frame, names, "gwf", frame.gps_start, frame.gps_end)
+    ours = decoder.read(frame, names, "gwf", frame.gps_start, frame.gps_end)
     assert sorted(ours) == names and len(names) == (11 if source == "simulated" else 3)
     for name in names:
         theirs = lalframe[name]
@@ -155,7 +155,7 @@ def test_pattern_channels_resolve_from_the_frames(sim_frames, sim_windows, tmp_p
 
 
 def test_channel_batches_give_identical_files(sim_frames, tmp_path):
-    from glitchflow_assets.core.ingest import IngestOptions
+    from glitchflow_assets.core.ingest.assemble import IngestOptions
 
     run = sim_run(sim_frames, cadence=Cadence.parse("1min"))
     window = windows_overlapping(run.gps_start, run.gps_start + 60, run.cadence)[0]
@@ -169,19 +169,20 @@ def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_
     """The frames at a window's edges are kept for the next window (its margins): every frame is decoded once, and
     the files are identical to ingesting each window with nothing kept, one frame at a time; a rewritten frame is
     decoded again."""
-    from glitchflow_assets.core import frame_decoder, ingest
-    from glitchflow_assets.core.decoded_frames import DecodedFrames
+    from glitchflow_assets.core.ingest import assemble
+    from glitchflow_assets.core.io import decoder
+    from glitchflow_assets.core.io.decoded_cache import DecodedFrames
 
     run = sim_run(sim_frames)
-    kept = DecodedFrames(frame_decoder.read, parallel=2)  # two decoder processes at once
-    monkeypatch.setattr(ingest, "DECODED", kept)
+    kept = DecodedFrames(decoder.read, parallel=2)  # two decoder processes at once
+    monkeypatch.setattr(assemble, "DECODED", kept)
     for w in sim_windows:
         ingest_window(run, w, tmp_path / f"kept-{w.key}.h5")
     channels = len(read_summary(tmp_path / f"kept-{sim_windows[0].key}.h5").channels)
     frames = {f.name for w in sim_windows for f in read_summary(tmp_path / f"kept-{w.key}.h5").frames}
     assert kept.decoded_seconds == 60 * channels * len(frames)  # each frame and channel once
     for w in sim_windows:
-        monkeypatch.setattr(ingest, "DECODED", DecodedFrames(frame_decoder.read, budget_bytes=0))  # nothing kept
+        monkeypatch.setattr(assemble, "DECODED", DecodedFrames(decoder.read, budget_bytes=0))  # nothing kept
         ingest_window(run, w, tmp_path / f"fresh-{w.key}.h5")
         np.testing.assert_array_equal(read_data(tmp_path / f"kept-{w.key}.h5")[0], read_data(tmp_path / f"fresh-{w.key}.h5")[0])
         assert str(read_summary(tmp_path / f"kept-{w.key}.h5").channels) == str(read_summary(tmp_path / f"fresh-{w.key}.h5").channels)

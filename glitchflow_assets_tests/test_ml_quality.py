@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from glitchflow_assets.core.datasets import DatasetConfig, DatasetWriter
+from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter
 from glitchflow_assets.core.ml.baselines import ZeroTile, fit_linear_witness
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import read_normalisation
@@ -188,7 +188,7 @@ def test_launchpad_training_config_matches_the_core_configs():
 def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself():
     """Each field of the Launchpad's config classes has a description and no Sphinx markup; the dataset split and
     training choices are the core's; the dataset defaults are the core's."""
-    from glitchflow_assets.core.datasets import SPLITS, DatasetConfig
+    from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig
     from glitchflow_assets.core.ml.data import REPRESENTATIONS
     from glitchflow_assets.core.ml.training import MODEL_SIZES
     from glitchflow_assets.core.twin.pipeline import METHODS, TwinConfig

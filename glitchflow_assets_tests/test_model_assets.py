@@ -14,16 +14,16 @@ import torch
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 from mlflow import MlflowClient
 
+from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
+from glitchflow_assets.core.artifacts.storage import sha256sum
+from glitchflow_assets.core.artifacts.synthetic_glitches import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.data import read_normalisation
 from glitchflow_assets.core.ml.evaluation import read_evaluation
-from glitchflow_assets.core.ml.synthetic_set import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import window_for_key, windows_overlapping
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
-from glitchflow_assets.core.storage import sha256sum
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-from glitchflow_assets.core.twin.waveform_set import read_waveform_set
-from glitchflow_assets.core.windows import window_for_key, windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import QUALITY_GATE, MlflowTracking
 from glitchflow_assets.defs.names import CLEANED, EVALUATION, JOBS, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS, job_name

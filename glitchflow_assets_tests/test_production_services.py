@@ -210,7 +210,7 @@ def test_a_run_killed_mid_write_leaves_no_partial_file_and_reruns(sim_frames, tm
 def _sim_registry(tmp_path, frames, backfill_batch: int | None = None) -> os.PathLike:
     import yaml
 
-    from glitchflow_assets.core.runs import SHIPPED_REGISTRY
+    from glitchflow_assets.core.runs.registry import SHIPPED_REGISTRY
 
     doc = yaml.safe_load(SHIPPED_REGISTRY.read_text())
     sim = doc["runs"]["SIM"]

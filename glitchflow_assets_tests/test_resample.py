@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from glitchflow_assets.core.resample import edge_seconds, rate_ratio, resample
+from glitchflow_assets.core.signal.resample import edge_seconds, rate_ratio, resample
 
 
 def _tone(freq, rate, seconds=8):
@@ -46,7 +46,7 @@ def test_rates_and_edges():
 def test_fft_decimation_equals_polyphase_filtering(rate_in, n):
     from scipy.signal import resample_poly
 
-    from glitchflow_assets.core.resample import _decimate_fft, antialias_taps
+    from glitchflow_assets.core.signal.resample import _decimate_fft, antialias_taps
 
     x = np.random.default_rng(1).standard_normal(n).cumsum()
     down = rate_in // 4096
@@ -60,7 +60,7 @@ def test_fft_decimation_equals_polyphase_filtering(rate_in, n):
 def test_fft_interpolation_equals_polyphase_filtering(rate_in, n):
     from scipy.signal import resample_poly
 
-    from glitchflow_assets.core.resample import antialias_taps
+    from glitchflow_assets.core.signal.resample import antialias_taps
 
     x = np.random.default_rng(2).standard_normal(n).cumsum() + 50.0  # a trend and an offset: the line padding matters
     up = 4096 // rate_in

@@ -1,6 +1,6 @@
 import pytest
 
-from glitchflow_assets.core.runs import RegistryError, load_registry
+from glitchflow_assets.core.runs.registry import RegistryError, load_registry
 from glitchflow_assets.core.sim import VIRGO_SCENARIO
 
 

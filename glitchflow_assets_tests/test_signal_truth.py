@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, score_window
-from glitchflow_assets.core.events import find_events
-from glitchflow_assets.core.ingest import ingest_window
-from glitchflow_assets.core.raw_segments import read_data, read_summary
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
+from glitchflow_assets.core.ingest.assemble import ingest_window
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.windows import windows_overlapping
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.events import find_events
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
-from glitchflow_assets.core.windows import windows_overlapping
 from glitchflow_assets_tests.conftest import sim_run
 
 MINUTES = 30

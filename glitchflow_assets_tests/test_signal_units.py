@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores, channel_table, coincidence_counts, peak_mask, score_window
-from glitchflow_assets.core.events import cluster_tiles, find_events
-from glitchflow_assets.core.runs import load_registry
+from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, WindowScores, channel_table, coincidence_counts, peak_mask, score_window
+from glitchflow_assets.core.signal.events import cluster_tiles, find_events
 from glitchflow_assets.core.sim.waveforms import sine_gaussian
 
 RATE = 4096

@@ -7,7 +7,7 @@ import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 from scipy.signal import welch
 
-from glitchflow_assets.core.frames import parse_frame_name
+from glitchflow_assets.core.io.frames import parse_frame_name
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.simulator import make_renderers, plan_glitches
 from glitchflow_assets_tests.conftest import SIM_SEED

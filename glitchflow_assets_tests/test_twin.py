@@ -13,12 +13,13 @@ import torch
 from scipy.signal import butter, sosfilt
 
 from glitchflow_assets.cli import main
-from glitchflow_assets.core.dsp import colour, psd_median, whiten
-from glitchflow_assets.core.events import find_events
-from glitchflow_assets.core.frame_decoder import read_file
-from glitchflow_assets.core.frame_writer import write_gwf
-from glitchflow_assets.core.frames import ChannelData, FrameError
-from glitchflow_assets.core.resample import resample
+from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set, write_waveform_set
+from glitchflow_assets.core.io.decoder import read_file
+from glitchflow_assets.core.io.frames import ChannelData, FrameError
+from glitchflow_assets.core.io.gwf_writer import write_gwf
+from glitchflow_assets.core.signal.dsp import colour, psd_median, whiten
+from glitchflow_assets.core.signal.events import find_events
+from glitchflow_assets.core.signal.resample import resample
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.sim.waveforms import sine_gaussian
@@ -29,7 +30,6 @@ from glitchflow_assets.core.twin.injection import CATALOGUE
 from glitchflow_assets.core.twin.pipeline import TwinConfig, TwinFit, load_twin
 from glitchflow_assets.core.twin.prediction import TwinModel, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores, mismatch
-from glitchflow_assets.core.twin.waveform_set import read_waveform_set, write_waveform_set
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerFilter
 
 RATE = 4096

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 from glitchflow_assets.defs.metadata import metadata_table
 
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from glitchflow_assets.core.windows import Cadence, gps_to_utc, utc_to_gps, validate_partition_key, window_for_key, windows_overlapping
+from glitchflow_assets.core.runs.windows import Cadence, gps_to_utc, utc_to_gps, validate_partition_key, window_for_key, windows_overlapping
 
 
 def test_gps_utc_includes_leap_seconds():

@@ -15,7 +15,7 @@ these conditions, on by default where the registry says ``watch: true``).
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.defs.sensors import INTERVAL_S
 
 

@@ -6,15 +6,15 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from glitchflow_assets.core.datasets import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
+from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
+from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.event_table import read_events
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot, to_png
-from glitchflow_assets.core.raw_segments import read_data
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
-from glitchflow_assets.core.windows import Window, window_for_key
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from glitchflow_assets.defs.names import asset_key
 from glitchflow_assets.defs.partitions import window_partitions

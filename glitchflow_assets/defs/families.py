@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import ObservingRun, load_registry
+from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
 from glitchflow_assets.defs.automation import automation_sensor
 from glitchflow_assets.defs.datasets import dataset_split, spectrograms
 from glitchflow_assets.defs.gpu import GPU_RUN_TAG

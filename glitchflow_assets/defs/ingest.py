@@ -6,12 +6,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from glitchflow_assets.core.ingest import IngestError, IngestOptions, ingest_window
-from glitchflow_assets.core.quality import BLOCKING, CHECKS, assess
-from glitchflow_assets.core.raw_segments import RawSegmentSummary
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.segments import clip, total
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary
+from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
+from glitchflow_assets.core.ingest.quality import BLOCKING, CHECKS, assess
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.segments import clip, total
+from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.metadata import metadata_table

@@ -17,13 +17,13 @@ from typing import NoReturn, Protocol, TypeVar
 
 import dagster as dg
 
-from glitchflow_assets.core.annalisa_scores import read_scores
-from glitchflow_assets.core.event_table import read_events
-from glitchflow_assets.core.raw_segments import read_summary
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.spectrograms import read_spectrograms
-from glitchflow_assets.core.storage import sha256sum
-from glitchflow_assets.core.windows import Window, window_for_key
+from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
+from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.artifacts.storage import sha256sum
+from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SPECTROGRAMS, asset_key
 from glitchflow_assets.defs.resources import GlitchflowStorage
 

@@ -7,7 +7,9 @@ from enum import Enum
 import dagster as dg
 from pydantic import Field
 
-from glitchflow_assets.core.datasets import SPLITS
+from glitchflow_assets.core.artifacts.storage import atomic_path
+from glitchflow_assets.core.artifacts.synthetic_glitches import read_synthetic_info, synthetic_examples_png, write_synthetic
+from glitchflow_assets.core.dataset.splits import SPLITS
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
@@ -16,11 +18,9 @@ from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
-from glitchflow_assets.core.ml.synthetic_set import read_synthetic_info, synthetic_examples_png, write_synthetic
 from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionMissing, ModelVersionRef, Tracker
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS

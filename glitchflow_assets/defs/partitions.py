@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.windows import PARTITION_KEY_FORMAT, ceil_to_cadence, floor_to_cadence, gps_to_utc
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import PARTITION_KEY_FORMAT, ceil_to_cadence, floor_to_cadence, gps_to_utc
 
 
 def window_partitions(run: ObservingRun) -> dg.TimeWindowPartitionsDefinition:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from glitchflow_assets.core.home import storage_root
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.settings import storage_root
 
 
 class GlitchflowStorage(dg.ConfigurableResource):

@@ -5,12 +5,12 @@ import time
 
 import dagster as dg
 
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.frame_watch import WatchCursor, plan_window_requests, seed_cursor
-from glitchflow_assets.core.frames import FrameError, FrameFile, scan_frame_dir
-from glitchflow_assets.core.raw_segments import read_summary
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.frames import FrameError, FrameFile, scan_frame_dir
+from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests, seed_cursor
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.defs.names import RAW, TRIGGER_TAG
 from glitchflow_assets.defs.resources import GlitchflowStorage
 
@@ -24,7 +24,7 @@ def _verifier(run: ObservingRun):
 
     def verify(frame: FrameFile) -> str:
         try:
-            toc = frame_decoder.probe(frame, run.frames.kind, run.strain_channel)
+            toc = decoder.probe(frame, run.frames.kind, run.strain_channel)
         except FrameError as exc:
             return str(exc)
         return toc.disagreement(frame)

@@ -6,17 +6,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, channel_table, score_window
-from glitchflow_assets.core.annalisa_scores import read_scores, write_scores
-from glitchflow_assets.core.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
+from glitchflow_assets.core.artifacts.annalisa_scores import read_scores, write_scores
+from glitchflow_assets.core.artifacts.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
+from glitchflow_assets.core.artifacts.glitch_events import read_events, write_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_data, read_summary
+from glitchflow_assets.core.artifacts.storage import atomic_path
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.event_table import read_events, write_events
-from glitchflow_assets.core.events import EventSearchConfig, window_events
 from glitchflow_assets.core.plots import pyplot, to_png
-from glitchflow_assets.core.raw_segments import RawSegmentSummary, read_data, read_summary
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import atomic_path
-from glitchflow_assets.core.windows import Window, window_for_key
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window, window_for_key
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
 from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.gpu import GPU_KINDS
@@ -147,7 +147,7 @@ def _bar_plot(table: pd.DataFrame, config: AnnalisaConfig, run: str) -> bytes:
 
 
 def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
-    """The run's channel-selection JSON (:mod:`glitchflow_assets.core.channel_selection`)."""
+    """The run's channel-selection JSON (:mod:`glitchflow_assets.core.artifacts.channel_selection`)."""
     return storage.run_file(run.name, SELECTION, ".json")
 
 

@@ -10,12 +10,14 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from glitchflow_assets.core.datasets import dataset_events
-from glitchflow_assets.core.event_table import read_events
+from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.glitch_waveforms import write_waveform_set
+from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
+from glitchflow_assets.core.dataset.splits import dataset_events
 from glitchflow_assets.core.ml.tracking import CHAMPION
-from glitchflow_assets.core.runs import ObservingRun
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
-from glitchflow_assets.core.storage import content_version, sha256sum
 from glitchflow_assets.core.twin.cleaning import write_cleaning_report
 from glitchflow_assets.core.twin.pipeline import (
     METHODS,
@@ -28,8 +30,6 @@ from glitchflow_assets.core.twin.pipeline import (
     write_synthetic_frames,
 )
 from glitchflow_assets.core.twin.scoring import per_morphology
-from glitchflow_assets.core.twin.waveform_set import write_waveform_set
-from glitchflow_assets.core.windows import Window, window_for_key
 from glitchflow_assets.defs.automation import follows_inputs
 from glitchflow_assets.defs.factory import run_asset
 from glitchflow_assets.defs.inputs import Inputs, step_inputs

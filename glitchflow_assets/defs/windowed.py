@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.storage import LockTimeout, content_version, exclusive
-from glitchflow_assets.core.windows import Window, window_for_key
+from glitchflow_assets.core.artifacts.storage import LockTimeout, content_version, exclusive
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.defs.inputs import Inputs
 from glitchflow_assets.defs.resources import GlitchflowStorage
 

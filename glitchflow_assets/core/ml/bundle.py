@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.ml.data import Normalisation
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
 from glitchflow_assets.core.ml.training import TrainConfig, predict
-from glitchflow_assets.core.storage import sha256sum
 
 FORMAT = "glitchflow.model"
 FORMAT_VERSION = 2  # 2: representation, weights digest, detection threshold

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import read_info, read_split
+from glitchflow_assets.core.dataset.splits import read_info, read_split
 
 REPRESENTATIONS = ("log", "linear")
 

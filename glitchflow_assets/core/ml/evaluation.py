@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.datasets import TileBatch, iter_split, read_info
+from glitchflow_assets.core.artifacts.storage import ContentDigest
+from glitchflow_assets.core.artifacts.tables import read_tables, write_tables
+from glitchflow_assets.core.dataset.splits import TileBatch, iter_split, read_info
 from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, fit_linear_witness, mean_strain_tile
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
-from glitchflow_assets.core.storage import ContentDigest
-from glitchflow_assets.core.tables import read_tables, write_tables
 
 SCHEMA = "glitchflow.model_evaluation"
 SCHEMA_VERSION = 1

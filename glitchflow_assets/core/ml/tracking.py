@@ -26,8 +26,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from glitchflow_assets.core.home import glitchflow_home
 from glitchflow_assets.core.ml.bundle import GlitchModel, load_bundle, save_bundle
+from glitchflow_assets.core.settings import glitchflow_home
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in step logs

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, sosfilt
 
-from glitchflow_assets.core.frame_writer import frame_file_name, write_gwf
-from glitchflow_assets.core.frames import ChannelData
+from glitchflow_assets.core.artifacts.storage import atomic_path
+from glitchflow_assets.core.io.frames import ChannelData
+from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.waveforms import (
@@ -27,7 +28,6 @@ from glitchflow_assets.core.sim.waveforms import (
     sine_gaussian,
     sine_gaussian_half_length,
 )
-from glitchflow_assets.core.storage import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.resample import resample
+from glitchflow_assets.core.signal.resample import resample
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, Scenario
 from glitchflow_assets.core.sim.simulator import TRUTH_DIR, load_truth, make_renderers, plan_glitches
 

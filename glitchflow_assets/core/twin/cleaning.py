@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.storage import atomic_path, check_schema
-from glitchflow_assets.core.twin.waveform_set import place
+from glitchflow_assets.core.artifacts.glitch_waveforms import place
+from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema
 
 REPORT_SCHEMA, REPORT_VERSION = "glitchflow.cleaned_strain", 2  # 2: new events split from those in untouched data
 NEW_COLUMNS = ["gps", "snr", "start", "end"]

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.training import batches, deterministic
-from glitchflow_assets.core.storage import open_artifact, write_artifact
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.wiener import WienerFilter
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.dsp import psd_of_segments, whiten
-from glitchflow_assets.core.raw_segments import read_data, read_summary
-from glitchflow_assets.core.segments import covers
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
+from glitchflow_assets.core.runs.segments import covers
+from glitchflow_assets.core.signal.dsp import psd_of_segments, whiten
 
 TruthFunction = Callable[[float, int, int], np.ndarray]
 """(GPS start, samples, sample rate) -> the true strain glitch ``[samples]`` (simulated runs only)."""

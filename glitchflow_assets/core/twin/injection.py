@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.frame_writer import write_gwf
-from glitchflow_assets.core.frames import ChannelData, scan_frame_dir
-from glitchflow_assets.core.resample import resample
-from glitchflow_assets.core.storage import atomic_path
-from glitchflow_assets.core.twin.waveform_set import place, read_waveform_set
+from glitchflow_assets.core.artifacts.glitch_waveforms import place, read_waveform_set
+from glitchflow_assets.core.artifacts.storage import atomic_path
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.frames import ChannelData, scan_frame_dir
+from glitchflow_assets.core.io.gwf_writer import write_gwf
+from glitchflow_assets.core.signal.resample import resample
 
 CATALOGUE = "injections.csv"
 
@@ -35,7 +35,7 @@ def inject(
         raise FileNotFoundError(f"{frames_dir}: no GWF frame files to inject into" + (f" ({reasons})" if reasons else ""))
     out, rows = Path(out_dir), []
     for frame, _ in frames:
-        series = frame_decoder.read_file(frame.path)  # in the decoder process: a damaged file cannot crash this one
+        series = decoder.read_file(frame.path)  # in the decoder process: a damaged file cannot crash this one
         if channel not in series:
             raise KeyError(f"{frame.path}: channel {channel} not in the frame (has {', '.join(sorted(series))})")
         strain = series[channel]

@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.events import EventSearchConfig, window_events
-from glitchflow_assets.core.frame_writer import frame_file_name, write_gwf
-from glitchflow_assets.core.frames import ChannelData
-from glitchflow_assets.core.raw_segments import read_data, read_summary
-from glitchflow_assets.core.storage import open_hdf5
+from glitchflow_assets.core.artifacts.glitch_waveforms import place
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
+from glitchflow_assets.core.artifacts.storage import open_hdf5
+from glitchflow_assets.core.io.frames import ChannelData
+from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
+from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
 from glitchflow_assets.core.twin.cleaning import EventComparison, changed_spans, compare_events, subtract_glitches
 from glitchflow_assets.core.twin.convnet import SCHEMA as CONVNET_SCHEMA
 from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, train_convnet
 from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
 from glitchflow_assets.core.twin.prediction import Prediction, TwinModel, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores
-from glitchflow_assets.core.twin.waveform_set import place
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerConfig, WienerFilter
 
 SYNTH, CLEAN = "SYNTH", "CLEAN"  # the twin's frame channels: PREFIX:GLITCHFLOW_SYNTH and PREFIX:GLITCHFLOW_CLEAN

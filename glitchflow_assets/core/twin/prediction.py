@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glitchflow_assets.core.dsp import colour
+from glitchflow_assets.core.signal.dsp import colour
 from glitchflow_assets.core.twin.convnet import ConvNetTwin
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.scoring import fitted_amplitude

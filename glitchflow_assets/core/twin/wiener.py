@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import istft, stft
 
-from glitchflow_assets.core.storage import open_artifact, write_artifact
+from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
 from glitchflow_assets.core.twin.event_segments import EventSegments
 
 SCHEMA = "glitchflow.wiener_filter"

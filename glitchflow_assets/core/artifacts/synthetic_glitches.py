@@ -16,11 +16,11 @@ import h5py
 import numpy as np
 import torch
 
-from glitchflow_assets.core.datasets import read_info
+from glitchflow_assets.core.artifacts.storage import ContentDigest, open_artifact, write_artifact
+from glitchflow_assets.core.dataset.splits import read_info
 from glitchflow_assets.core.ml.bundle import GlitchModel
 from glitchflow_assets.core.ml.evaluation import generated_batches
 from glitchflow_assets.core.ml.figures import generated_vs_real_png
-from glitchflow_assets.core.storage import ContentDigest, open_artifact, write_artifact
 
 SCHEMA = "glitchflow.synthetic_glitches"
 SCHEMA_VERSION = 1

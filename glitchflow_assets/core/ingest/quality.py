@@ -7,9 +7,9 @@ Each check returns an :class:`Outcome` whose messages name the channel and the G
 
 from dataclasses import dataclass, field
 
-from glitchflow_assets.core.raw_segments import RawSegmentSummary
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.segments import subtract, total
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.segments import subtract, total
 
 
 @dataclass(frozen=True)

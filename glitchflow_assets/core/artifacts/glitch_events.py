@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from glitchflow_assets.core.events import EventSearchConfig
-from glitchflow_assets.core.segments import Segments, total
-from glitchflow_assets.core.storage import content_version
-from glitchflow_assets.core.tables import read_tables, write_tables
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.storage import content_version
+from glitchflow_assets.core.artifacts.tables import read_tables, write_tables
+from glitchflow_assets.core.runs.segments import Segments, total
+from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.signal.events import EventSearchConfig
 
 SCHEMA = "glitchflow.glitch_events"
 SCHEMA_VERSION = 1

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import open_artifact, write_artifact
+from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
 
 SCHEMA = "glitchflow.glitch_waveforms"
 SCHEMA_VERSION = 1

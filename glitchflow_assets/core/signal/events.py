@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.dsp import QTiling, SingleQTransform, psd_of_segments, q_values, whiten
-from glitchflow_assets.core.segments import Segments, clip
+from glitchflow_assets.core.runs.segments import Segments, clip
+from glitchflow_assets.core.signal.dsp import QTiling, SingleQTransform, psd_of_segments, q_values, whiten
 
 EVENT_COLUMNS = ["gps", "frequency", "snr", "q", "start", "end", "duration", "fmin", "fmax", "bandwidth", "n_tiles"]
 
@@ -130,7 +130,7 @@ def window_events(
     config: EventSearchConfig = EventSearchConfig(),
     device: torch.device | None = None,
 ) -> tuple[pd.DataFrame, Segments]:
-    """The events a window owns: searched over its data *and margins* (see raw_segments), kept when their
+    """The events a window owns: searched over its data *and margins* (see artifacts.raw_strain_segments), kept when their
     peak falls inside ``window`` = [start, end). Each event of continuous data belongs to exactly one window,
     and no stretch of it goes unsearched. Returns the events and the window's searched segments."""
     events, searched = find_events(strain, t0, sample_rate, segments, config, device)

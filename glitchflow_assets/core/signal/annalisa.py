@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from scipy.stats import poisson
 
-from glitchflow_assets.core.dsp import psd_of_segments, q_transform, whiten
-from glitchflow_assets.core.segments import Segments, covers
-from glitchflow_assets.core.storage import ContentDigest
+from glitchflow_assets.core.artifacts.storage import ContentDigest
+from glitchflow_assets.core.runs.segments import Segments, covers
+from glitchflow_assets.core.signal.dsp import psd_of_segments, q_transform, whiten
 
 
 def _problem(error: dict) -> str:

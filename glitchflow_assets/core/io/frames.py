@@ -161,7 +161,7 @@ def check_gwf_framing(path: Path) -> None:
 def decode_channels(path: Path, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:
     """Read ``channels`` over [gps_start, gps_end) ∩ the file's declared span, in this process.
 
-    Callers go through :func:`frame_decoder.read`, which runs this in a child process (a damaged file can
+    Callers go through :func:`decoder.read`, which runs this in a child process (a damaged file can
     crash a decoder). GWF is decoded by frameCPP through ``gwframe`` (the same samples as LALFrame, bit for bit,
     about 6x faster; ``test_ingest`` compares them on simulated and real frames), which verifies each vector's
     checksum as it decodes it; units are the frame's own strings. ``kind='gwosc-hdf5'`` reads a GWOSC strain file

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels, parse_frame_name
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels, parse_frame_name
 
 # A decoder that has not answered within this time is presumed hung (e.g. on a stalled network mount).
 TIMEOUT_S = float(os.environ.get("GLITCHFLOW_FRAME_READ_TIMEOUT_S", "300"))
@@ -87,7 +87,7 @@ def read(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps
 class _Worker:
     """The parent's handle on the decoding process: one request at a time, restarted after a crash.
 
-    The worker is ``python -m glitchflow_assets.core.frame_decoder`` (a plain subprocess, not
+    The worker is ``python -m glitchflow_assets.core.io.decoder`` (a plain subprocess, not
     ``multiprocessing``, so that the caller's main module is never re-imported); messages are
     length-prefixed on its stdin/stdout."""
 

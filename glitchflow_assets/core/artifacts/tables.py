@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.storage import open_artifact, write_artifact
+from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
 
 
 def write_tables(path: str | Path, tables: dict[str, pd.DataFrame], schema: str, schema_version: int, attrs: dict) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig, WindowScores
-from glitchflow_assets.core.storage import open_artifact, write_artifact
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
+from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, WindowScores
 
 SCHEMA = "glitchflow.annalisa_scores"
 SCHEMA_VERSION = 2

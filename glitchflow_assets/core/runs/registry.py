@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from glitchflow_assets.core.home import HOME_ENV, glitchflow_home
-from glitchflow_assets.core.windows import Cadence
+from glitchflow_assets.core.runs.windows import Cadence
+from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home
 
 RUNS_ENV = "GLITCHFLOW_RUNS"
 SHIPPED_REGISTRY = Path(__file__).with_name("runs.yaml")
@@ -127,7 +127,7 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
     if run.sample_rate & (run.sample_rate - 1):
         raise RegistryError(f"{where}: field sample_rate: {run.sample_rate} must be a power of two")
     if run.annalisa:
-        from glitchflow_assets.core.annalisa import AnnalisaConfig  # torch: only for a registry that tunes it
+        from glitchflow_assets.core.signal.annalisa import AnnalisaConfig  # torch: only for a registry that tunes it
 
         try:
             AnnalisaConfig.from_mapping(run.annalisa)

@@ -17,11 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glitchflow_assets.core import frame_decoder
-from glitchflow_assets.core.decoded_frames import DecodedFrames
-from glitchflow_assets.core.frame_decoder import FrameContents
-from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
-from glitchflow_assets.core.raw_segments import (
+from glitchflow_assets.core.artifacts.raw_strain_segments import (
     MARGIN_S,
     ChannelStats,
     FrameRecord,
@@ -31,15 +27,19 @@ from glitchflow_assets.core.raw_segments import (
     window_data_span,
     window_read_span,
 )
-from glitchflow_assets.core.resample import edge_seconds, resample
-from glitchflow_assets.core.runs import ObservingRun
-from glitchflow_assets.core.segments import Segments, clip, coalesce, subtract, total
-from glitchflow_assets.core.storage import sha256sum
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.storage import sha256sum
+from glitchflow_assets.core.io import decoder
+from glitchflow_assets.core.io.decoded_cache import DecodedFrames
+from glitchflow_assets.core.io.decoder import FrameContents
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, subtract, total
+from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.signal.resample import edge_seconds, resample
 
 log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
-DECODED = DecodedFrames(frame_decoder.read, parallel=frame_decoder.DECODERS)
+DECODED = DecodedFrames(decoder.read, parallel=decoder.DECODERS)
 RESAMPLERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="glitchflow-resample")
 
 
@@ -175,7 +175,7 @@ def _probe_all(frames: list[FrameFile], run: ObservingRun) -> tuple[dict[FrameFi
     contents, skipped = {}, []
     for f in frames:
         try:
-            toc = frame_decoder.probe(f, run.frames.kind, run.strain_channel)
+            toc = decoder.probe(f, run.frames.kind, run.strain_channel)
         except FrameError as exc:
             skipped.append((f.name, str(exc)))
             continue

@@ -8,7 +8,7 @@ that only lost files is reported and not re-ingested (its ingested file keeps th
 uses the clock, so a restart, a clock jump or a file stamped in 2100 hides nothing (future mtimes are
 reported).
 
-A window is requested when its GPS span and the margins its file holds (``raw_segments.MARGIN_S`` each
+A window is requested when its GPS span and the margins its file holds (``raw_strain_segments.MARGIN_S`` each
 side, within the run) are fully covered by files, or, if it stays incomplete, once the newest data on disk
 reach ``grace_s`` past its end (the stream has moved on: ingest what exists and
 record the gaps). Run keys are ``window|identity digest``: the same files never launch a second run,
@@ -28,10 +28,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from glitchflow_assets.core.frames import FrameFile
-from glitchflow_assets.core.raw_segments import window_data_span, window_read_span
-from glitchflow_assets.core.segments import clip, coalesce, total
-from glitchflow_assets.core.windows import Cadence, Window, windows_overlapping
+from glitchflow_assets.core.artifacts.raw_strain_segments import window_data_span, window_read_span
+from glitchflow_assets.core.io.frames import FrameFile
+from glitchflow_assets.core.runs.segments import clip, coalesce, total
+from glitchflow_assets.core.runs.windows import Cadence, Window, windows_overlapping
 
 CURSOR_VERSION = 2
 FUTURE_SLACK_S = 60.0  # mtimes further ahead of "now" than this are reported

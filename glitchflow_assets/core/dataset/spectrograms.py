@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 import torch
 
-from glitchflow_assets.core.dsp import SingleQTransform, psd_of_segments, whiten
-from glitchflow_assets.core.segments import Segments, covers, subtract
-from glitchflow_assets.core.storage import ContentDigest, open_artifact, write_artifact
+from glitchflow_assets.core.artifacts.storage import ContentDigest, open_artifact, write_artifact
+from glitchflow_assets.core.runs.segments import Segments, covers, subtract
+from glitchflow_assets.core.signal.dsp import SingleQTransform, psd_of_segments, whiten
 
 SCHEMA = "glitchflow.spectrograms"
 SCHEMA_VERSION = 1

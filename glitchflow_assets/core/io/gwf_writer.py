@@ -1,11 +1,11 @@
 """Writing GWF frames through gwpy (LALFrame underneath), atomically: simulated runs, synthetic-glitch and
 cleaned-strain frames, injections. Files are named ``OBS-TAG-GPS-DUR.gwf`` as the frame readers expect; each channel
-is a :class:`~glitchflow_assets.core.frames.ChannelData`, what :mod:`.frame_decoder` reads back."""
+is a :class:`~glitchflow_assets.core.io.frames.ChannelData`, what :mod:`.decoder` reads back."""
 
 from pathlib import Path
 
-from glitchflow_assets.core.frames import ChannelData, check_gwf_framing
-from glitchflow_assets.core.storage import atomic_path
+from glitchflow_assets.core.artifacts.storage import atomic_path
+from glitchflow_assets.core.io.frames import ChannelData, check_gwf_framing
 
 
 def frame_file_name(observatory: str, tag: str, gps: int, duration: int) -> str:

@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 
 import glitchflow_assets
-from glitchflow_assets.core.storage import AtomicHDF5Writer, content_version, open_artifact
-from glitchflow_assets.core.windows import Window
+from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, content_version, open_artifact
+from glitchflow_assets.core.runs.windows import Window
 
 SCHEMA = "glitchflow.raw_strain_segments"
 SCHEMA_VERSION = 2  # 2: data carry MARGIN_S beyond each window edge; 1 (window only) is still read

@@ -1,6 +1,6 @@
 """Frames decoded once for consecutive windows.
 
-A window is read with margins (``raw_segments.window_read_span``), so the frames at its edges are partly inside the
+A window is read with margins (``raw_strain_segments.window_read_span``), so the frames at its edges are partly inside the
 neighbouring windows too; GWF vectors are decompressed whole, so reading a few seconds of an edge frame costs as much
 as reading all of it. :class:`DecodedFrames` asks the decoder for a frame's whole span and keeps the samples of the
 last frames read (bounded in bytes), so ingesting windows one after another decodes every frame once. A file is
@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from glitchflow_assets.core.frames import ChannelData, FrameError, FrameFile
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile
 
 Decode = Callable[[FrameFile, list[str], str, float, float], dict[str, ChannelData]]
 DEFAULT_BUDGET_BYTES = 512 * 2**20  # a few 60 s frames of every channel of a Virgo-like run
@@ -26,7 +26,7 @@ def _slice(channel: ChannelData, start: float, end: float) -> ChannelData:
 
 
 class DecodedFrames:
-    """``read(frame, channels, kind, start, end)`` like ``frame_decoder.read``, decoding each (file, channel) once
+    """``read(frame, channels, kind, start, end)`` like ``decoder.read``, decoding each (file, channel) once
     while it stays among the most recently read ``budget_bytes`` of samples."""
 
     def __init__(self, decode: Decode, budget_bytes: int = DEFAULT_BUDGET_BYTES, parallel: int = 1):

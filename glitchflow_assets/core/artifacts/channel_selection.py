@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from glitchflow_assets.core.annalisa import AnnalisaConfig
-from glitchflow_assets.core.storage import atomic_path, check_schema, content_version
+from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema, content_version
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 
 SCHEMA = "glitchflow.channel_selection"
 SCHEMA_VERSION = 1

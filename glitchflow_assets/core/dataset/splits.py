@@ -30,7 +30,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from glitchflow_assets.core.storage import AtomicHDF5Writer, ContentDigest, open_artifact
+from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, ContentDigest, open_artifact
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
