@@ -40,11 +40,10 @@ from glitchflow_assets.core.runs.registry import SHIPPED_REGISTRY, load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim import simulate
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.ingest import raw_of_window
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.names import EVENTS, RAW, SCORES
-from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import events_of_window, scores_of_window
+from glitchflow_assets.defs.ingest import events_of_window, raw_of_window, scores_of_window
+from glitchflow_assets.lib.inputs import Inputs
+from glitchflow_assets.lib.names import EVENTS, RAW, SCORES
+from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets.runner import materialize_span, stage_groups
 
 OUT = Path(__file__).resolve().parent / "out" / "pipeline"

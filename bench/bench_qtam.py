@@ -37,10 +37,10 @@ from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.twin.event_segments import SegmentConfig, event_segments
 from glitchflow_assets.core.twin.scoring import mismatch
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.names import SPLIT
-from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.twin import window_files
+from glitchflow_assets.lib.inputs import Inputs
+from glitchflow_assets.lib.names import SPLIT
+from glitchflow_assets.lib.resources import GlitchflowStorage
 
 SNR_MIN = 8.0
 

@@ -32,9 +32,8 @@ from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import MlflowTracking
-from glitchflow_assets.defs.names import EVALUATION, TRAINED
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.names import EVALUATION, TRAINED
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 from glitchflow_assets.runner import materialize_span
 
 SHOWN = (

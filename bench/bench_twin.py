@@ -34,11 +34,10 @@ from glitchflow_assets.core.twin.cleaning import cleaning_headline
 from glitchflow_assets.core.twin.pipeline import TwinConfig, clean_window, fit_twin
 from glitchflow_assets.core.twin.prediction import predict
 from glitchflow_assets.core.twin.scoring import mismatch, per_morphology
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.names import SPLIT
-from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import selection_file
 from glitchflow_assets.defs.twin import window_files
+from glitchflow_assets.lib.inputs import Inputs, selection_file
+from glitchflow_assets.lib.names import SPLIT
+from glitchflow_assets.lib.resources import GlitchflowStorage
 
 
 def main() -> None:

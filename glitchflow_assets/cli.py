@@ -72,7 +72,7 @@ class Progress:
         self.run, self.n_windows, self.t0, self.done = run, n_windows, time.monotonic(), {}
 
     def __call__(self, step) -> None:
-        from glitchflow_assets.defs.names import EVALUATION, SELECTION, SPLIT, SYNTHETIC, TRAINED
+        from glitchflow_assets.lib.names import EVALUATION, SELECTION, SPLIT, SYNTHETIC, TRAINED
 
         names = ", ".join(k.path[-1] for k in step.assets)
         if step.skipped:
@@ -147,8 +147,8 @@ def _materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
-    from glitchflow_assets.defs.inputs import materialized_and_intact
-    from glitchflow_assets.defs.names import TRIGGER_TAG
+    from glitchflow_assets.lib.inputs import materialized_and_intact
+    from glitchflow_assets.lib.names import TRIGGER_TAG
     from glitchflow_assets.runner import fail_orphaned_runs, materialize_span, stage_groups
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -219,9 +219,9 @@ def _twin_headline(keys: list[str]) -> None:
     """The time-domain twin's numbers on the held-out SIM glitches, against the simulator's truth."""
     from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
     from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-    from glitchflow_assets.defs.names import WAVEFORMS
-    from glitchflow_assets.defs.resources import GlitchflowStorage
     from glitchflow_assets.defs.twin import cleaning_report_path
+    from glitchflow_assets.lib.names import WAVEFORMS
+    from glitchflow_assets.lib.resources import GlitchflowStorage
 
     run, storage = load_registry()["SIM"], GlitchflowStorage()
     waves = read_waveform_set(storage.run_file("SIM", WAVEFORMS))
@@ -261,8 +261,8 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
-    from glitchflow_assets.defs.model import MlflowTracking
-    from glitchflow_assets.defs.names import CLEANED, SYNTHETIC, TRAINED, TRIGGER_TAG, WAVEFORMS
+    from glitchflow_assets.lib.names import CLEANED, SYNTHETIC, TRAINED, TRIGGER_TAG, WAVEFORMS
+    from glitchflow_assets.lib.resources import MlflowTracking
     from glitchflow_assets.runner import materialize_span
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the current API, still "beta"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from glitchflow_assets.core.artifacts.storage import process_alive
-from glitchflow_assets.defs.names import JOBS, job_name
+from glitchflow_assets.lib.names import JOBS, job_name
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
 # Dagster's tags for a run over a range of partitions (a single-run backfill)

@@ -107,7 +107,7 @@ def sensor_tick(sensor, cursor: str | None = None) -> tuple[list, str]:
     """One evaluation of a new-frame sensor on a fresh instance: (run requests, new cursor)."""
     import dagster as dg
 
-    from glitchflow_assets.defs.resources import GlitchflowStorage
+    from glitchflow_assets.lib.resources import GlitchflowStorage
 
     with dg.instance_for_test() as instance:
         result = sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))

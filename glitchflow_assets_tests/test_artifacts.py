@@ -23,13 +23,12 @@ from glitchflow_assets.core.twin.cleaning import read_cleaning_report
 from glitchflow_assets.core.twin.event_segments import event_segments
 from glitchflow_assets.core.twin.pipeline import TwinConfig
 from glitchflow_assets.core.twin.wiener import WienerAccumulator
-from glitchflow_assets.defs.datasets import spectrograms_of_window
-from glitchflow_assets.defs.ingest import raw_of_window
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SPECTROGRAMS, WAVEFORMS
-from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import events_of_window, scores_of_window, selection_file
+from glitchflow_assets.defs.ingest import events_of_window, raw_of_window, scores_of_window
+from glitchflow_assets.defs.spectrograms import spectrograms_of_window
 from glitchflow_assets.defs.twin import TWIN_SUFFIX, clean_of_window, cleaning_report_path
+from glitchflow_assets.lib.inputs import Inputs, selection_file
+from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SPECTROGRAMS, WAVEFORMS
+from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import sim_run
 
 WINDOW = window_for_key("2024-05-17T16:55", sim_run(".").cadence)

@@ -9,7 +9,7 @@ import pytest
 
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.names import (
+from glitchflow_assets.lib.names import (
     CLEANED,
     EVALUATION,
     EVENTS,

@@ -10,7 +10,7 @@ import pytest
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
 from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, read_info, split_of, tiles_of, verify_dataset
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.names import SELECTION, SPECTROGRAMS, SPLIT
+from glitchflow_assets.lib.names import SELECTION, SPECTROGRAMS, SPLIT
 from glitchflow_assets.runner import materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.test_signal_units import RATE, _inject, _white_noise

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
-from glitchflow_assets.defs.gpu import GPU_OP_TAGS
+from glitchflow_assets.lib.gpu import GPU_OP_TAGS
 from glitchflow_assets_tests.services import REPO
 
 K8S_VERSION = "1.31"

@@ -192,9 +192,8 @@ def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself()
     from glitchflow_assets.core.ml.data import REPRESENTATIONS
     from glitchflow_assets.core.ml.training import MODEL_SIZES
     from glitchflow_assets.core.twin.pipeline import METHODS, TwinConfig
-    from glitchflow_assets.defs.datasets import DatasetSplitConfig
     from glitchflow_assets.defs.ingest import RawSegmentsConfig
-    from glitchflow_assets.defs.model import SyntheticConfig, TrainingConfig
+    from glitchflow_assets.defs.model import DatasetSplitConfig, SyntheticConfig, TrainingConfig
     from glitchflow_assets.defs.twin import WaveformsConfig
 
     for config in (TrainingConfig, DatasetSplitConfig, SyntheticConfig, RawSegmentsConfig, WaveformsConfig):

@@ -25,10 +25,10 @@ from glitchflow_assets.core.runs.windows import window_for_key, windows_overlapp
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import QUALITY_GATE, MlflowTracking
-from glitchflow_assets.defs.names import CLEANED, EVALUATION, JOBS, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS, job_name
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.model import QUALITY_GATE
 from glitchflow_assets.defs.twin import TWIN_SUFFIX, WAVEFORM_GATE
+from glitchflow_assets.lib.names import CLEANED, EVALUATION, JOBS, SPLIT, SYNTHETIC, TRAINED, WAVEFORMS, job_name
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 from glitchflow_assets.runner import job_for, materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 

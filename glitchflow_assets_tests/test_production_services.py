@@ -15,9 +15,8 @@ from mlflow import MlflowClient
 
 from glitchflow_assets.core.ml.tracking import CANDIDATE
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.model import MlflowTracking
-from glitchflow_assets.defs.names import TRAINED
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.names import TRAINED
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 from glitchflow_assets.runner import materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.servers import MlflowServer, PostgresServer

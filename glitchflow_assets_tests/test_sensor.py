@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.resources import GlitchflowStorage
 from glitchflow_assets.defs.sensors import new_frames_sensor
+from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import drop_frame_file as _drop
 from glitchflow_assets_tests.conftest import sensor_tick as _tick
 from glitchflow_assets_tests.conftest import sim_run

@@ -6,7 +6,7 @@ import dagster as dg
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import sim_run
 
 

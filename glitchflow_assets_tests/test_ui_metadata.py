@@ -9,7 +9,7 @@ from PIL import Image
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
-from glitchflow_assets.defs.metadata import metadata_table
+from glitchflow_assets.lib.metadata import metadata_table
 
 
 def test_tables_keep_gps_to_a_tenth_of_a_millisecond_and_round_the_rest():
@@ -44,7 +44,7 @@ def test_figures_are_150_dpi_with_10_pt_text_and_no_grid():
 
 
 def test_the_selection_plot_draws_the_rule_in_use():
-    from glitchflow_assets.defs.signal import _bar_plot
+    from glitchflow_assets.defs.selection import _bar_plot
 
     table = pd.DataFrame(
         {"channel": ["A", "B"], "mean_corr": [0.5, 0.1], "mean_iou": [0.2, 0.01], "significance": [9.0, 1.0], "selected": [True, False]}

@@ -5,16 +5,16 @@ import os
 import dagster as dg
 
 from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
-from glitchflow_assets.defs.automation import automation_sensor
-from glitchflow_assets.defs.datasets import dataset_split, spectrograms
-from glitchflow_assets.defs.gpu import GPU_RUN_TAG
-from glitchflow_assets.defs.ingest import raw_strain_segments
-from glitchflow_assets.defs.model import MlflowTracking, model_evaluation, synthetic_glitches, trained_model
-from glitchflow_assets.defs.names import JOBS, asset_key, job_name
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.defs.ingest import annalisa_scores, glitch_events, raw_strain_segments
+from glitchflow_assets.defs.model import dataset_split, model_evaluation, synthetic_glitches, trained_model
+from glitchflow_assets.defs.selection import channel_selection
 from glitchflow_assets.defs.sensors import new_frames_sensor
-from glitchflow_assets.defs.signal import annalisa_scores, channel_selection, glitch_events
+from glitchflow_assets.defs.spectrograms import spectrograms
 from glitchflow_assets.defs.twin import cleaned_strain, glitch_waveforms
+from glitchflow_assets.lib.automation import automation_sensor
+from glitchflow_assets.lib.gpu import GPU_RUN_TAG
+from glitchflow_assets.lib.names import JOBS, asset_key, job_name
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 
 JOB_DESCRIPTIONS = {
     "ingest": "Ingest and analyse windows of {run}: raw segments, glitch events, ANNALISA scores (what the new-frame sensor launches).",

@@ -1,4 +1,5 @@
-"""``raw_strain_segments``: one asset per observing run, partitioned by its time windows."""
+"""The ingest job of one observing run, per time window: ``raw_strain_segments`` (frames read, resampled, checked),
+``glitch_events`` found in its strain and the ``annalisa_scores`` of every auxiliary channel on those events."""
 
 import warnings
 
@@ -6,19 +7,26 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary
+from glitchflow_assets.core.artifacts.annalisa_scores import read_scores, write_scores
+from glitchflow_assets.core.artifacts.glitch_events import read_events, write_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_data
+from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.ingest.quality import BLOCKING, CHECKS, assess
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.defs.factory import run_asset
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.metadata import metadata_table
-from glitchflow_assets.defs.names import RAW, asset_key
-from glitchflow_assets.defs.partitions import window_partitions
-from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.windowed import for_each_window
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
+from glitchflow_assets.lib.automation import follows_inputs
+from glitchflow_assets.lib.factory import run_asset
+from glitchflow_assets.lib.gpu import GPU_KINDS
+from glitchflow_assets.lib.inputs import Inputs, window_raw
+from glitchflow_assets.lib.metadata import metadata_table
+from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, asset_key
+from glitchflow_assets.lib.partitions import window_partitions
+from glitchflow_assets.lib.resources import GlitchflowStorage
+from glitchflow_assets.lib.windowed import for_each_window
 
 CHECK_DESCRIPTIONS = {
     "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
@@ -139,3 +147,94 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         return for_each_window(context, run, storage, lambda inputs, window: raw_of_window(inputs, window, options))
 
     return _raw
+
+
+def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
+    """Search one window's strain for glitch events and write its event table."""
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
+    data, _, t0 = read_data(raw, [run.strain_channel])
+    config = EventSearchConfig()
+    events, searched = window_events(
+        data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, summary.window_span, config, select_device()
+    )
+    path = storage.window_file(run.name, EVENTS, window)
+    write_events(path, run.name, window, events, searched, config)
+    written = read_events(path)
+    loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(written.data_version()),
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "n_events": len(events),
+            "searched_livetime_s": written.livetime,
+            "rate_per_hour": len(events) / written.livetime * 3600 if written.livetime else 0.0,
+            "loudest": metadata_table(loudest),
+        },
+    )
+
+
+def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
+    """Score every auxiliary channel against the strain on one window's events and write the counts."""
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
+    data, channels, t0 = read_data(raw)
+    events = inputs.window(EVENTS, window, read_events).events
+    config = AnnalisaConfig.from_mapping(run.annalisa)
+    scores = score_window(
+        data,
+        t0,
+        float(summary.attrs["sample_rate"]),
+        channels,
+        [c.segments for c in summary.channels],
+        [c.native_rate for c in summary.channels],
+        events["gps"].to_numpy(),
+        config,
+        select_device(),
+    )
+    path = storage.window_file(run.name, SCORES, window)
+    write_scores(path, run.name, window, scores, config)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(read_scores(path).data_version()),
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "n_events_scored": len(scores.event_gps),
+            "channels": metadata_table(channel_table([scores], config)),
+        },
+    )
+
+
+def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
+    @run_asset(
+        run,
+        EVENTS,
+        per_window=True,
+        deps=[RAW],
+        kinds=GPU_KINDS,
+        gpu=True,
+        automation=follows_inputs(),
+        description="Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): "
+        "GPS, frequency, SNR, Q, duration, bandwidth.",
+    )
+    def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        return for_each_window(context, run, storage, events_of_window)
+
+    return _events
+
+
+def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
+    @run_asset(
+        run,
+        SCORES,
+        per_window=True,
+        deps=[RAW, EVENTS],
+        kinds=GPU_KINDS,
+        gpu=True,
+        automation=follows_inputs(),
+        description="ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events "
+        "(per event and channel).",
+    )
+    def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        return for_each_window(context, run, storage, scores_of_window)
+
+    return _scores

@@ -1,7 +1,8 @@
-"""Model assets of one observing run: ``trained_model`` (MLflow run + registered version), ``model_evaluation``
-on the held-out test split, and ``synthetic_glitches`` - each loading the exact model version recorded upstream."""
+"""The model job of one observing run: ``dataset_split`` (tiles of every spectrogram window, split by event),
+``trained_model`` (MLflow run + registered version), ``model_evaluation`` on the held-out test split, and
+``synthetic_glitches`` - each loading the exact model version recorded upstream."""
 
-import os
+import json
 from enum import Enum
 
 import dagster as dg
@@ -9,53 +10,34 @@ from pydantic import Field
 
 from glitchflow_assets.core.artifacts.storage import atomic_path
 from glitchflow_assets.core.artifacts.synthetic_glitches import read_synthetic_info, synthetic_examples_png, write_synthetic
-from glitchflow_assets.core.dataset.splits import SPLITS
+from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
+from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
 from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, read_evaluation, write_evaluation
-from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png
+from glitchflow_assets.core.ml.figures import accuracy_curves_png, dataset_tiles_png, roc_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
-from glitchflow_assets.core.ml.tracking import CHAMPION, DAGSTER_RUN_TAG, ModelVersionMissing, ModelVersionRef, Tracker
+from glitchflow_assets.core.ml.tracking import CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
 from glitchflow_assets.core.runs.registry import ObservingRun
-from glitchflow_assets.defs.automation import follows_inputs, on_refresh_cron
-from glitchflow_assets.defs.factory import run_asset
-from glitchflow_assets.defs.gpu import GPU_KINDS
-from glitchflow_assets.defs.inputs import rebuild_hint
-from glitchflow_assets.defs.metadata import md_image, metadata_table
-from glitchflow_assets.defs.names import EVALUATION, SPLIT, SYNTHETIC, TRAINED, asset_key
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.core.runs.windows import window_for_key
+from glitchflow_assets.lib.automation import follows_inputs, on_refresh_cron
+from glitchflow_assets.lib.factory import run_asset
+from glitchflow_assets.lib.gpu import GPU_KINDS
+from glitchflow_assets.lib.inputs import rebuild_hint, step_inputs
+from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_links
+from glitchflow_assets.lib.metadata import md_image, metadata_table
+from glitchflow_assets.lib.names import EVALUATION, SPECTROGRAMS, SPLIT, SYNTHETIC, TRAINED, asset_key
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 
 QUALITY_GATE = "quality_gate"
 MIN_TEST_EVENTS = 50  # fewer held-out glitch events than this: the headline numbers are flagged as weak in the UI
 REPORT_COLUMNS = ["generator", "events", "glitch_events", "tiles", "threshold_snr2", *HEADLINE]  # the UI's report table
 MODEL_KINDS = {"pytorch", "mlflow"}
 MLFLOW_RETRIES, MLFLOW_RETRY_WAIT_S = 3, 15
-
-
-class MlflowTracking(dg.ConfigurableResource):
-    """The MLflow tracking store and registry. Empty ``tracking_uri``: ``$MLFLOW_TRACKING_URI``, else the embedded
-    SQLite store under ``$GLITCHFLOW_HOME/mlflow``."""
-
-    tracking_uri: str = ""
-
-    def tracker(self) -> Tracker:
-        return Tracker(self.tracking_uri)
-
-
-def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = None) -> dict[str, dg.MetadataValue]:
-    """Links from the Dagster UI into MLflow: the tracking server itself, or for the embedded store the
-    ``mlflow ui`` the README starts (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
-    web = tracker.uri.startswith(("http://", "https://"))
-    base = (tracker.uri if web else os.environ.get("GLITCHFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000")).rstrip("/")
-    experiment = tracker.client.get_run(run_id).info.experiment_id
-    links = {"mlflow_run": dg.MetadataValue.url(f"{base}/#/experiments/{experiment}/runs/{run_id}")}
-    if ref is not None:
-        links["mlflow_model_version"] = dg.MetadataValue.url(f"{base}/#/models/{ref.name}/versions/{ref.version}")
-    return links
 
 
 # Choices the Launchpad offers as drop-downs (str enums: equal to the core's plain strings).
@@ -108,22 +90,6 @@ class TrainingConfig(dg.Config):
 
     def gate_config(self) -> GateConfig:
         return GateConfig(self.min_balanced_accuracy, self.min_validation_events, self.beat_linear_baseline)
-
-
-def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
-    return {
-        DAGSTER_RUN_TAG: context.run.run_id,
-        "dagster_asset_key": context.asset_key.to_user_string(),
-        "dagster_partition": run.name,  # run-level assets: one asset family per observing run
-        "dataset_version": dataset_version,
-    }
-
-
-def data_version_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None:
-        raise dg.Failure(description=f"{key.to_user_string()} has never been materialized")
-    return str(event.asset_materialization.tags.get("dagster/data_version", event.run_id))
 
 
 def recorded_model(context: dg.AssetExecutionContext, run: ObservingRun) -> ModelVersionRef:
@@ -359,3 +325,93 @@ def synthetic_glitches(run: ObservingRun) -> dg.AssetsDefinition:
         return generate_synthetic(context, run, config, storage, mlflow)
 
     return _synthetic
+
+
+EXAMPLES_PER_SPLIT = 2
+
+
+_DATASET = DatasetConfig()
+
+
+class DatasetSplitConfig(dg.Config):
+    """How spectrograms become labelled tiles and splits (core: DatasetConfig; tiles of 64x64, 5 per event)."""
+
+    seed: int = Field(_DATASET.seed, description="seeds the assignment of events to splits (42: the original's)")
+    train_fraction: float = Field(_DATASET.fractions[0], description="share of events in the train split")
+    validation_fraction: float = Field(_DATASET.fractions[1], description="share of events in the validation split (test: the rest)")
+    block_seconds: float = Field(
+        _DATASET.block_seconds, description="> 0: whole blocks of this many seconds go to one split (neighbouring events never leak)"
+    )
+    glitch_threshold: float = Field(_DATASET.glitch_threshold, description="a tile is a glitch when its strain maximum reaches this SNR^2")
+    background_threshold: float = Field(
+        _DATASET.background_threshold, description="a tile is background when its strain maximum stays below this SNR^2 (between: dropped)"
+    )
+
+    def dataset_config(self) -> DatasetConfig:
+        test = 1.0 - self.train_fraction - self.validation_fraction
+        return DatasetConfig(
+            seed=self.seed,
+            fractions=(self.train_fraction, self.validation_fraction, test),
+            block_seconds=self.block_seconds,
+            glitch_threshold=self.glitch_threshold,
+            background_threshold=self.background_threshold,
+        )
+
+
+SPLIT_CHECKS = {
+    "no_event_in_two_splits": "Every tile of an event is in one split.",
+    "finite_tiles": "No NaN/inf in any tile.",
+    "normalisation_stats": "Training normalisation statistics finite and non-zero for every channel.",
+}
+
+
+def build_dataset(
+    context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun, config: DatasetConfig
+) -> dg.MaterializeResult:
+    """Tile every materialized spectrogram window of the run into one split dataset, then verify it."""
+    keys = sorted(context.instance.get_materialized_partitions(asset_key(run.name, SPECTROGRAMS)))
+    if not keys:
+        raise dg.Failure(description=f"no materialized {run.name}/{SPECTROGRAMS} window to build a dataset from")
+    path = storage.run_file(run.name, SPLIT)
+    inputs = step_inputs(context, storage, run)
+    first = inputs.window(SPECTROGRAMS, window_for_key(keys[0], run.cadence), read_spectrograms)
+    with DatasetWriter(path, first.channels, config) as writer:
+        for k in keys:
+            window = inputs.window(SPECTROGRAMS, window_for_key(k, run.cadence), read_spectrograms)
+            if window.channels != writer.channels:
+                raise dg.Failure(
+                    description=f"window {k} has channels {window.channels}, earlier windows {writer.channels}: rematerialize spectrograms"
+                )
+            writer.set_axes(window.frequencies, window.times)
+            writer.add_window(k, window.spectrograms, window.event_gps)
+        summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
+    metadata = {"path": dg.MetadataValue.path(str(path)), "n_windows": len(keys), "class_balance": dg.MetadataValue.json(summary["counts"])}
+    for split in SPLITS:
+        if examples := example_tiles(path, split, EXAMPLES_PER_SPLIT):
+            png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")
+            metadata[f"examples_{split}"] = dg.MetadataValue.md(md_image(png, f"{split} tiles"))
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(summary["data_version"]),
+        metadata=metadata,
+        check_results=[dg.AssetCheckResult(check_name=n, passed=ok, description=d) for n, (ok, d) in verify_dataset(path).items()],
+    )
+
+
+def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
+    key = asset_key(run.name, SPLIT)
+
+    @run_asset(
+        run,
+        SPLIT,
+        per_window=False,
+        deps=[SPECTROGRAMS],
+        kinds={"hdf5", "python"},
+        automation=on_refresh_cron(run),
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in SPLIT_CHECKS.items()],
+        description=f"Tiles of every materialized {run.name} spectrogram window, labelled glitch/background, split "
+        "train/validation/test by event (seeded), with training-only normalisation statistics; built window by window.",
+    )
+    def _split(context: dg.AssetExecutionContext, config: DatasetSplitConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        return build_dataset(context, storage, run, config.dataset_config())
+
+    return _split

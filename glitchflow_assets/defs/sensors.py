@@ -1,6 +1,5 @@
 """The new-frame sensor: one per observing run, watching its frame directory."""
 
-import os
 import time
 
 import dagster as dg
@@ -11,12 +10,11 @@ from glitchflow_assets.core.io.frames import FrameError, FrameFile, scan_frame_d
 from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests, seed_cursor
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.defs.names import RAW, TRIGGER_TAG
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.automation import INTERVAL_S
+from glitchflow_assets.lib.names import RAW, TRIGGER_TAG
+from glitchflow_assets.lib.resources import GlitchflowStorage
 
 MAX_LOGGED = 20
-# How often the daemon evaluates the sensor; lowered in end-to-end tests.
-INTERVAL_S = int(os.environ.get("GLITCHFLOW_SENSOR_INTERVAL_S", "30"))
 
 
 def _verifier(run: ObservingRun):

@@ -30,15 +30,14 @@ from glitchflow_assets.core.twin.pipeline import (
     write_synthetic_frames,
 )
 from glitchflow_assets.core.twin.scoring import per_morphology
-from glitchflow_assets.defs.automation import follows_inputs
-from glitchflow_assets.defs.factory import run_asset
-from glitchflow_assets.defs.inputs import Inputs, step_inputs
-from glitchflow_assets.defs.metadata import metadata_table
-from glitchflow_assets.defs.model import MlflowTracking, data_version_of, lineage_tags, mlflow_links
-from glitchflow_assets.defs.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
-from glitchflow_assets.defs.resources import GlitchflowStorage
-from glitchflow_assets.defs.signal import read_run_selection
-from glitchflow_assets.defs.windowed import for_each_window
+from glitchflow_assets.lib.automation import follows_inputs
+from glitchflow_assets.lib.factory import run_asset
+from glitchflow_assets.lib.inputs import Inputs, read_run_selection, step_inputs
+from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_links
+from glitchflow_assets.lib.metadata import metadata_table
+from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
+from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
+from glitchflow_assets.lib.windowed import for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
 TWIN_SUFFIX = ".twin.h5"  # the champion twin (Wiener filter or learned model) that cleaned_strain applies, HDF5

@@ -18,14 +18,15 @@ from typing import NoReturn, Protocol, TypeVar
 import dagster as dg
 
 from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
+from glitchflow_assets.core.artifacts.channel_selection import ChannelSelection, read_selection
 from glitchflow_assets.core.artifacts.glitch_events import read_events
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_summary
 from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
-from glitchflow_assets.defs.names import EVENTS, RAW, SCORES, SPECTROGRAMS, asset_key
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SELECTION, SPECTROGRAMS, asset_key
+from glitchflow_assets.lib.resources import GlitchflowStorage
 
 DATA_VERSION_TAG = "dagster/data_version"
 # the window artifacts whose readers compute the data version their assets record
@@ -171,3 +172,19 @@ def materialized_and_intact(
 
 def step_inputs(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> Inputs:
     return Inputs(storage, run, context.instance)
+
+
+def window_raw(inputs: Inputs, window: Window) -> tuple[Path, RawSegmentSummary]:
+    """The window's raw_strain_segments file and that file's summary (checked against the instance's record)."""
+    summary = inputs.window(RAW, window, read_summary)
+    return inputs.storage.window_file(inputs.run.name, RAW, window), summary
+
+
+def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
+    """The run's channel-selection JSON (:mod:`glitchflow_assets.core.artifacts.channel_selection`)."""
+    return storage.run_file(run.name, SELECTION, ".json")
+
+
+def read_run_selection(inputs: Inputs) -> ChannelSelection:
+    """The run's channel selection, checked against the instance's record of it."""
+    return inputs.run_level(SELECTION, read_selection, lambda selection: selection.version, ".json")

@@ -13,8 +13,8 @@ import dagster as dg
 from glitchflow_assets.core.artifacts.storage import LockTimeout, content_version, exclusive
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
-from glitchflow_assets.defs.inputs import Inputs
-from glitchflow_assets.defs.resources import GlitchflowStorage
+from glitchflow_assets.lib.inputs import Inputs
+from glitchflow_assets.lib.resources import GlitchflowStorage
 
 
 def window_backfill_policy(run: ObservingRun) -> dg.BackfillPolicy:

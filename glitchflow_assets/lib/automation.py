@@ -13,10 +13,11 @@ these conditions, on by default where the registry says ``watch: true``).
   the selected channels changed); their data versions then mark what actually changed.
 """
 
+import os
+
 import dagster as dg
 
 from glitchflow_assets.core.runs.registry import ObservingRun
-from glitchflow_assets.defs.sensors import INTERVAL_S
 
 
 def follows_inputs() -> dg.AutomationCondition:
@@ -45,3 +46,7 @@ def automation_sensor(run: ObservingRun) -> dg.AutomationConditionSensorDefiniti
         description=f"Carries new {run.name} windows through the stages after ingest and refreshes the run-level stages "
         f"on cron '{run.refresh_cron}' (UTC) when new windows came in.",
     )
+
+
+# How often the daemon evaluates the sensor; lowered in end-to-end tests.
+INTERVAL_S = int(os.environ.get("GLITCHFLOW_SENSOR_INTERVAL_S", "30"))

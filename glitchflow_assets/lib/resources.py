@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from glitchflow_assets.core.ml.tracking import Tracker
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.settings import storage_root
 
@@ -32,3 +33,13 @@ class GlitchflowStorage(dg.ConfigurableResource):
     def run_file(self, run: str, asset: str, suffix: str = ".h5") -> Path:
         """The file of a run-level asset: ``ROOT/RUN/ASSET/RUN-ASSET<suffix>``."""
         return self.base() / run / asset / f"{run}-{asset}{suffix}"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """The MLflow tracking store and registry. Empty ``tracking_uri``: ``$MLFLOW_TRACKING_URI``, else the embedded
+    SQLite store under ``$GLITCHFLOW_HOME/mlflow``."""
+
+    tracking_uri: str = ""
+
+    def tracker(self) -> Tracker:
+        return Tracker(self.tracking_uri)

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 import dagster as dg
 
 from glitchflow_assets.core.runs.registry import ObservingRun
-from glitchflow_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
-from glitchflow_assets.defs.names import asset_key
-from glitchflow_assets.defs.partitions import window_partitions
-from glitchflow_assets.defs.windowed import window_backfill_policy
+from glitchflow_assets.lib.gpu import GPU_OP_TAGS, GPU_POOL
+from glitchflow_assets.lib.names import asset_key
+from glitchflow_assets.lib.partitions import window_partitions
+from glitchflow_assets.lib.windowed import window_backfill_policy
 
 
 def run_asset(

@@ -1,0 +1,89 @@
+"""``spectrograms``: whitened Q-transforms of the strain and the selected witnesses around each window's events."""
+
+import json
+
+import dagster as dg
+import numpy as np
+
+from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
+from glitchflow_assets.core.device import select_device
+from glitchflow_assets.core.plots import pyplot, to_png
+from glitchflow_assets.core.runs.registry import ObservingRun
+from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.lib.automation import follows_inputs
+from glitchflow_assets.lib.factory import run_asset
+from glitchflow_assets.lib.gpu import GPU_KINDS
+from glitchflow_assets.lib.inputs import Inputs, read_run_selection, window_raw
+from glitchflow_assets.lib.metadata import md_image
+from glitchflow_assets.lib.names import EVENTS, RAW, SELECTION, SPECTROGRAMS
+from glitchflow_assets.lib.resources import GlitchflowStorage
+from glitchflow_assets.lib.windowed import for_each_window
+
+
+def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> str:
+    """Markdown image of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels."""
+    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.4 * len(channels) + 1, 3.4), squeeze=False, layout="constrained")
+    top = max(25.0, float(spectrogram.max()))
+    for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
+        mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("time from event [s]")
+    axes[0][0].set_ylabel("frequency [Hz]")
+    fig.colorbar(mesh, ax=axes[0], shrink=0.9).set_label("normalised energy [SNR$^2$]")
+    fig.suptitle(title)
+    return md_image(to_png(fig), title)
+
+
+def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
+    """Q-transform the strain and the selected witnesses around each of one window's events and write them."""
+    storage, run = inputs.storage, inputs.run
+    raw, summary = window_raw(inputs, window)
+    selection = read_run_selection(inputs)
+    channels = [run.strain_channel, *selection.selected]
+    data, _, t0 = read_data(raw, channels)
+    unusable = summary.unusable(selection.selected, selection.native_rates())
+    segments = {c: [] if c in unusable else summary.segments_of(c) for c in channels}
+    events = inputs.window(EVENTS, window, read_events).events
+    config = SpectrogramConfig()
+    rate = float(summary.attrs["sample_rate"])
+    spec, freqs, times, kept = build_spectrograms(
+        data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
+    )
+    snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
+    path = storage.window_file(run.name, SPECTROGRAMS, window)
+    inputs = {"frames_sha256": summary.data_version(), "selection": selection.version}
+    write_spectrograms(
+        path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
+    )
+    written = read_spectrograms(path)
+    metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
+    if unusable:  # every event of the window needs every witness: none is kept, and the UI says why
+        metadata["witnesses_left_out"] = dg.MetadataValue.json(unusable)
+        dg.get_dagster_logger().warning(f"{run.name}/{SPECTROGRAMS} {window.key}: no events kept: {'; '.join(unusable.values())}")
+    if len(kept):
+        loudest = int(np.argmax(snr))
+        metadata["loudest_event"] = dg.MetadataValue.md(
+            _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
+        )
+    return dg.MaterializeResult(data_version=dg.DataVersion(written.data_version()), metadata=metadata)
+
+
+def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
+    @run_asset(
+        run,
+        SPECTROGRAMS,
+        per_window=True,
+        deps=[RAW, EVENTS, SELECTION],
+        kinds=GPU_KINDS,
+        gpu=True,
+        automation=follows_inputs(),
+        description="Whitened Q-transform (Q=12, 8-500 Hz, 64 log rows x 256 bins over 6 s) of the strain and the selected "
+        "witnesses around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
+    )
+    def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
+        return for_each_window(context, run, storage, spectrograms_of_window)
+
+    return _spectrograms

@@ -1,0 +1,36 @@
+"""What links a run-level asset to its inputs and to MLflow: lineage tags, recorded data versions, UI links."""
+
+import os
+
+import dagster as dg
+
+from glitchflow_assets.core.ml.tracking import DAGSTER_RUN_TAG, ModelVersionRef, Tracker
+from glitchflow_assets.core.runs.registry import ObservingRun
+
+
+def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = None) -> dict[str, dg.MetadataValue]:
+    """Links from the Dagster UI into MLflow: the tracking server itself, or for the embedded store the
+    ``mlflow ui`` the README starts (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
+    web = tracker.uri.startswith(("http://", "https://"))
+    base = (tracker.uri if web else os.environ.get("GLITCHFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000")).rstrip("/")
+    experiment = tracker.client.get_run(run_id).info.experiment_id
+    links = {"mlflow_run": dg.MetadataValue.url(f"{base}/#/experiments/{experiment}/runs/{run_id}")}
+    if ref is not None:
+        links["mlflow_model_version"] = dg.MetadataValue.url(f"{base}/#/models/{ref.name}/versions/{ref.version}")
+    return links
+
+
+def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
+    return {
+        DAGSTER_RUN_TAG: context.run.run_id,
+        "dagster_asset_key": context.asset_key.to_user_string(),
+        "dagster_partition": run.name,  # run-level assets: one asset family per observing run
+        "dataset_version": dataset_version,
+    }
+
+
+def data_version_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None:
+        raise dg.Failure(description=f"{key.to_user_string()} has never been materialized")
+    return str(event.asset_materialization.tags.get("dagster/data_version", event.run_id))
