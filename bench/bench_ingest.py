@@ -103,7 +103,7 @@ def gwpy_span(run: ObservingRun, windows: list[Window]) -> None:
 
 def ingest_windows(run: ObservingRun, windows: list[Window], options: IngestOptions | None = None) -> None:
     """The windows one after another, as a run's backfill does; no frame decoded by an earlier repetition is kept."""
-    assemble.DECODED = DecodedFrames(decoder.read, parallel=decoder.DECODERS)
+    assemble.DECODED = DecodedFrames(decoder.read, parallel=None)
     for window in windows:
         ingest_window(run, window, OUT / "ingest" / f"{run.name}-{window.gps_start}.h5", options=options or IngestOptions())
 

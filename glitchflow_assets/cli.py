@@ -22,6 +22,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import utc_to_gps, window_for_key, window_holding, windows_overlapping
 from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, storage_root
@@ -207,11 +208,11 @@ def _partitions(args: argparse.Namespace) -> int:
 
 
 def _instance_home() -> Path:
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or glitchflow_home() / "dagster")
+    dagster_home = settings.dagster_home()
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists() and LOCAL_INSTANCE_YAML.exists():
         shutil.copy(LOCAL_INSTANCE_YAML, dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ[settings.DAGSTER_HOME_ENV] = str(dagster_home)
     return dagster_home
 
 

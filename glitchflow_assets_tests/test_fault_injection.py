@@ -189,7 +189,7 @@ def _holds_open(pid: int, path) -> bool:
 def test_a_hung_decoder_times_out_naming_the_file(tmp_path, monkeypatch):
     fifo = tmp_path / "V-V1SIM-1400000118-60.gwf"
     os.mkfifo(fifo)  # the scan skips FIFOs; this one stands for a file swapped in after it (or a stalled mount)
-    monkeypatch.setattr(decoder, "TIMEOUT_S", 2.0)
+    monkeypatch.setenv("GLITCHFLOW_FRAME_READ_TIMEOUT_S", "2")
     started = time.monotonic()
     with pytest.raises(FrameError, match="did not answer") as info:
         decoder.probe(parse_frame_name(fifo), "gwf", STRAIN)

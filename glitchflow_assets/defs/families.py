@@ -1,9 +1,8 @@
 """One asset family per observing run in the registry: keys ``RUN/asset``, grouped by run."""
 
-import os
-
 import dagster as dg
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
 from glitchflow_assets.defs.ingest import annalisa_scores, glitch_events, raw_strain_segments
 from glitchflow_assets.defs.model import dataset_split, model_evaluation, synthetic_glitches, trained_model
@@ -62,10 +61,7 @@ def _executor() -> dg.ExecutorDefinition:
     """``GLITCHFLOW_EXECUTOR=k8s``: every step its own pod (GPU steps get GPU pods). Else every run executes its steps
     in its own process, one after the other: a step process would import torch, gwpy and LAL again (seconds) for a
     step that takes about as long, and two cores gain nothing from running a window's steps side by side."""
-    choice = os.environ.get("GLITCHFLOW_EXECUTOR", "")
-    if choice not in ("", "k8s"):
-        raise ValueError(f"GLITCHFLOW_EXECUTOR={choice!r}: expected 'k8s' or unset")
-    if choice == "k8s":
+    if settings.executor() == "k8s":
         from dagster_k8s import k8s_job_executor  # imported only here: the kubernetes client costs every start half a second
 
         return k8s_job_executor

@@ -4,13 +4,13 @@ import time
 
 import dagster as dg
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.frames import FrameError, FrameFile, scan_frame_dir
 from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests, seed_cursor
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.lib.automation import INTERVAL_S
 from glitchflow_assets.lib.names import RAW, TRIGGER_TAG
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
@@ -49,7 +49,7 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{run.name}_new_frames",
         job_name=job_name,
-        minimum_interval_seconds=INTERVAL_S,
+        minimum_interval_seconds=settings.sensor_interval_s(),
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
         description=(
             f"Watches {run.frames.path} for new, late, rewritten or deleted {run.frames.extension} files (by name, "

@@ -13,10 +13,9 @@ these conditions, on by default where the registry says ``watch: true``).
   the selected channels changed); their data versions then mark what actually changed.
 """
 
-import os
-
 import dagster as dg
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.runs.registry import ObservingRun
 
 
@@ -42,11 +41,10 @@ def automation_sensor(run: ObservingRun) -> dg.AutomationConditionSensorDefiniti
         f"{run.name}_automation",
         target=dg.AssetSelection.groups(run.name),
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
-        minimum_interval_seconds=INTERVAL_S,
+        minimum_interval_seconds=settings.sensor_interval_s(),
         description=f"Carries new {run.name} windows through the stages after ingest and refreshes the run-level stages "
         f"on cron '{run.refresh_cron}' (UTC) when new windows came in.",
     )
 
 
 # How often the daemon evaluates the sensor; lowered in end-to-end tests.
-INTERVAL_S = int(os.environ.get("GLITCHFLOW_SENSOR_INTERVAL_S", "30"))

@@ -1,9 +1,8 @@
 """What links a run-level asset to its inputs and to MLflow: lineage tags, recorded data versions, UI links."""
 
-import os
-
 import dagster as dg
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.ml.tracking import DAGSTER_RUN_TAG, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs.registry import ObservingRun
 
@@ -12,7 +11,7 @@ def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = No
     """Links from the Dagster UI into MLflow: the tracking server itself, or for the embedded store the
     ``mlflow ui`` the README starts (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
     web = tracker.uri.startswith(("http://", "https://"))
-    base = (tracker.uri if web else os.environ.get("GLITCHFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000")).rstrip("/")
+    base = (tracker.uri if web else settings.mlflow_ui_url()).rstrip("/")
     experiment = tracker.client.get_run(run_id).info.experiment_id
     links = {"mlflow_run": dg.MetadataValue.url(f"{base}/#/experiments/{experiment}/runs/{run_id}")}
     if ref is not None:

@@ -39,7 +39,7 @@ from glitchflow_assets.core.signal.resample import edge_seconds, resample
 
 log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
-DECODED = DecodedFrames(decoder.read, parallel=decoder.DECODERS)
+DECODED = DecodedFrames(decoder.read, parallel=None)
 RESAMPLERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="glitchflow-resample")
 
 

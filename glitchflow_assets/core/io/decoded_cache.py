@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile
 
 Decode = Callable[[FrameFile, list[str], str, float, float], dict[str, ChannelData]]
@@ -29,10 +30,11 @@ class DecodedFrames:
     """``read(frame, channels, kind, start, end)`` like ``decoder.read``, decoding each (file, channel) once
     while it stays among the most recently read ``budget_bytes`` of samples."""
 
-    def __init__(self, decode: Decode, budget_bytes: int = DEFAULT_BUDGET_BYTES, parallel: int = 1):
-        self.decode, self.budget_bytes = decode, budget_bytes
+    def __init__(self, decode: Decode, budget_bytes: int = DEFAULT_BUDGET_BYTES, parallel: int | None = 1):
+        """``parallel``: files decoded at once; None: as many as there are decoder processes (read when first used)."""
+        self.decode, self.budget_bytes, self._parallel = decode, budget_bytes, parallel
         self._kept: OrderedDict[tuple, ChannelData] = OrderedDict()
-        self._threads = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="glitchflow-decode") if parallel > 1 else None
+        self._threads: ThreadPoolExecutor | None = None
         self.decoded_seconds = 0.0  # of frame data asked of the decoder (for benchmarks)
 
     def _key(self, frame: FrameFile, kind: str, channel: str) -> tuple:
@@ -62,7 +64,10 @@ class DecodedFrames:
                 return exc
 
         todo = [i for i in range(len(reads)) if missing[i]]
-        decoded = dict(zip(todo, self._threads.map(decode, todo) if self._threads else map(decode, todo), strict=True))
+        parallel = self._parallel or settings.frame_decoders()
+        if parallel > 1 and self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="glitchflow-decode")
+        decoded = dict(zip(todo, self._threads.map(decode, todo) if parallel > 1 else map(decode, todo), strict=True))
         out: list[dict[str, ChannelData] | FrameError] = []
         for i, (frame, channels) in enumerate(reads):
             if isinstance(decoded.get(i), FrameError):

@@ -4,9 +4,9 @@ Frame libraries trust a file's end record and table of contents: LALFrame reads 
 whose last bytes happen to look like an end record and dies with SIGSEGV, taking the whole process (an
 in-process run, a Dagster step) with it; frameCPP (through gwframe, the decoder used here) is a C++ library of
 the same kind. Every read therefore runs in a long-lived worker process, started on first use; a crash or a hang
-becomes a :class:`FrameError` naming the file, and the next call starts a fresh worker. Up to :data:`DECODERS`
-workers serve concurrent callers (decoding is CPU-bound and single-threaded, so files decoded from several
-threads use several cores); a lone caller keeps reusing one worker.
+becomes a :class:`FrameError` naming the file, and the next call starts a fresh worker. Up to
+``settings.frame_decoders()`` workers serve concurrent callers (decoding is CPU-bound and single-threaded, so files
+decoded from several threads use several cores); a lone caller keeps reusing one worker.
 
 A library's messages on stderr during a failed request are added to the error the caller gets.
 
@@ -31,12 +31,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels, parse_frame_name
 
 # A decoder that has not answered within this time is presumed hung (e.g. on a stalled network mount).
-TIMEOUT_S = float(os.environ.get("GLITCHFLOW_FRAME_READ_TIMEOUT_S", "300"))
 # Decoder processes serving concurrent reads: one per core, at most 4 (each holds a frame's samples).
-DECODERS = max(1, int(os.environ.get("GLITCHFLOW_FRAME_DECODERS", str(min(4, os.cpu_count() or 1)))))
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class FrameContents:
 
 def probe(frame: FrameFile, kind: str, strain_channel: str) -> FrameContents:
     """Channels and frame spans of ``frame``, from its table of contents (no samples decoded)."""
-    reply, _ = _WORKERS.call({"op": "probe", "path": str(frame.path), "kind": kind, "strain": strain_channel}, frame)
+    reply, _ = _workers().call({"op": "probe", "path": str(frame.path), "kind": kind, "strain": strain_channel}, frame)
     return FrameContents(frozenset(reply["channels"]), tuple((float(s), float(e)) for s, e in reply["spans"]))
 
 
@@ -77,7 +76,7 @@ def read_file(path: str | Path, channels: list[str] | None = None) -> dict[str, 
 def read(frame: FrameFile, channels: list[str], kind: str, gps_start: float, gps_end: float) -> dict[str, ChannelData]:
     """Read ``channels`` over [gps_start, gps_end) ∩ the file's span (see :func:`frames.decode_channels`)."""
     request = {"op": "read", "path": str(frame.path), "kind": kind, "channels": channels, "start": gps_start, "end": gps_end}
-    reply, buffers = _WORKERS.call(request, frame)
+    reply, buffers = _workers().call(request, frame)
     return {
         m["name"]: ChannelData(m["name"], np.frombuffer(buf, dtype=m["dtype"]), m["t0"], m["sample_rate"], m["unit"])
         for m, buf in zip(reply["series"], buffers, strict=True)
@@ -100,9 +99,10 @@ class _Worker:
             process = self._ensure()
             try:
                 _send(process.stdin, json.dumps(request).encode())
-                if not select.select([process.stdout], [], [], TIMEOUT_S)[0]:
+                timeout = settings.frame_read_timeout_s()
+                if not select.select([process.stdout], [], [], timeout)[0]:
                     self.stop()
-                    raise FrameError(f"{frame.path}: the frame decoder did not answer in {TIMEOUT_S:g} s (hung file or file system)")
+                    raise FrameError(f"{frame.path}: the frame decoder did not answer in {timeout:g} s (hung file or file system)")
                 reply = json.loads(_recv(process.stdout))
                 buffers = [_recv(process.stdout) for _ in reply.get("series", [])]
             except (EOFError, OSError) as exc:
@@ -158,8 +158,16 @@ class _WorkerPool:
             worker.stop()
 
 
-_WORKERS = _WorkerPool(DECODERS)
-atexit.register(_WORKERS.stop)
+_POOL: list[_WorkerPool] = []  # made on the first read, sized by settings.frame_decoders() then
+_POOL_LOCK = threading.Lock()
+
+
+def _workers() -> _WorkerPool:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(_WorkerPool(settings.frame_decoders()))
+            atexit.register(_POOL[0].stop)
+        return _POOL[0]
 
 
 def _send(stream: BinaryIO, payload: bytes | memoryview) -> None:

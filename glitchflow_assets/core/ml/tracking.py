@@ -26,8 +26,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
+from glitchflow_assets.core import settings
 from glitchflow_assets.core.ml.bundle import GlitchModel, load_bundle, save_bundle
-from glitchflow_assets.core.settings import glitchflow_home
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in step logs
@@ -46,7 +46,7 @@ DAGSTER_RUN_TAG = "dagster_run_id"  # the tag dagster-mlflow's resource uses: ru
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{glitchflow_home() / 'mlflow' / 'mlflow.db'}"
+    return settings.tracking_uri()
 
 
 def registered_model_name(run: str) -> str:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from glitchflow_assets.core.runs.windows import Cadence
-from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home
+from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, runs_file
 
 RUNS_ENV = "GLITCHFLOW_RUNS"
 SHIPPED_REGISTRY = Path(__file__).with_name("runs.yaml")
@@ -179,7 +179,7 @@ def _read_runs(path: Path) -> dict[str, ObservingRun]:
 def load_registry(user_file: str | Path | None = None) -> dict[str, ObservingRun]:
     """The shipped runs, overridden/extended by ``user_file`` (default: ``$GLITCHFLOW_RUNS``)."""
     runs = _read_runs(SHIPPED_REGISTRY)
-    user_file = user_file or os.environ.get(RUNS_ENV)
+    user_file = user_file or runs_file()
     if user_file:
         runs.update(_read_runs(Path(user_file)))
     return runs
