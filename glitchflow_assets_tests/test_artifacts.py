@@ -17,7 +17,7 @@ from glitchflow_assets.core.artifacts.storage import ContentDigest, SchemaError,
 from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
 from glitchflow_assets.core.ingest.assemble import IngestOptions
 from glitchflow_assets.core.runs.windows import window_for_key
-from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table
+from glitchflow_assets.core.signal.annalisa import channel_table
 from glitchflow_assets.core.signal.events import EventSearchConfig
 from glitchflow_assets.core.twin.cleaning import read_cleaning_report
 from glitchflow_assets.core.twin.event_segments import event_segments
@@ -115,7 +115,7 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     assert scores.metadata["n_events_scored"] == len(table.events) == len(written_scores.event_gps)
     assert scores.data_version.value == written_scores.data_version()
 
-    config = AnnalisaConfig.from_mapping(run.annalisa)  # the run-level selection, from this one window
+    config = run.annalisa_config()  # the run-level selection, from this one window
     selection = selection_of(run.name, channel_table([written_scores], config), [WINDOW.key], config)
     assert selection.selected, "one window of SIM already shows witnesses"
     write_selection(selection_file(storage, run), selection)

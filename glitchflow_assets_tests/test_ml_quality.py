@@ -15,11 +15,12 @@ from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import read_normalisation
 from glitchflow_assets.core.ml.evaluation import UnsoundModel, baselines, evaluate, score
 from glitchflow_assets.core.ml.gate import GateConfig, judge
+from glitchflow_assets.core.ml.loop import TrainingDiverged
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register, validation_report
 from glitchflow_assets.core.ml.scoring import choose_threshold, headline, roc_auc, roc_curve, tile_scores, with_intervals
 from glitchflow_assets.core.ml.tracking import Tracker
-from glitchflow_assets.core.ml.training import TrainConfig, TrainingDiverged
+from glitchflow_assets.core.ml.training import TrainConfig
 
 CPU = torch.device("cpu")
 TINY = ModelConfig(n_aux=1, widths=(8, 16), bottleneck=16, blocks=1, key_pool=4)

@@ -9,10 +9,11 @@ import torch
 
 from glitchflow_assets.core.ml.bundle import MANIFEST, WEIGHTS, GlitchModel, load_bundle, save_bundle
 from glitchflow_assets.core.ml.data import Normalisation, TileSet
+from glitchflow_assets.core.ml.loop import batches
 from glitchflow_assets.core.ml.metrics import THRESHOLDS, accuracy_curves, cluster_area, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig, parameter_count
 from glitchflow_assets.core.ml.tracking import CANDIDATE, Tracker
-from glitchflow_assets.core.ml.training import TrainConfig, batches, train, validation_loss
+from glitchflow_assets.core.ml.training import TrainConfig, train, validation_loss
 
 CPU = torch.device("cpu")
 

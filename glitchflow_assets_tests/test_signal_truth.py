@@ -8,7 +8,7 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read
 from glitchflow_assets.core.ingest.assemble import ingest_window
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
-from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.annalisa import channel_table, score_window
 from glitchflow_assets.core.signal.events import find_events
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets_tests.conftest import sim_run
@@ -70,7 +70,7 @@ def test_event_times_and_frequencies_match_the_truth(analysed):
 
 def test_annalisa_selects_exactly_the_true_witnesses(analysed):
     truth, windows = analysed
-    config = AnnalisaConfig.from_mapping(load_registry()["SIM"].annalisa)
+    config = load_registry()["SIM"].annalisa_config()
     scores = [
         score_window(
             data,

@@ -117,7 +117,7 @@ def test_the_learned_twin_improves_on_the_wiener_filter_where_the_coupling_is_no
     accumulator = WienerAccumulator(["W", "F"], RATE, train.witness.shape[-1])
     accumulator.add(train)
     wiener = accumulator.solve()
-    config = ConvNetConfig(epochs=CONVNET_EPOCHS, patience=CONVNET_EPOCHS, time_budget_s=600, members=2)
+    config = ConvNetConfig(epochs=CONVNET_EPOCHS, early_stopping_patience=CONVNET_EPOCHS, time_budget_s=600, members=2)
     learned = train_convnet(wiener, train, validation, config)
     # before any training the networks add nothing: the twin starts from the Wiener prediction exactly
     untrained = ConvNetTwin(wiener, [TrainedNetwork(GlitchUNet(4, config.widths, config.kernel))], config)
@@ -130,7 +130,7 @@ def test_the_learned_twin_improves_on_the_wiener_filter_where_the_coupling_is_no
     alone = [ConvNetTwin(wiener, [m], config).predict(held) for m in learned.members]
     np.testing.assert_allclose(learned.predict(held), np.mean(alone, axis=0), atol=1e-6)
     # seeded: the same training gives the same networks, another seed others; stored without pickle, reloaded identical
-    short = dataclasses.replace(config, epochs=2, patience=2)
+    short = dataclasses.replace(config, epochs=2, early_stopping_patience=2)
     again, twice = (train_convnet(wiener, train, validation, short) for _ in range(2))
     np.testing.assert_array_equal(again.predict(held), twice.predict(held))
     other = train_convnet(wiener, train, validation, dataclasses.replace(short, seed=7))
@@ -159,6 +159,7 @@ def _as_schema_version_1(twin: ConvNetTwin, path) -> None:
         del f["weights/0"]
         config = json.loads(f.attrs["config"])
         del config["members"]
+        config["gradient_clip"], config["patience"] = config.pop("grad_clip"), config.pop("early_stopping_patience")  # names then
         f.attrs.update({"schema_version": 1, "config": json.dumps(config), "epochs_trained": 2, "best_epoch": 1})
 
 
@@ -167,7 +168,7 @@ def test_the_learned_twin_trains_on_cuda_and_predicts_on_the_cpu():
     train, validation = _coupled_events(32, 6, True), _coupled_events(8, 7, True)
     accumulator = WienerAccumulator(["W", "F"], RATE, train.witness.shape[-1])
     accumulator.add(train)
-    config = ConvNetConfig(epochs=3, patience=3)
+    config = ConvNetConfig(epochs=3, early_stopping_patience=3)
     learned = train_convnet(accumulator.solve(), train, validation, config, device=torch.device("cuda"))
     cpu = train_convnet(accumulator.solve(), train, validation, config, device=torch.device("cpu"))
     assert all(next(m.network.parameters()).device.type == "cpu" and m.best_epoch > 0 for m in learned.members)

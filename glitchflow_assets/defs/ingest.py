@@ -12,11 +12,11 @@ from glitchflow_assets.core.artifacts.glitch_events import read_events, write_ev
 from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_data
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
-from glitchflow_assets.core.ingest.quality import BLOCKING, CHECKS, assess
+from glitchflow_assets.core.ingest.quality import BLOCKING, assess, check_descriptions
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.annalisa import channel_table, score_window
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
@@ -27,16 +27,6 @@ from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, asset_key
 from glitchflow_assets.lib.partitions import window_partitions
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets.lib.windowed import for_each_window
-
-CHECK_DESCRIPTIONS = {
-    "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
-    "no_flatlined_channels": "No channel constant for 1 s or more.",
-    "gap_fraction": "Strain gap fraction of the window's part inside the run at most 10 %.",
-    "sample_rates": "Data at a native rate other than the registry's (unlisted: the window's main rate) are left out, never "
-    "mixed, and named with file and GPS (blocking when the strain is hit).",
-    "channels_present": "Every channel is in every frame file of the window; one that comes or goes mid-window is named with "
-    "the files that lack it.",
-}
 
 
 def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
@@ -93,10 +83,8 @@ def _window_check_specs(run: ObservingRun, key: dg.AssetKey) -> list[dg.AssetChe
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
-            dg.AssetCheckSpec(
-                name, asset=key, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name], partitions_def=window_partitions(run)
-            )
-            for name in CHECKS
+            dg.AssetCheckSpec(name, asset=key, blocking=name in BLOCKING, description=description, partitions_def=window_partitions(run))
+            for name, description in check_descriptions().items()
         ]
 
 
@@ -156,7 +144,7 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     data, _, t0 = read_data(raw, [run.strain_channel])
     config = EventSearchConfig()
     events, searched = window_events(
-        data[0], t0, float(summary.attrs["sample_rate"]), summary.strain.segments, summary.window_span, config, select_device()
+        data[0], t0, summary.sample_rate, summary.strain.segments, summary.window_span, config, select_device()
     )
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
@@ -180,11 +168,11 @@ def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     raw, summary = window_raw(inputs, window)
     data, channels, t0 = read_data(raw)
     events = inputs.window(EVENTS, window, read_events).events
-    config = AnnalisaConfig.from_mapping(run.annalisa)
+    config = run.annalisa_config()
     scores = score_window(
         data,
         t0,
-        float(summary.attrs["sample_rate"]),
+        summary.sample_rate,
         channels,
         [c.segments for c in summary.channels],
         [c.native_rate for c in summary.channels],

@@ -8,20 +8,20 @@ from enum import Enum
 import dagster as dg
 from pydantic import Field
 
-from glitchflow_assets.core.artifacts.storage import atomic_path
 from glitchflow_assets.core.artifacts.synthetic_glitches import read_synthetic_info, synthetic_examples_png, write_synthetic
 from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
 from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
-from glitchflow_assets.core.ml.evaluation import UnsoundModel, evaluate, read_evaluation, write_evaluation
-from glitchflow_assets.core.ml.figures import accuracy_curves_png, dataset_tiles_png, roc_png
+from glitchflow_assets.core.ml.evaluation import UnsoundModel, read_evaluation
+from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.ml.gate import GateConfig
-from glitchflow_assets.core.ml.pipeline import train_and_register
+from glitchflow_assets.core.ml.loop import TrainingDiverged
+from glitchflow_assets.core.ml.pipeline import evaluate_and_track, train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
 from glitchflow_assets.core.ml.tracking import CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker
-from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig, TrainingDiverged
+from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import window_for_key
 from glitchflow_assets.lib.automation import follows_inputs, on_refresh_cron
@@ -34,7 +34,6 @@ from glitchflow_assets.lib.names import EVALUATION, SPECTROGRAMS, SPLIT, SYNTHET
 from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 
 QUALITY_GATE = "quality_gate"
-MIN_TEST_EVENTS = 50  # fewer held-out glitch events than this: the headline numbers are flagged as weak in the UI
 REPORT_COLUMNS = ["generator", "events", "glitch_events", "tiles", "threshold_snr2", *HEADLINE]  # the UI's report table
 MODEL_KINDS = {"pytorch", "mlflow"}
 MLFLOW_RETRIES, MLFLOW_RETRY_WAIT_S = 3, 15
@@ -205,48 +204,28 @@ def evaluate_model(
     """Evaluate the recorded model version on the held-out test split beside the baselines; log it to MLflow."""
     tracker, device = mlflow.tracker(), select_device()
     ref, model = load_recorded_model(context, run, tracker, device)
-    result = evaluate(model, storage.run_file(run.name, SPLIT), device, split="test")
-    summary, table, counts = result.summary(), result.report.table(), result.report.counts()
-    headline = result.report.headline(MODEL)
-    warning = (
-        f"only {counts['glitch_events']} glitch events in the test split (< {MIN_TEST_EVENTS}): the numbers below are weak; "
-        "materialize more windows"
-        if counts["glitch_events"] < MIN_TEST_EVENTS
-        else ""
-    )
-    if warning:
-        context.log.warning(f"{run.name}/{EVALUATION}: {warning}")
-    title = f"{ref.uri}, test split"
-    png = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
-    roc = roc_png(result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events")
     path = storage.run_file(run.name, EVALUATION)
-    write_evaluation(path, result, ref.uri)
-    with atomic_path(path.with_suffix(".png")) as tmp:
-        tmp.write_bytes(png)
-    tags = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT))) | {"model_uri": ref.uri}
-    with tracker.run(ref.name, f"{run.name}/model_evaluation", tags) as run_id:
-        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in summary.items()})
-        tracker.log_bytes(run_id, png, "figures/accuracy_curves.png")
-        tracker.log_bytes(run_id, roc, "figures/roc.png")
-        for name, frame in (("report", table), ("curves", result.curves), ("vetoes", result.vetoes)):
-            tracker.log_bytes(run_id, frame.to_csv(index=False).encode(), f"tables/{name}.csv")
-    for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
-        tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
+    tags = lineage_tags(context, run, data_version_of(context, asset_key(run.name, SPLIT)))
+    outcome = evaluate_and_track(model, ref, run.name, storage.run_file(run.name, SPLIT), path, device, tracker, tags)
+    if outcome.warning:
+        context.log.warning(f"{run.name}/{EVALUATION}: {outcome.warning}")
+    result = outcome.result
+    counts, headline = result.report.counts(), result.report.headline(MODEL)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(read_evaluation(path).data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "model_uri": ref.uri,
-            "mlflow_run_id": run_id,
-            **mlflow_links(tracker, run_id, ref),
-            **({"warning": warning} if warning else {}),
+            "mlflow_run_id": outcome.mlflow_run_id,
+            **mlflow_links(tracker, outcome.mlflow_run_id, ref),
+            **({"warning": outcome.warning} if outcome.warning else {}),
             "test_events": counts["events"],
             "test_glitch_events": counts["glitch_events"],
             **{f"{k} [95% CI]": str(headline[k]) for k in ("roc_auc", "balanced_accuracy", "loudness_ratio", "l1_glitch")},
-            **{k: round(float(v), 4) for k, v in summary.items()},  # full precision in MLflow
-            "report": metadata_table(table[REPORT_COLUMNS]),
-            "roc": dg.MetadataValue.md(md_image(roc, "ROC")),
-            "accuracy_curves": dg.MetadataValue.md(md_image(png, "accuracy curves")),
+            **{k: round(float(v), 4) for k, v in result.summary().items()},  # full precision in MLflow
+            "report": metadata_table(result.report.table()[REPORT_COLUMNS]),
+            "roc": dg.MetadataValue.md(md_image(outcome.roc_png, "ROC")),
+            "accuracy_curves": dg.MetadataValue.md(md_image(outcome.accuracy_png, "accuracy curves")),
             "vetoes": metadata_table(result.vetoes),
         },
     )

@@ -5,7 +5,7 @@ import pandas as pd
 
 from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
 from glitchflow_assets.core.artifacts.channel_selection import selection_of, write_selection
-from glitchflow_assets.core.artifacts.storage import atomic_path
+from glitchflow_assets.core.artifacts.storage import write_bytes
 from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import window_for_key
@@ -45,13 +45,12 @@ def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorag
     keys = sorted(context.instance.get_materialized_partitions(asset_key(run.name, SCORES)))
     if not keys:
         raise dg.Failure(description=f"no materialized {run.name}/{SCORES} window to aggregate")
-    config = AnnalisaConfig.from_mapping(run.annalisa)
+    config = run.annalisa_config()
     inputs = step_inputs(context, storage, run)
     table = channel_table([inputs.window(SCORES, window_for_key(k, run.cadence), read_scores) for k in keys], config)
     selection = selection_of(run.name, table, keys, config)
     png = _bar_plot(table, config, run.name)
-    with atomic_path(storage.run_file(run.name, SELECTION, ".png")) as tmp:
-        tmp.write_bytes(png)
+    write_bytes(storage.run_file(run.name, SELECTION, ".png"), png)
     write_selection(selection_file(storage, run), selection)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(selection.version),
@@ -75,7 +74,7 @@ def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"python", "json"},
         automation=on_refresh_cron(run),
         description=f"Witness channels of {run.name}: ANNALISA scores of every materialized window aggregated per channel, "
-        f"selected by {AnnalisaConfig.from_mapping(run.annalisa).rule}.",
+        f"selected by {run.annalisa_config().rule}.",
     )
     def _selection(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
         return select_channels(context, storage, run)

@@ -48,7 +48,7 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     segments = {c: [] if c in unusable else summary.segments_of(c) for c in channels}
     events = inputs.window(EVENTS, window, read_events).events
     config = SpectrogramConfig()
-    rate = float(summary.attrs["sample_rate"])
+    rate = summary.sample_rate
     spec, freqs, times, kept = build_spectrograms(
         data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
     )

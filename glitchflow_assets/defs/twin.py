@@ -2,8 +2,7 @@
 events, gated on validation, tracked and registered in MLflow; held-out glitches in strain units as HDF5 and GWF) and
 ``cleaned_strain`` per window (strain minus the predicted glitches, as GWF, searched again)."""
 
-import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from enum import Enum
 
 import dagster as dg
@@ -11,7 +10,6 @@ import numpy as np
 from pydantic import Field
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
-from glitchflow_assets.core.artifacts.glitch_waveforms import write_waveform_set
 from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
 from glitchflow_assets.core.dataset.splits import dataset_events
 from glitchflow_assets.core.ml.tracking import CHAMPION
@@ -24,11 +22,10 @@ from glitchflow_assets.core.twin.pipeline import (
     TwinConfig,
     WindowFiles,
     clean_window,
-    fit_twin,
     load_twin,
     write_cleaned_frame,
-    write_synthetic_frames,
 )
+from glitchflow_assets.core.twin.registration import TwinFiles, fit_and_register_twin
 from glitchflow_assets.core.twin.scoring import per_morphology
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
@@ -69,10 +66,6 @@ class WaveformsConfig(dg.Config):
         return replace(_T, method=self.method.value, convnet=convnet, min_validation_events=self.min_validation_events)
 
 
-def waveform_model_name(run: str) -> str:
-    return f"glitchflow-{run}-waveforms"
-
-
 def _rounded(summary: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in summary.items()}
 
@@ -89,95 +82,52 @@ def fit_waveforms(
     context: dg.AssetExecutionContext, run: ObservingRun, config: WaveformsConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
     """Fit the twin on the dataset's train events, gate it on validation, predict the test events; write and track."""
-    dataset = storage.run_file(run.name, SPLIT)
-    splits = dataset_events(dataset)
+    splits = dataset_events(storage.run_file(run.name, SPLIT))
     inputs = step_inputs(context, storage, run)
     selection = read_run_selection(inputs)
     witnesses = selection.selected
     rates = {c: r for c, r in selection.native_rates().items() if c in witnesses}
     simulated = StrainTruth.available(run.frames.path)
-    truth = StrainTruth(run.frames.path).glitch if simulated else None
     keys = sorted(set().union(*(set(d) for d in splits.values())))
-    config = config.twin_config()
     tracker = mlflow.tracker()
     dataset_version = data_version_of(context, asset_key(run.name, SPLIT))
-    lineage = lineage_tags(context, run, dataset_version)
-    path = storage.run_file(run.name, WAVEFORMS)
-    model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
-    name = waveform_model_name(run.name)
-    with tracker.run(name, f"{run.name}/{WAVEFORMS}", lineage) as run_id:
-        params = {"method": config.method, "witnesses": json.dumps(witnesses), **asdict(config.wiener), **asdict(config.segments)}
-        tracker.log_params(run_id, params | {f"convnet_{k}": v for k, v in config.convnet.to_dict().items()})
-
-        def on_epoch(metrics: dict) -> None:
-            member, epoch = metrics["member"], metrics["epoch"]
-            context.log.info(f"{run.name}/{WAVEFORMS} convnet {member} epoch {epoch}: validation loss {metrics['validation_loss']:.5f}")
-            losses = {f"convnet{member}_{k}": v for k, v in metrics.items() if k not in ("member", "epoch")}
-            tracker.log_metrics(run_id, losses, step=epoch)
-
-        try:
-            fit = fit_twin(window_files(inputs, keys), splits, witnesses, config, truth, on_epoch, rates)
-        except ValueError as exc:
-            raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
-        # the file cleaned_strain loads is replaced only once the gate passes: a refused refit leaves the champion's
-        candidate_path = storage.run_file(run.name, WAVEFORMS, CANDIDATE_SUFFIX)
-        fit.model.save(candidate_path, {"run": run.name, "dataset_version": dataset_version, "mlflow_run_id": run_id})
-        tracker.set_tags(run_id, {"method": fit.method})
-        for method, (validation, test) in fit.candidates.items():  # every method fitted, the kept one unprefixed too
-            tracker.log_metrics(run_id, {f"{method}_validation_{k}": v for k, v in validation.summary().items()})
-            tracker.log_metrics(run_id, {f"{method}_test_{k}": v for k, v in test.summary().items()})
-        tracker.log_metrics(run_id, {f"validation_{k}": v for k, v in fit.validation.summary().items()})
-        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in fit.test.summary().items()})
-        tracker.log_bytes(run_id, candidate_path.read_bytes(), f"{fit.method}/{model_path.name}")
-    passed, verdict = fit.verdict(config)
-    test_summary = fit.test.summary()
-    ref = tracker.register(name, run_id, {"dataset_version": dataset_version, "method": fit.method}, artifact=fit.method)
-    if passed:
-        tracker.promote(ref, CHAMPION)
-        candidate_path.replace(model_path)
-    test = fit.test_segments
-    frames_dir = path.parent / "frames"
-    windows = sorted({(int(w.gps_start), int(w.duration)) for w in (window_for_key(k, run.cadence) for k in set(test.window))})
-    frames = write_synthetic_frames(frames_dir, run.strain_channel, fit.test_prediction.glitches(), test.t0, windows, test.sample_rate)
-    attrs = {
-        "run": run.name,
-        "sample_rate": test.sample_rate,
-        "strain_channel": run.strain_channel,
-        "channels": json.dumps(witnesses),
-        "method": fit.method,
-        "model_uri": ref.uri,
-        "dataset_version": dataset_version,
-        "segment_s": config.segments.segment_s,
-        # every method fitted, scored on the same events: the learned model always has its Wiener baseline beside it
-        "methods": json.dumps({m: {"validation": v.summary(), "test": t.summary()} for m, (v, t) in fit.candidates.items()}),
-    }
-    write_waveform_set(
-        path,
-        gps=test.gps,
-        t0=test.t0,
-        window=test.window,
-        split=["test"] * len(test),
-        whitened=fit.test_prediction.whitened,
-        strain=fit.test_prediction.strain,
-        amplitude=fit.test_prediction.amplitude,
-        scores=fit.test.table,
-        truth_whitened=test.truth,
-        attrs=attrs,
+    files = TwinFiles(
+        storage.run_file(run.name, WAVEFORMS),
+        storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX),
+        storage.run_file(run.name, WAVEFORMS, CANDIDATE_SUFFIX),
     )
+    try:
+        outcome = fit_and_register_twin(
+            run,
+            window_files(inputs, keys),
+            splits,
+            witnesses,
+            rates,
+            config.twin_config(),
+            StrainTruth(run.frames.path).glitch if simulated else None,
+            tracker,
+            lineage_tags(context, run, dataset_version),
+            dataset_version,
+            files,
+            context.log.info,
+        )
+    except ValueError as exc:
+        raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
+    fit, ref = outcome.fit, outcome.ref
     metadata = {
-        "path": dg.MetadataValue.path(str(path)),
-        "frames": dg.MetadataValue.path(str(frames_dir)),
-        "n_frames": len(frames),
+        "path": dg.MetadataValue.path(str(files.waveforms)),
+        "frames": dg.MetadataValue.path(str(files.frames)),
+        "n_frames": len(outcome.frames),
         "model_uri": ref.uri,
-        "mlflow_run_id": run_id,
-        **mlflow_links(tracker, run_id, ref),
+        "mlflow_run_id": ref.run_id,
+        **mlflow_links(tracker, ref.run_id, ref),
         # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
-        **({TWIN_DIGEST: sha256sum(model_path)} if model_path.exists() else {}),
+        **({TWIN_DIGEST: sha256sum(files.champion)} if files.champion.exists() else {}),
         "witnesses": dg.MetadataValue.json(witnesses),
-        "test_events": len(test),
+        "test_events": len(fit.test_segments),
         "skipped_events": len(fit.skipped),
         "method": fit.method,
-        **{f"test_{k}": v for k, v in _rounded(test_summary).items()},
+        **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
         "methods": dg.MetadataValue.json(
             {m: {"validation": _rounded(v.summary()), "test": _rounded(t.summary())} for m, (v, t) in fit.candidates.items()}
         ),
@@ -188,7 +138,7 @@ def fit_waveforms(
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_version([ref.uri, dataset_version])),
         metadata=metadata,
-        check_results=[dg.AssetCheckResult(check_name=WAVEFORM_GATE, passed=passed, description=verdict)],
+        check_results=[dg.AssetCheckResult(check_name=WAVEFORM_GATE, passed=outcome.passed, description=outcome.verdict)],
     )
 
 

@@ -77,6 +77,11 @@ class RawSegmentSummary:
         return self.channels[0]
 
     @property
+    def sample_rate(self) -> float:
+        """The analysis rate (Hz) every channel of the file is at."""
+        return float(self.attrs["sample_rate"])
+
+    @property
     def window_span(self) -> tuple[float, float]:
         return float(self.attrs["gps_start"]), float(self.attrs["gps_end"])
 

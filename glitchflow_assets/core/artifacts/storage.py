@@ -78,6 +78,12 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_bytes(final: str | Path, data: bytes) -> None:
+    """``data`` (a figure, a document) written to ``final`` atomically."""
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
 class LockTimeout(TimeoutError):
     """Another writer held an artifact's lock for longer than the caller would wait."""
 

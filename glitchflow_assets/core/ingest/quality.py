@@ -32,7 +32,20 @@ class Outcome:
         return "; ".join([self.measured, *self.messages])
 
 
-CHECKS = ("no_nonfinite_samples", "no_flatlined_channels", "gap_fraction", "sample_rates", "channels_present")
+def check_descriptions(thresholds: Thresholds = Thresholds()) -> dict[str, str]:
+    """Each check's name and what it holds a window to (the UI's check descriptions)."""
+    return {
+        "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
+        "no_flatlined_channels": f"No channel constant for {thresholds.max_flat_seconds:g} s or more.",
+        "gap_fraction": f"Strain gap fraction of the window's part inside the run at most {100 * thresholds.max_gap_fraction:g} %.",
+        "sample_rates": "Data at a native rate other than the registry's (unlisted: the window's main rate) are left out, never "
+        "mixed, and named with file and GPS (blocking when the strain is hit).",
+        "channels_present": "Every channel is in every frame file of the window; one that comes or goes mid-window is named with "
+        "the files that lack it.",
+    }
+
+
+CHECKS = tuple(check_descriptions())
 BLOCKING = frozenset({"no_nonfinite_samples", "sample_rates"})
 
 

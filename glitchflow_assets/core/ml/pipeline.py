@@ -8,14 +8,16 @@ from pathlib import Path
 
 import torch
 
+from glitchflow_assets.core.artifacts.storage import write_bytes
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import load_split, read_normalisation
-from glitchflow_assets.core.ml.evaluation import Report, UnsoundModel, baselines, score, ssim_range
-from glitchflow_assets.core.ml.figures import training_curves_png
+from glitchflow_assets.core.ml.evaluation import Evaluation, Report, UnsoundModel, baselines, evaluate, score, ssim_range, write_evaluation
+from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png, training_curves_png
 from glitchflow_assets.core.ml.gate import GateConfig, Verdict, judge
+from glitchflow_assets.core.ml.loop import TrainResult
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig, parameter_count
 from glitchflow_assets.core.ml.tracking import ModelVersionRef, Tracker, registered_model_name, system_info
-from glitchflow_assets.core.ml.training import TrainConfig, TrainResult, train
+from glitchflow_assets.core.ml.training import TrainConfig, train
 
 
 @dataclass
@@ -99,3 +101,52 @@ def train_and_register(
     log(f"registered {ref.uri} (alias candidate); stopped by {result.stopped} after {len(result.history)} epochs, best {result.best_epoch}")
     log(f"quality gate {verdict.describe()}")
     return TrainingOutcome(ref, result, validation, verdict, model_config, parameter_count(network), curves)
+
+
+MIN_TEST_EVENTS = 50  # fewer held-out glitch events than this: the headline numbers are flagged as weak
+
+
+@dataclass
+class EvaluationOutcome:
+    result: Evaluation
+    mlflow_run_id: str
+    warning: str  # empty, or why the numbers are weak
+    accuracy_png: bytes
+    roc_png: bytes
+
+
+def evaluate_and_track(
+    model: GlitchModel,
+    ref: ModelVersionRef,
+    observing_run: str,
+    dataset: str | Path,
+    path: Path,
+    device: torch.device,
+    tracker: Tracker,
+    tags: dict[str, str],
+) -> EvaluationOutcome:
+    """Evaluate a registered version on the held-out test split beside the baselines; write the evaluation (HDF5, and its
+    accuracy curves as PNG beside it), log it to an MLflow run of the model's experiment and tag the version with its
+    headline numbers."""
+    result = evaluate(model, dataset, device, split="test")
+    table, counts, headline = result.report.table(), result.report.counts(), result.report.headline(MODEL)
+    warning = (
+        f"only {counts['glitch_events']} glitch events in the test split (< {MIN_TEST_EVENTS}): the numbers below are weak; "
+        "materialize more windows"
+        if counts["glitch_events"] < MIN_TEST_EVENTS
+        else ""
+    )
+    title = f"{ref.uri}, test split"
+    accuracy = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
+    roc = roc_png(result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events")
+    write_evaluation(path, result, ref.uri)
+    write_bytes(path.with_suffix(".png"), accuracy)
+    with tracker.run(ref.name, f"{observing_run}/model_evaluation", tags | {"model_uri": ref.uri}) as run_id:
+        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in result.summary().items()})
+        tracker.log_bytes(run_id, accuracy, "figures/accuracy_curves.png")
+        tracker.log_bytes(run_id, roc, "figures/roc.png")
+        for name, frame in (("report", table), ("curves", result.curves), ("vetoes", result.vetoes)):
+            tracker.log_bytes(run_id, frame.to_csv(index=False).encode(), f"tables/{name}.csv")
+    for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
+        tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
+    return EvaluationOutcome(result, run_id, warning, accuracy, roc)

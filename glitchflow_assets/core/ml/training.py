@@ -1,25 +1,20 @@
-"""Training loop: glitch-weighted L1 (+ optional 1 - SSIM) loss, AdamW, ReduceLROnPlateau on the validation split,
-gradient clipping, time-shift augmentation, early stopping and best-checkpoint restore; seeded, and deterministic on CPU
-(same inputs + seed -> same weights). A loss that turns non-finite stops training with :class:`TrainingDiverged`.
+"""Training the spectrogram model: glitch-weighted L1 (+ optional 1 - SSIM) loss, AdamW, ReduceLROnPlateau on the
+validation split and time-shift augmentation, through the shared loop (:mod:`.loop`: clipping, early stopping,
+best-checkpoint restore, seeded and deterministic on CPU, :class:`TrainingDiverged` on a non-finite loss).
 """
 
 import contextlib
-import copy
 import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from glitchflow_assets.core.ml.data import REPRESENTATIONS, TileSet
+from glitchflow_assets.core.ml.loop import LoopConfig, TrainResult, batches, deterministic, fit
 from glitchflow_assets.core.ml.model import AttentionUNet
 
 MODEL_SIZES = ("auto", "small", "original")
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite: nothing trained this way may be registered."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,9 @@ class TrainConfig:
     compile: bool = False
     time_budget_s: float = 0.0  # >0: stop after the epoch that crosses it (the best checkpoint is kept)
 
+    def loop(self) -> LoopConfig:
+        return LoopConfig(self.epochs, self.early_stopping_patience, self.grad_clip, self.time_budget_s, self.seed)
+
     def __post_init__(self) -> None:
         if self.model_size not in MODEL_SIZES:
             raise ValueError(f"model_size {self.model_size!r} is not one of {MODEL_SIZES}")
@@ -79,18 +77,6 @@ class TrainConfig:
         return cls(**{**values, **changes})
 
 
-@dataclass
-class TrainResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    best_validation_loss: float = math.inf
-    stopped: str = "epochs"
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def glitch_loss(predicted: torch.Tensor, target: torch.Tensor, config: TrainConfig, glitch_level: float = math.inf) -> torch.Tensor:
     """``l1_weight * L1 + (1 - l1_weight) * (1 - SSIM)`` on ``[B, 1, H, W]`` tiles, in float32. Pixels whose target
     reaches ``glitch_level`` (normalised units) count ``1 + glitch_pixel_weight`` times in the L1 mean: they are a few
@@ -110,27 +96,6 @@ def _autocast(device: torch.device, config: TrainConfig):
     if config.mixed_precision and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def deterministic(seed: int):
-    """Seed torch and ask for deterministic kernels for the duration (restoring the caller's setting)."""
-    previous, previous_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # CUDA has no deterministic bilinear backward: warn there
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
-    """Index batches (shuffled when a generator is given); a trailing batch of one joins the previous (batch norm)."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    parts = list(order.split(batch_size))
-    if len(parts) > 1 and len(parts[-1]) == 1:
-        parts[-2:] = [torch.cat(parts[-2:])]
-    return parts
 
 
 @torch.no_grad()
@@ -173,16 +138,14 @@ def train(
     on_epoch: Callable[[dict], None] = lambda metrics: None,
     glitch_level: float = math.inf,
 ) -> TrainResult:
-    """Train ``model`` in place and leave it at its best validation epoch. ``on_epoch`` gets each epoch's metrics;
-    ``glitch_level`` is ``config.glitch_pixel_snr2`` in normalised units."""
+    """Train ``model`` in place and leave it at its best validation epoch (:func:`loop.fit`). ``on_epoch`` gets each
+    epoch's metrics; ``glitch_level`` is ``config.glitch_pixel_snr2`` in normalised units."""
     if len(train_set) < 2 or len(validation_set) == 0:
         raise ValueError(
             f"need >= 2 training and >= 1 validation tiles, got {len(train_set)} and {len(validation_set)}: "
             "materialize more windows, or raise dataset_split's validation_fraction"
         )
-    result, start = TrainResult(), time.monotonic()
     with deterministic(config.seed):
-        generator = torch.Generator().manual_seed(config.seed)
         model.init_output(float(train_set.strain.mean()))
         model.to(device)
         if config.channels_last:
@@ -192,10 +155,8 @@ def train(
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=config.plateau_factor, patience=config.plateau_patience, min_lr=config.min_learning_rate
         )
-        best_state = copy.deepcopy(model.state_dict())
-        for epoch in range(config.epochs):
-            model.train()
-            total, seen = 0.0, 0
+
+        def batch_losses(generator: torch.Generator):
             for idx in batches(len(train_set), config.batch_size, generator):
                 x, y = time_shift(train_set.aux[idx], train_set.strain[idx], config.shift_bins, generator)
                 x, y = x.to(device), y.to(device)
@@ -203,38 +164,14 @@ def train(
                     x = x.contiguous(memory_format=torch.channels_last)
                 with _autocast(device, config):
                     predicted = step_model(x)
-                loss = glitch_loss(predicted, y, config, glitch_level)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"training loss became {float(loss.detach())} at epoch {epoch} (lr {optimizer.param_groups[0]['lr']:.1e})"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                total, seen = total + float(loss.detach()) * len(idx), seen + len(idx)
-            val = validation_loss(model, validation_set, device, config, glitch_level)
-            if not math.isfinite(val):
-                raise TrainingDiverged(f"validation loss became {val} at epoch {epoch}")
-            plateau.step(val)
-            metrics = {
-                "epoch": epoch,
-                "train_loss": total / seen,
-                "validation_loss": val,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "seconds": time.monotonic() - start,
-            }
-            result.history.append(metrics)
-            if val < result.best_validation_loss:
-                result.best_validation_loss, result.best_epoch = val, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            on_epoch(metrics)
-            if epoch - result.best_epoch >= config.early_stopping_patience:
-                result.stopped = "early stopping"
-                break
-            if config.time_budget_s and metrics["seconds"] >= config.time_budget_s:
-                result.stopped = "time budget"
-                break
-        model.load_state_dict(best_state)
-    result.seconds = time.monotonic() - start
-    return result
+                yield glitch_loss(predicted, y, config, glitch_level), len(idx)
+
+        return fit(
+            model,
+            optimizer,
+            batch_losses,
+            lambda: validation_loss(model, validation_set, device, config, glitch_level),
+            config.loop(),
+            on_epoch,
+            after_validation=plateau.step,
+        )

@@ -10,13 +10,16 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from glitchflow_assets.core.runs.windows import Cadence
 from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, runs_file
+
+if TYPE_CHECKING:
+    from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 
 RUNS_ENV = "GLITCHFLOW_RUNS"
 SHIPPED_REGISTRY = Path(__file__).with_name("runs.yaml")
@@ -53,6 +56,12 @@ class ObservingRun:
     backfill_batch: int = 1  # windows per run when backfilling window assets
     show_without_frames: bool = False  # load into the code location even while its frame directory is missing
     refresh_cron: str = "0 6 * * *"  # when run-level stages (selection, dataset, model) refresh, UTC
+
+    def annalisa_config(self) -> "AnnalisaConfig":
+        """This run's witness-selection settings: the defaults with the registry's overrides."""
+        from glitchflow_assets.core.signal.annalisa import AnnalisaConfig  # torch: imported when a stage needs it
+
+        return AnnalisaConfig.from_mapping(self.annalisa)
 
     @property
     def has_frame_source(self) -> bool:

@@ -21,9 +21,7 @@ Stored as HDF5 (each member's weights as float32 datasets under ``weights/<membe
 group ``wiener``, settings as attributes): nothing pickled. Schema version 1 (one network under ``weights/``) is read.
 """
 
-import copy
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -34,7 +32,7 @@ from torch import nn
 
 from glitchflow_assets.core.artifacts.storage import open_artifact, write_artifact
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.ml.training import batches, deterministic
+from glitchflow_assets.core.ml.loop import LoopConfig, batches, deterministic, fit
 from glitchflow_assets.core.twin.event_segments import EventSegments
 from glitchflow_assets.core.twin.wiener import WienerFilter
 
@@ -52,9 +50,9 @@ class ConvNetConfig:
     batch_size: int = 8
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    gradient_clip: float = 1.0
+    grad_clip: float = 1.0  # gradient-norm clip
     gain_jitter: float = 0.4  # augmentation: each witness scaled by exp(U(-j, j)) per event (coupling gains vary)
-    patience: int = 10  # epochs without a better validation loss before stopping
+    early_stopping_patience: int = 10  # epochs without a better validation loss before stopping
     # > 0: each network stops after the epoch crossing this wall time (best epoch kept). Off by default: a wall-clock
     # stop makes the result depend on the machine's load, and 60 epochs with early stopping take ~2 min per network
     time_budget_s: float = 0.0
@@ -66,7 +64,12 @@ class ConvNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ConvNetConfig":
-        return cls(**{"members": 1, **values, "widths": tuple(values["widths"])})  # files of before members: one network
+        """Also reads files written before ensembles (one network) and before the shared loop's option names."""
+        renamed = {_OLD_NAMES.get(k, k): v for k, v in values.items()}
+        return cls(**{"members": 1, **renamed, "widths": tuple(values["widths"])})
+
+
+_OLD_NAMES = {"gradient_clip": "grad_clip", "patience": "early_stopping_patience"}
 
 
 def decimate(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -267,35 +270,22 @@ def _train_member(
     on_epoch: Callable[[dict], None],
     device: torch.device,
 ) -> TrainedNetwork:
-    start = time.monotonic()
     with deterministic(seed):
-        generator = torch.Generator().manual_seed(seed)
         network = GlitchUNet(tr.x.shape[1], config.widths, config.kernel).to(device)
         optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+        def batch_losses(generator: torch.Generator):
+            for idx in batches(len(y_tr), config.batch_size, generator):
+                sign = 1.0 if torch.rand(1, generator=generator).item() < 0.5 else -1.0
+                jitter = (2 * torch.rand(len(idx), tr.x.shape[1] - 2, generator=generator) - 1) * config.gain_jitter
+                yield _loss(network, tr, y_tr, idx.to(device), sign, torch.exp(jitter).to(device)), len(idx)
 
         def validation_loss() -> float:
             network.eval()
             with torch.no_grad():
                 return float(sum(_loss(network, va, y_va, i.to(device)) * len(i) for i in batches(len(y_va), 64, None)) / len(y_va))
 
-        best, best_state, best_epoch, epoch = validation_loss(), copy.deepcopy(network.state_dict()), 0, 0
-        for epoch in range(1, config.epochs + 1):
-            network.train()
-            total = 0.0
-            for idx in batches(len(y_tr), config.batch_size, generator):
-                sign = 1.0 if torch.rand(1, generator=generator).item() < 0.5 else -1.0
-                jitter = (2 * torch.rand(len(idx), tr.x.shape[1] - 2, generator=generator) - 1) * config.gain_jitter
-                loss = _loss(network, tr, y_tr, idx.to(device), sign, torch.exp(jitter).to(device))
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
-                optimizer.step()
-                total += loss.item() * len(idx)
-            current = validation_loss()
-            if current < best:
-                best, best_state, best_epoch = current, copy.deepcopy(network.state_dict()), epoch
-            on_epoch({"epoch": epoch, "train_loss": total / len(y_tr), "validation_loss": current, "best_epoch": best_epoch})
-            if epoch - best_epoch >= config.patience or 0 < config.time_budget_s < time.monotonic() - start:
-                break
-        network.load_state_dict(best_state)
-    return TrainedNetwork(network.cpu(), epoch, best_epoch)
+        loop = LoopConfig(config.epochs, config.early_stopping_patience, config.grad_clip, config.time_budget_s, seed)
+        # the baseline (epoch 0) is the untrained network: a correction must beat the Wiener filter alone to be kept
+        result = fit(network, optimizer, batch_losses, validation_loss, loop, on_epoch, first_epoch=1, baseline=True)
+    return TrainedNetwork(network.cpu(), len(result.history), result.best_epoch)

@@ -123,7 +123,7 @@ def event_segments(
     window holds at a native rate other than ``witness_rates`` names (the rate the twin is fitted on) counts as
     without data: rates are never mixed. A witness with too little data for a PSD is zero (it carries nothing)."""
     summary = read_summary(raw_path)
-    rate = float(summary.attrs["sample_rate"])
+    rate = summary.sample_rate
     channels = [summary.strain.name, *witnesses]
     data, names, t0 = read_data(raw_path, channels)
     unusable = summary.unusable(witnesses, witness_rates or {})

@@ -201,7 +201,7 @@ def clean_window(
     """Subtract the twin's glitches from a window's strain (only at events where it predicts one) and run the event
     search on the result, over the same data and margins as the original search."""
     summary = read_summary(raw)
-    rate, (start, end) = float(summary.attrs["sample_rate"]), summary.window_span
+    rate, (start, end) = summary.sample_rate, summary.window_span
     data, _, t0 = read_data(raw, [summary.strain.name])
     strain = data[0].astype(np.float64)
     segments, skipped = event_segments(raw, "", events, model.channels, config.segments, witness_rates=model.witness_rates)
