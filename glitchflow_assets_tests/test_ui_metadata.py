@@ -44,7 +44,7 @@ def test_figures_are_150_dpi_with_10_pt_text_and_no_grid():
 
 
 def test_the_selection_plot_draws_the_rule_in_use():
-    from glitchflow_assets.defs.selection import _bar_plot
+    from glitchflow_assets.core.signal.figures import selection_png
 
     table = pd.DataFrame(
         {"channel": ["A", "B"], "mean_corr": [0.5, 0.1], "mean_iou": [0.2, 0.01], "significance": [9.0, 1.0], "selected": [True, False]}
@@ -52,5 +52,5 @@ def test_the_selection_plot_draws_the_rule_in_use():
     assert AnnalisaConfig(selection="significance").rule == "-log10 p >= 5"
     assert AnnalisaConfig().rule == "mean corr > 0.17 and mean IoU > 0.08"
     for selection in ("corr_iou", "significance"):
-        png = _bar_plot(table, AnnalisaConfig(selection=selection), "SIM")
+        png = selection_png(table, AnnalisaConfig(selection=selection), "SIM")
         assert Image.open(io.BytesIO(png)).size[0] == 1800  # 12 in at 150 dpi

@@ -9,9 +9,9 @@ from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
 from glitchflow_assets.core.device import select_device
-from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.signal.figures import spectrogram_png
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -20,21 +20,6 @@ from glitchflow_assets.lib.metadata import md_image
 from glitchflow_assets.lib.names import EVENTS, RAW, SELECTION, SPECTROGRAMS
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets.lib.windowed import for_each_window
-
-
-def _png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> str:
-    """Markdown image of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels."""
-    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.4 * len(channels) + 1, 3.4), squeeze=False, layout="constrained")
-    top = max(25.0, float(spectrogram.max()))
-    for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
-        mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
-        ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("time from event [s]")
-    axes[0][0].set_ylabel("frequency [Hz]")
-    fig.colorbar(mesh, ax=axes[0], shrink=0.9).set_label("normalised energy [SNR$^2$]")
-    fig.suptitle(title)
-    return md_image(to_png(fig), title)
 
 
 def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
@@ -65,9 +50,8 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
         dg.get_dagster_logger().warning(f"{run.name}/{SPECTROGRAMS} {window.key}: no events kept: {'; '.join(unusable.values())}")
     if len(kept):
         loudest = int(np.argmax(snr))
-        metadata["loudest_event"] = dg.MetadataValue.md(
-            _png(spec[loudest], channels, freqs, times, f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}")
-        )
+        title = f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}"
+        metadata["loudest_event"] = dg.MetadataValue.md(md_image(spectrogram_png(spec[loudest], channels, freqs, times, title), title))
     return dg.MaterializeResult(data_version=dg.DataVersion(written.data_version()), metadata=metadata)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema, content_version
+from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema, content_version, write_bytes
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 
 SCHEMA = "glitchflow.channel_selection"
@@ -50,8 +50,11 @@ def selection_of(run: str, table: pd.DataFrame, windows: list[str], config: Anna
     return ChannelSelection(run, table.loc[table.selected, "channel"].tolist(), windows, asdict(config), table.to_dict("records"))
 
 
-def write_selection(path: str | Path, selection: ChannelSelection) -> None:
+def write_selection(path: str | Path, selection: ChannelSelection, figure: bytes | None = None) -> None:
+    """The selection as JSON, and ``figure`` (its statistics, PNG) beside it with the suffix ``.png``; each atomic."""
     document = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(selection), "version": selection.version}
+    if figure is not None:
+        write_bytes(Path(path).with_suffix(".png"), figure)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(document, indent=2))
 
