@@ -27,6 +27,7 @@ import numpy as np
 import glitchflow_assets
 from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, content_version, open_artifact
 from glitchflow_assets.core.runs.windows import Window
+from glitchflow_assets.core.types import ChannelSeries
 
 SCHEMA = "glitchflow.raw_strain_segments"
 SCHEMA_VERSION = 2  # 2: data carry MARGIN_S beyond each window edge; 1 (window only) is still read
@@ -220,7 +221,7 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
 
 def read_data(
     path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
-) -> tuple[np.ndarray, list[str], float]:
+) -> tuple[ChannelSeries, list[str], float]:
     """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0.
 
     A named channel the window's file does not hold (a channel missing from this window's frames) reads as zeros:

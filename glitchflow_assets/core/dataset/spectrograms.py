@@ -24,6 +24,7 @@ import torch
 from glitchflow_assets.core.artifacts.storage import ContentDigest, open_artifact, write_artifact
 from glitchflow_assets.core.runs.segments import Segments, covers, subtract
 from glitchflow_assets.core.signal.dsp import SingleQTransform, psd_of_segments, whiten
+from glitchflow_assets.core.types import ChannelSeries, Spectrograms
 
 SCHEMA = "glitchflow.spectrograms"
 SCHEMA_VERSION = 1
@@ -44,14 +45,14 @@ class SpectrogramConfig:
 
 
 def build_spectrograms(
-    data: np.ndarray,
+    data: ChannelSeries,
     t0: float,
     sample_rate: float,
     segments: list[Segments],
     event_gps: np.ndarray,
     config: SpectrogramConfig = SpectrogramConfig(),
     device: torch.device | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Spectrograms, np.ndarray, np.ndarray, np.ndarray]:
     """``data[channel, time]`` -> (spectrograms ``[event, channel, freq, time]`` float32, frequencies ``[freq]``,
     times ``[time]`` relative to the event, GPS of the events kept ``[event]``).
 

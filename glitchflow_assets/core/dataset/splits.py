@@ -14,9 +14,9 @@ normalisation, built window by window so a run never has to fit in memory.
 
 Layout (schema version 1)::
 
-    /<split>/tiles        float32 [tile, channel, size, size]   physical SNR^2, strain first
+    /<split>/tiles        float32 [tile, channel, freq, time]   physical SNR^2, strain first
     /<split>/{label, event_gps, window, tile_offset}   [tile]   per-tile provenance (split: train, validation, test)
-    /axes/frequencies     [size] Hz      /axes/times [time] s from the event (tile: times[offset:offset+size])
+    /axes/frequencies     [freq] Hz      /axes/times [time] s from the event (tile: times[offset:offset+size])
     /channels             [channel]      /normalisation/channel_scale [channel]
     attrs: schema, schema_version, config (JSON DatasetConfig), summary (JSON counts), data_version, run, windows
 """
@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, ContentDigest, open_artifact
+from glitchflow_assets.core.types import Spectrograms
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
@@ -74,7 +75,7 @@ def split_of(event_gps: float, config: DatasetConfig) -> str:
 
 
 def tiles_of(spectrogram: np.ndarray, config: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``[channel, freq, time]`` -> (tiles ``[tile, channel, size, size]`` clamped, offsets ``[tile]``)."""
+    """``[channel, freq, time]`` -> (tiles ``[tile, channel, freq, time]`` clamped, offsets ``[tile]``)."""
     size = config.tile_size
     freq_start = (spectrogram.shape[1] - size) // 2
     offsets = np.array([o for o in config.tile_offsets if o + size <= spectrogram.shape[2]])
@@ -120,7 +121,7 @@ class DatasetWriter(AtomicHDF5Writer):
             self.file.create_dataset("axes/frequencies", data=frequencies[f0 : f0 + self.config.tile_size]).attrs["units"] = "Hz"
             self.file.create_dataset("axes/times", data=times).attrs["units"] = "s from event GPS (tile: times[offset:offset+size])"
 
-    def add_window(self, window: str, spectrograms: np.ndarray, event_gps: np.ndarray) -> None:
+    def add_window(self, window: str, spectrograms: Spectrograms, event_gps: np.ndarray) -> None:
         """Tile, label and file every event of one window (``spectrograms[event, channel, freq, time]``)."""
         rows = {s: [] for s in SPLITS}
         for spec, gps in zip(spectrograms, event_gps, strict=True):
@@ -202,7 +203,7 @@ def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
 
 def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict]:
     """The first ``per_label`` glitch and background tiles of a split, as stored, with their axes and provenance:
-    dicts of ``tile`` ``[channel, size, size]``, ``frequencies`` ``[size]`` (Hz), ``times`` ``[size]`` (s from the
+    dicts of ``tile`` ``[channel, freq, time]``, ``frequencies`` ``[freq]`` (Hz), ``times`` ``[time]`` (s from the
     event), ``label``, ``split``, ``gps``, ``window``, ``offset``."""
     names = {code: name for name, code in LABELS.items()}
     with open_dataset(path) as f:
@@ -242,7 +243,7 @@ class DatasetInfo:
 
     channels: list[str]  # strain first
     channel_scale: np.ndarray  # [channel] training normalisation
-    frequencies: np.ndarray  # [size] Hz
+    frequencies: np.ndarray  # [freq] Hz
     times: np.ndarray  # [time] s from the event
     tile_shape: tuple[int, int]
     sizes: dict[str, int]  # tiles per split
@@ -272,7 +273,7 @@ def _check_split(split: str) -> None:
 
 
 def read_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """A whole split in memory: (tiles ``[tile, channel, size, size]``, labels ``[tile]``)."""
+    """A whole split in memory: (tiles ``[tile, channel, freq, time]``, labels ``[tile]``)."""
     _check_split(split)
     with open_dataset(path) as f:
         return f[split]["tiles"][()], f[split]["label"][()]
@@ -280,7 +281,7 @@ def read_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class TileBatch:
-    """A slice of a split as stored: physical tiles ``[B, channel, F, T]`` plus per-tile provenance."""
+    """A slice of a split as stored: physical tiles ``[batch, channel, freq, time]`` plus per-tile provenance."""
 
     index: np.ndarray
     tiles: np.ndarray

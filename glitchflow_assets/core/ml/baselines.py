@@ -1,5 +1,5 @@
-"""What a model is judged against: generators that map physical tiles ``[B, channel, H, W]`` (strain first) to
-strain tiles ``[B, H, W]`` in SNR^2, exactly like :meth:`GlitchModel.generate`.
+"""What a model is judged against: generators that map physical tiles ``[batch, channel, freq, time]`` (strain first) to
+strain tiles ``[batch, freq, time]`` in SNR^2, exactly like :meth:`GlitchModel.generate`.
 
 * :class:`ZeroTile` - predicts nothing;
 * :class:`MeanTile` - the training split's mean strain tile, whatever the witnesses say;
@@ -16,13 +16,14 @@ import numpy as np
 import torch
 
 from glitchflow_assets.core.dataset.splits import iter_split
+from glitchflow_assets.core.types import StrainTiles, Tiles
 
 
 class Generator(Protocol):
     name: str
 
-    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
-        """Physical tiles ``[B, channel, H, W]`` -> strain ``[B, H, W]`` (SNR^2)."""
+    def generate(self, tiles: Tiles, device: torch.device, batch_size: int = 64) -> StrainTiles:
+        """Physical tiles ``[batch, channel, freq, time]`` -> strain ``[batch, freq, time]`` (SNR^2)."""
         ...
 
 
@@ -30,16 +31,16 @@ class Generator(Protocol):
 class ZeroTile:
     name: str = "zero"
 
-    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    def generate(self, tiles: Tiles, device: torch.device, batch_size: int = 64) -> StrainTiles:
         return np.zeros((len(tiles), *tiles.shape[-2:]), dtype=np.float32)
 
 
 @dataclass
 class MeanTile:
-    mean: np.ndarray  # [H, W]
+    mean: np.ndarray  # [freq, time]
     name: str = "mean_tile"
 
-    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    def generate(self, tiles: Tiles, device: torch.device, batch_size: int = 64) -> StrainTiles:
         return np.broadcast_to(self.mean.astype(np.float32), (len(tiles), *self.mean.shape)).copy()
 
 
@@ -48,13 +49,13 @@ class LinearWitness:
     weights: np.ndarray  # [H, n_aux + 1]: per frequency row, one coefficient per witness and an intercept
     name: str = "linear_witness"
 
-    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
-        features = np.concatenate([tiles[:, 1:], np.ones_like(tiles[:, :1])], axis=1).astype(np.float64)  # [B, C, H, W]
+    def generate(self, tiles: Tiles, device: torch.device, batch_size: int = 64) -> StrainTiles:
+        features = np.concatenate([tiles[:, 1:], np.ones_like(tiles[:, :1])], axis=1).astype(np.float64)  # [batch, channel, freq, time]
         return np.clip(np.einsum("bchw,hc->bhw", features, self.weights), 0.0, None).astype(np.float32)
 
 
 def mean_strain_tile(dataset: str | Path, split: str = "train", batch_size: int = 256) -> np.ndarray:
-    """``[H, W]`` mean strain tile of a split, streamed."""
+    """``[freq, time]`` mean strain tile of a split, streamed."""
     total, n = None, 0
     for batch in iter_split(dataset, split, batch_size):
         s = batch.tiles[:, 0].astype(np.float64).sum(axis=0)

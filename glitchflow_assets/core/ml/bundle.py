@@ -18,6 +18,7 @@ from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.ml.data import Normalisation
 from glitchflow_assets.core.ml.model import AttentionUNet, ModelConfig
 from glitchflow_assets.core.ml.training import TrainConfig, predict
+from glitchflow_assets.core.types import StrainTiles, Tiles
 
 FORMAT = "glitchflow.model"
 FORMAT_VERSION = 2  # 2: representation, weights digest, detection threshold
@@ -36,9 +37,9 @@ class GlitchModel:
     detection_threshold: float = float("nan")
     name: str = MODEL
 
-    def generate(self, tiles: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
-        """Physical tiles ``[B, channel, H, W]`` (strain first; only the witnesses are used) -> generated strain
-        ``[B, H, W]`` in SNR^2."""
+    def generate(self, tiles: Tiles, device: torch.device, batch_size: int = 64) -> StrainTiles:
+        """Physical tiles ``[batch, channel, freq, time]`` (strain first; only the witnesses are used) -> generated strain
+        ``[batch, freq, time]`` in SNR^2."""
         aux, _ = self.normalisation.split(torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)))
         out = predict(self.network.to(device), aux, device, batch_size, TrainConfig(mixed_precision=device.type == "cuda"))
         return self.normalisation.strain_to_physical(out)[:, 0].numpy()

@@ -44,13 +44,14 @@ class Normalisation:
         return torch.log1p(scale) if self.representation == "log" else scale
 
     def split(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Physical ``[B, channel, F, T]`` -> normalised (aux ``[B, n_aux, F, T]``, strain ``[B, 1, F, T]``)."""
+        """Physical ``[batch, channel, freq, time]`` -> normalised (aux ``[batch, witness, freq, time]``, strain
+        ``[batch, 1, freq, time]``)."""
         values = torch.log1p(tiles.clamp(min=0)) if self.representation == "log" else tiles
         normalised = values / self._divisor(tiles)
         return normalised[:, 1:], normalised[:, :1]
 
     def strain_to_physical(self, strain: torch.Tensor) -> torch.Tensor:
-        """Normalised ``[B, 1, F, T]`` -> SNR^2."""
+        """Normalised ``[batch, 1, freq, time]`` -> SNR^2."""
         values = strain * self._divisor(strain)[:, :1]
         return torch.expm1(values) if self.representation == "log" else values
 
@@ -69,7 +70,7 @@ class Normalisation:
 
 @dataclass(frozen=True)
 class TileSet:
-    """One split in memory: aux ``[N, n_aux, 64, 64]`` and strain ``[N, 1, 64, 64]`` (normalised), label ``[N]``."""
+    """One split in memory: aux ``[tile, witness, 64, 64]`` and strain ``[tile, 1, 64, 64]`` (normalised), label ``[tile]``."""
 
     aux: torch.Tensor
     strain: torch.Tensor

@@ -37,7 +37,7 @@ class UnsoundModel(ValueError):
 def generated_batches(
     model: GlitchModel, dataset: str | Path, split: str, device: torch.device, batch_size: int = 64
 ) -> Iterator[tuple[TileBatch, np.ndarray]]:
-    """(stored batch, generated strain ``[B, H, W]`` in SNR^2) over one split, in stored order."""
+    """(stored batch, generated strain ``[batch, freq, time]`` in SNR^2) over one split, in stored order."""
     check_channels(model, dataset)
     for batch in iter_split(dataset, split, batch_size):
         yield batch, model.generate(batch.tiles, device, batch_size)

@@ -48,8 +48,8 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str)
 
 
 def generated_vs_real_png(generated: np.ndarray, real: np.ndarray, titles: list[str], frequencies: np.ndarray, times: np.ndarray) -> bytes:
-    """Rows of (real, generated) ``[H, W]`` tile pairs on their true axes (``frequencies`` ``[H]`` in Hz on a log
-    axis, ``times`` ``[row, W]`` in s from the event GPS), one logarithmic colour scale for the whole figure (energies
+    """Rows of (real, generated) ``[freq, time]`` tile pairs on their true axes (``frequencies`` ``[freq]`` in Hz on a log
+    axis, ``times`` ``[row, time]`` in s from the event GPS), one logarithmic colour scale for the whole figure (energies
     span 1 to 10^4 SNR^2) with a colour bar per pair, the pair's title above it."""
     from matplotlib.colors import LogNorm
 
@@ -71,7 +71,7 @@ def generated_vs_real_png(generated: np.ndarray, real: np.ndarray, titles: list[
 
 
 def dataset_tiles_png(examples: list[dict], channels: list[str], title: str) -> bytes:
-    """Dataset tiles as the model sees them: one row per example (``tile`` ``[channel, size, size]`` with its
+    """Dataset tiles as the model sees them: one row per example (``tile`` ``[channel, freq, time]`` with its
     ``frequencies`` and ``times`` axes), one column per channel, labelled with label, split, event GPS, window
     and tile offset; one logarithmic colour scale for the whole figure."""
     from matplotlib.colors import LogNorm

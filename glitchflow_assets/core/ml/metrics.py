@@ -19,13 +19,13 @@ _IN_PLANE[1] = True
 
 
 def cluster_area(images: np.ndarray, threshold: float) -> np.ndarray:
-    """``[N, H, W]`` -> ``[N]`` pixels in clusters (area > 1) at ``threshold``; 0 means no cluster."""
+    """``[tile, freq, time]`` -> ``[tile]`` pixels in clusters (area > 1) at ``threshold``; 0 means no cluster."""
     labels, n = ndimage.label(images >= threshold, structure=_IN_PLANE)
     if n == 0:
         return np.zeros(len(images), dtype=np.int64)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
-    in_cluster = sizes[labels] > 1  # [N, H, W]: pixel belongs to a cluster of area > 1
+    in_cluster = sizes[labels] > 1  # [tile, freq, time]: pixel belongs to a cluster of area > 1
     return in_cluster.reshape(len(images), -1).sum(axis=1)
 
 
@@ -34,7 +34,7 @@ def has_cluster(images: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def cluster_flags(generated: np.ndarray, real: np.ndarray, thresholds=THRESHOLDS) -> dict[str, np.ndarray]:
-    """``generated``/``real`` ``[N, H, W]`` -> ``[N, threshold]`` flags: residual, real and generated have a cluster.
+    """``generated``/``real`` ``[tile, freq, time]`` -> ``[tile, threshold]`` flags: residual, real and generated have a cluster.
     Flags of successive batches concatenate, so the curves of a split need never hold its tiles."""
     if generated.shape != real.shape:
         raise ValueError(f"generated {generated.shape} and real {real.shape} tiles differ in shape")

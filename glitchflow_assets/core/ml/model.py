@@ -1,4 +1,4 @@
-"""Residual attention U-Net: auxiliary-channel tiles ``[batch, n_aux, 64, 64]`` -> strain tile ``[batch, 1, 64, 64]``.
+"""Residual attention U-Net: auxiliary-channel tiles ``[batch, witness, 64, 64]`` -> strain tile ``[batch, 1, 64, 64]``.
 
 The original GlitchFlow architecture (encoder 64/128/256, bottleneck 512, residual conv3x3-BN-LeakyReLU(0.01) blocks,
 bilinear upsampling, non-local attention gates on the skip connections with query/key at C/8, Softplus output).
@@ -61,7 +61,8 @@ class ModelConfig:
 
 
 class ResidualBlock(nn.Module):
-    """conv3x3-BN-LeakyReLU-conv3x3-BN plus a (1x1-projected) identity, then LeakyReLU: ``[B, cin, H, W] -> [B, cout, H, W]``."""
+    """conv3x3-BN-LeakyReLU-conv3x3-BN plus a (1x1-projected) identity, then LeakyReLU:
+    ``[batch, cin, freq, time] -> [batch, cout, freq, time]``."""
 
     def __init__(self, cin: int, cout: int, negative_slope: float):
         super().__init__()
@@ -87,7 +88,7 @@ class NonLocalGate(nn.Module):
     """Non-local attention gate on a skip connection: queries from the decoder's gating signal, keys/values from the
     skip features (query/key at C/8, SAGAN-style unscaled dot product, learnt residual weight starting at 0).
 
-    ``skip [B, C, H, W]``, ``gate [B, Cg, H, W]`` -> ``[B, C, H, W]``.
+    ``skip [batch, channel, freq, time]``, ``gate [batch, gate_channel, freq, time]`` -> ``[batch, channel, freq, time]``.
     """
 
     def __init__(self, channels: int, gate_channels: int, mode: str, key_pool: int):
@@ -107,12 +108,13 @@ class NonLocalGate(nn.Module):
         if self.mode == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # fused: no [HW, HW] matrix in memory
         else:
-            out = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v  # the original's explicit [B, HW, HW]
+            out = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v  # the original's explicit [batch, freq * time, freq * time]
         return skip + self.gamma * out.transpose(1, 2).reshape(b, c, h, w)
 
 
 class AttentionUNet(nn.Module):
-    """``[B, n_aux, H, W] -> [B, 1, H, W]`` (non-negative: Softplus), H and W divisible by ``2**len(widths)``."""
+    """``[batch, witness, freq, time] -> [batch, 1, freq, time]`` (non-negative: Softplus), freq and time divisible
+    by ``2**len(widths)``."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()

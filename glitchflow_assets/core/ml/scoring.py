@@ -35,7 +35,7 @@ HEADLINE = (
 
 
 def ssim(generated: np.ndarray, real: np.ndarray, data_range: float) -> np.ndarray:
-    """Per-tile SSIM of ``[N, H, W]`` stacks."""
+    """Per-tile SSIM of ``[tile, freq, time]`` stacks."""
     g, r = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None] for a in (generated, real))
     from torchmetrics.functional.image import structural_similarity_index_measure  # torchmetrics: ~1 s of import
 
@@ -43,7 +43,7 @@ def ssim(generated: np.ndarray, real: np.ndarray, data_range: float) -> np.ndarr
 
 
 def tile_scores(generated: np.ndarray, real: np.ndarray, ssim_range: float) -> pd.DataFrame:
-    """``generated``/``real`` ``[N, H, W]`` (SNR^2) -> one row per tile: maxima, peak-pixel distance, log-energy
+    """``generated``/``real`` ``[tile, freq, time]`` (SNR^2) -> one row per tile: maxima, peak-pixel distance, log-energy
     correlation, L1 and SSIM."""
     if generated.shape != real.shape:
         raise ValueError(f"generated {generated.shape} and real {real.shape} tiles differ in shape")

@@ -78,7 +78,7 @@ class TrainConfig:
 
 
 def glitch_loss(predicted: torch.Tensor, target: torch.Tensor, config: TrainConfig, glitch_level: float = math.inf) -> torch.Tensor:
-    """``l1_weight * L1 + (1 - l1_weight) * (1 - SSIM)`` on ``[B, 1, H, W]`` tiles, in float32. Pixels whose target
+    """``l1_weight * L1 + (1 - l1_weight) * (1 - SSIM)`` on ``[batch, 1, freq, time]`` tiles, in float32. Pixels whose target
     reaches ``glitch_level`` (normalised units) count ``1 + glitch_pixel_weight`` times in the L1 mean: they are a few
     percent of the pixels but all of the twin."""
     predicted, target = predicted.float(), target.float()
@@ -102,7 +102,7 @@ def _autocast(device: torch.device, config: TrainConfig):
 def predict(
     model: torch.nn.Module, aux: torch.Tensor, device: torch.device, batch_size: int = 64, config: TrainConfig | None = None
 ) -> torch.Tensor:
-    """Normalised ``[N, n_aux, H, W] -> [N, 1, H, W]`` on the CPU, computed in batches on ``device``."""
+    """Normalised ``[tile, witness, freq, time] -> [tile, 1, freq, time]`` on the CPU, computed in batches on ``device``."""
     config = config or TrainConfig()
     model.eval()
     out = []
