@@ -295,6 +295,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``glitchflow`` command: parse ``argv`` (default: the process's arguments) and run its subcommand; returns the exit status, 2 with
+    the error printed for an invalid value, an unknown name or a missing file."""
     parser = argparse.ArgumentParser(prog="glitchflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="write simulated GWF frames and their ground truth")

@@ -29,6 +29,7 @@ def pyplot():
 
 
 def to_png(fig, dpi: int = DPI) -> bytes:
+    """``fig`` rendered to PNG bytes at ``dpi``, then closed (pyplot would otherwise keep every figure)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     pyplot().close(fig)

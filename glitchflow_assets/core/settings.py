@@ -46,6 +46,7 @@ def storage_root() -> Path:
 
 
 def dagster_home() -> Path:
+    """The Dagster instance the CLI uses (``$DAGSTER_HOME``, default ``$GLITCHFLOW_HOME/dagster``)."""
     return _path(DAGSTER_HOME_ENV, glitchflow_home() / "dagster")
 
 
@@ -56,6 +57,7 @@ def runs_file() -> Path | None:
 
 
 def executor() -> str:
+    """``$GLITCHFLOW_EXECUTOR``: ``k8s`` (every step its own pod) or ``''`` (unset: in-process); anything else is refused."""
     choice = os.environ.get(EXECUTOR_ENV, "")
     if choice not in ("", "k8s"):
         raise ValueError(f"${EXECUTOR_ENV}={choice!r}: expected 'k8s' or unset")
@@ -63,20 +65,25 @@ def executor() -> str:
 
 
 def sensor_interval_s() -> int:
+    """Seconds between sensor evaluations (``$GLITCHFLOW_SENSOR_INTERVAL_S``, default 30, at least 1)."""
     return int(_number(SENSOR_INTERVAL_ENV, 30, int, minimum=1))
 
 
 def tracking_uri() -> str:
+    """The MLflow tracking URI (``$MLFLOW_TRACKING_URI``, default the SQLite store ``$GLITCHFLOW_HOME/mlflow/mlflow.db``)."""
     return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{glitchflow_home() / 'mlflow' / 'mlflow.db'}"
 
 
 def mlflow_ui_url() -> str:
+    """The MLflow UI that asset metadata links to for a local store (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
     return os.environ.get(MLFLOW_UI_ENV, "http://127.0.0.1:5000")
 
 
 def frame_read_timeout_s() -> float:
+    """Seconds a frame decoder may take for one request before it counts as hung (``$GLITCHFLOW_FRAME_READ_TIMEOUT_S``, default 300)."""
     return float(_number(FRAME_TIMEOUT_ENV, 300.0, float, minimum=0.1))
 
 
 def frame_decoders() -> int:
+    """Frame decoder processes at once (``$GLITCHFLOW_FRAME_DECODERS``, default min(4, cores))."""
     return int(_number(FRAME_DECODERS_ENV, min(4, os.cpu_count() or 1), int, minimum=1))

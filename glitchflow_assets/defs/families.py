@@ -38,6 +38,7 @@ def run_jobs(run: ObservingRun) -> list:
 
 
 def run_family(run: ObservingRun) -> dg.Definitions:
+    """One observing run's asset family: its eleven assets, its jobs, its new-frame sensor and its automation sensor."""
     return dg.Definitions(
         assets=[
             raw_strain_segments(run),
@@ -86,4 +87,5 @@ def build_definitions(runs: dict[str, ObservingRun] | None = None, resources: di
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    """Every loadable run's family with the shared resources and executor."""
     return build_definitions()

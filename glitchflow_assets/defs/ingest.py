@@ -114,6 +114,9 @@ def raw_of_window(inputs: Inputs, window: Window, options: IngestOptions) -> dg.
 
 
 def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``raw_strain_segments`` asset (per window, with its data-quality checks), started by the new-frame sensor, a backfill or
+    ``glitchflow materialize``."""
+
     @run_asset(
         run,
         RAW,
@@ -193,6 +196,8 @@ def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
 
 
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``glitch_events`` asset (per window, on the GPU), following its raw window."""
+
     @run_asset(
         run,
         EVENTS,
@@ -211,6 +216,8 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``annalisa_scores`` asset (per window, on the GPU), following its raw window and events."""
+
     @run_asset(
         run,
         SCORES,

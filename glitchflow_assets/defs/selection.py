@@ -41,6 +41,8 @@ def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorag
 
 
 def channel_selection(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``channel_selection`` asset, refreshed on the run's cron from the ANNALISA scores of every window."""
+
     @run_asset(
         run,
         SELECTION,

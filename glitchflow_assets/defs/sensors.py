@@ -46,6 +46,9 @@ def _ingested(instance: dg.DagsterInstance, storage: GlitchflowStorage, run: Obs
 
 
 def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
+    """The run's new-frame sensor: launches ``job_name`` for each window whose frame files appeared or changed (running by default where the
+    registry says ``watch: true``)."""
+
     @dg.sensor(
         name=f"{run.name}_new_frames",
         job_name=job_name,

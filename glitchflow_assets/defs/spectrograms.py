@@ -56,6 +56,8 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
 
 
 def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``spectrograms`` asset (per window, on the GPU), following its raw window, its events and the channel selection."""
+
     @run_asset(
         run,
         SPECTROGRAMS,

@@ -71,6 +71,8 @@ def _rounded(summary: dict[str, float]) -> dict[str, float]:
 
 
 def window_files(inputs: Inputs, keys: list[str]):
+    """Lazily, per window key: its ``raw_strain_segments`` path and its glitch events (read through ``inputs``, so checked against the
+    instance's record)."""
     storage, run = inputs.storage, inputs.run
     for key in keys:
         window = window_for_key(key, run.cadence)
@@ -143,6 +145,8 @@ def fit_waveforms(
 
 
 def glitch_waveforms(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``glitch_waveforms`` asset (the time-domain twin), following the dataset and the selection, with the blocking gate that
+    promotes a passing twin."""
     key = asset_key(run.name, WAVEFORMS)
 
     @run_asset(
@@ -179,6 +183,7 @@ def glitch_waveforms(run: ObservingRun) -> dg.AssetsDefinition:
 
 
 def cleaning_report_path(storage: GlitchflowStorage, run: ObservingRun, window: Window):
+    """The JSON cleaning report beside a window's ``cleaned_strain`` file (what the CLI's summary reads)."""
     return storage.window_file(run.name, CLEANED, window).with_suffix(".json")
 
 
@@ -215,6 +220,8 @@ def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
 
 
 def cleaned_strain(run: ObservingRun) -> dg.AssetsDefinition:
+    """The run's ``cleaned_strain`` asset (per window): the strain minus the champion twin's glitches, following ``glitch_waveforms``."""
+
     @run_asset(
         run,
         CLEANED,

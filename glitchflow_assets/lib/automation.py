@@ -20,6 +20,7 @@ from glitchflow_assets.core.runs.registry import ObservingRun
 
 
 def follows_inputs() -> dg.AutomationCondition:
+    """Materialize when an input updates and none is missing or in progress, on every window of the run, not only the latest."""
     return (
         dg.AutomationCondition.eager()
         .without(dg.AutomationCondition.in_latest_time_window())
@@ -28,6 +29,8 @@ def follows_inputs() -> dg.AutomationCondition:
 
 
 def on_refresh_cron(run: ObservingRun) -> dg.AutomationCondition:
+    """At most once per tick of the run's ``refresh_cron`` (UTC): when an input updated since the last refresh and nothing upstream or here
+    is in progress."""
     A = dg.AutomationCondition
     tick = A.cron_tick_passed(run.refresh_cron, "UTC").since_last_handled().with_label(f"cron '{run.refresh_cron}' UTC ticked")
     new_inputs = A.any_deps_updated().since_last_handled().with_label("an input updated since the last refresh")
@@ -37,6 +40,8 @@ def on_refresh_cron(run: ObservingRun) -> dg.AutomationCondition:
 
 
 def automation_sensor(run: ObservingRun) -> dg.AutomationConditionSensorDefinition:
+    """The run's ``{RUN}_automation`` sensor, which evaluates the automation conditions of its assets (running by default where the registry
+    says ``watch: true``)."""
     return dg.AutomationConditionSensorDefinition(
         f"{run.name}_automation",
         target=dg.AssetSelection.groups(run.name),

@@ -171,6 +171,7 @@ def materialized_and_intact(
 
 
 def step_inputs(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> Inputs:
+    """The :class:`Inputs` of an asset step, checked against the step's Dagster instance."""
     return Inputs(storage, run, context.instance)
 
 

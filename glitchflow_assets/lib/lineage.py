@@ -20,6 +20,7 @@ def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = No
 
 
 def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
+    """MLflow tags tying a run-level step's MLflow run and model version to its Dagster run, asset, observing run and dataset version."""
     return {
         DAGSTER_RUN_TAG: context.run.run_id,
         "dagster_asset_key": context.asset_key.to_user_string(),
@@ -29,6 +30,7 @@ def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_v
 
 
 def data_version_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
+    """The data version of ``key``'s latest materialization (its Dagster run ID where none was recorded); a Failure when it has none."""
     event = context.instance.get_latest_materialization_event(key)
     if event is None:
         raise dg.Failure(description=f"{key.to_user_string()} has never been materialized")

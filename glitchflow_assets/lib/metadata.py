@@ -41,4 +41,5 @@ def metadata_table(table: pd.DataFrame) -> dg.MetadataValue:
 
 
 def md_image(png: bytes, title: str) -> str:
+    """A PNG as an inline Markdown image (base64 data URI) for ``MetadataValue.md``."""
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -28,8 +28,10 @@ TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames,
 
 
 def asset_key(run: str, name: str) -> dg.AssetKey:
+    """The key ``RUN/name`` of an asset of a run family."""
     return dg.AssetKey([run, name])
 
 
 def job_name(run: str, suffix: str) -> str:
+    """The name ``RUN_suffix`` of a run family's job (suffixes: the keys of :data:`JOBS`)."""
     return f"{run}_{suffix}"

@@ -18,6 +18,7 @@ from glitchflow_assets.lib.resources import GlitchflowStorage
 
 
 def window_backfill_policy(run: ObservingRun) -> dg.BackfillPolicy:
+    """Backfills run up to ``run.backfill_batch`` consecutive windows per Dagster run."""
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=run.backfill_batch)
 
 

@@ -48,6 +48,7 @@ def write_scores(path: str | Path, run: str, window: Window, scores: WindowScore
 
 
 def read_scores(path: str | Path) -> WindowScores:
+    """One window's scores read back (schema version 1 or 2; ``native_rates`` empty for version 1)."""
     with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         return WindowScores(
             channels=list(f["channels"].asstr()[()]),

@@ -60,6 +60,7 @@ def write_selection(path: str | Path, selection: ChannelSelection, figure: bytes
 
 
 def read_selection(path: str | Path) -> ChannelSelection:
+    """A run's channel selection read back; a ValueError naming the file when it cannot be read or is not a selection."""
     try:
         document = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:

@@ -55,5 +55,6 @@ def write_events(path: str | Path, run: str, window: Window, events: pd.DataFram
 
 
 def read_events(path: str | Path) -> WindowEvents:
+    """One window's events read back, with the segments that were searched and the file's attributes."""
     tables, attrs = read_tables(path, SCHEMA, {SCHEMA_VERSION})
     return WindowEvents(tables["table"], [tuple(s) for s in json.loads(attrs["searched"])], attrs)

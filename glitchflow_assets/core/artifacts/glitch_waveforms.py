@@ -66,6 +66,8 @@ def write_waveform_set(
     truth_whitened: np.ndarray | None,
     attrs: dict,
 ) -> None:
+    """Write the twin's predictions atomically: ``whitened`` and ``strain`` ``[event, time]``, fitted ``amplitude`` ``[event]``, per-event
+    ``scores``, the simulator's ``truth_whitened`` when given, and ``attrs`` with the creation time and software version."""
     with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
         f.create_dataset("gps", data=gps)
         f.create_dataset("t0", data=t0)
@@ -88,6 +90,7 @@ def write_waveform_set(
 
 
 def read_waveform_set(path: str | Path) -> GlitchWaveformSet:
+    """A ``glitch_waveforms`` file read back whole (its ``channels`` attribute decoded from JSON)."""
     with open_artifact(path, SCHEMA, (SCHEMA_VERSION,)) as f:
         strings = lambda name: [s.decode() if isinstance(s, bytes) else s for s in f[name][()]]  # noqa: E731
         scores = pd.DataFrame({k: f[f"scores/{k}"][()] for k in f["scores"]}) if "scores" in f else pd.DataFrame()

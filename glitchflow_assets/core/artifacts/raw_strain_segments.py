@@ -174,6 +174,7 @@ def _strings(ds: h5py.Dataset) -> list[str]:
 
 
 def read_summary(path: str | Path) -> RawSegmentSummary:
+    """Everything in a window file but its samples: per-channel statistics and valid segments, frames read and skipped, attributes."""
     path = Path(path)
     with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
         attrs = dict(f.attrs)

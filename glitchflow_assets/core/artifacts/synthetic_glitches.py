@@ -108,6 +108,7 @@ class SyntheticSetInfo:
 
 
 def read_synthetic_info(path: str | Path) -> SyntheticSetInfo:
+    """A synthetic set's attributes (model URI, channels, counts per split) without reading its tiles."""
     with open_synthetic(path) as f:
         attrs = dict(f.attrs)
     return SyntheticSetInfo(str(attrs["model_uri"]), json.loads(attrs["channels"]), json.loads(attrs["counts"]), attrs)

@@ -93,6 +93,8 @@ def build_spectrograms(
 def write_spectrograms(
     path: str | Path, spectrograms, frequencies, times, event_gps, event_snr, channels, config: SpectrogramConfig, attrs: dict
 ) -> None:
+    """One window's spectrograms ``[event, channel, freq, time]`` (one event per chunk) with their axes (Hz; s from the event GPS), event
+    GPS and SNR, channels, ``config`` and ``attrs``; atomic."""
     with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
         f.attrs.update({"config": json.dumps(asdict(config)), **attrs})
         chunks = (1, *spectrograms.shape[1:]) if len(spectrograms) else None
@@ -124,6 +126,7 @@ class WindowSpectrograms:
 
 
 def read_spectrograms(path: str | Path) -> WindowSpectrograms:
+    """One window's spectrograms file read back whole: ``[event, channel, freq, time]`` with its axes, events and channels."""
     with open_artifact(path, SCHEMA, {SCHEMA_VERSION}) as f:
         return WindowSpectrograms(
             f["spectrograms"][()],

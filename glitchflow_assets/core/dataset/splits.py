@@ -84,6 +84,8 @@ def tiles_of(spectrogram: np.ndarray, config: DatasetConfig) -> tuple[np.ndarray
 
 
 def label_of(strain_max: float, config: DatasetConfig) -> int | None:
+    """A tile's label from its strain maximum (SNR^2): glitch from ``glitch_threshold``, background below ``background_threshold``, None
+    (the tile is dropped) in between."""
     if strain_max >= config.glitch_threshold:
         return LABELS["glitch"]
     if strain_max < config.background_threshold:
@@ -255,6 +257,7 @@ class DatasetInfo:
 
 
 def read_info(path: str | Path) -> DatasetInfo:
+    """Everything in a dataset file but its tiles: channels, training normalisation, axes, tile shape, tiles per split."""
     with open_dataset(path) as f:
         return DatasetInfo(
             list(f["channels"].asstr()[()]),

@@ -122,6 +122,7 @@ def _not_a_frame_file(entry: os.DirEntry, path: Path, real_root: Path) -> str:
 
 
 def frames_overlapping(frames: list[FrameFile], gps_start: float, gps_end: float) -> list[FrameFile]:
+    """The frames whose GPS span intersects [gps_start, gps_end), in their given order."""
     return [f for f in frames if f.gps_start < gps_end and f.gps_end > gps_start]
 
 

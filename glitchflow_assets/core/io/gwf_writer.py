@@ -9,6 +9,7 @@ from glitchflow_assets.core.io.frames import ChannelData, check_gwf_framing
 
 
 def frame_file_name(observatory: str, tag: str, gps: int, duration: int) -> str:
+    """``OBS-TAG-GPS-DUR.gwf``: the name frame discovery (:func:`~glitchflow_assets.core.io.frames.parse_frame_name`) reads back."""
     return f"{observatory}-{tag}-{gps}-{duration}.gwf"
 
 

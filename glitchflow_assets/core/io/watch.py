@@ -78,6 +78,7 @@ class WatchPlan:
 
 
 def identity(frame: FrameFile, stat: os.stat_result) -> str:
+    """A file's content identity ``name:size:mtime_ns`` (window cursor digests are made of them): rewriting or completing it changes it."""
     return f"{frame.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 

@@ -46,6 +46,8 @@ class GlitchModel:
 
 
 def save_bundle(directory: str | Path, model: GlitchModel) -> Path:
+    """Write ``model`` into ``directory`` (created if needed): the weights as safetensors and the manifest JSON (architecture,
+    normalisation, weights SHA-256, detection threshold, provenance); returns ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
@@ -64,6 +66,8 @@ def save_bundle(directory: str | Path, model: GlitchModel) -> Path:
 
 
 def load_bundle(directory: str | Path, device: torch.device | str = "cpu") -> GlitchModel:
+    """The model in a bundle directory, on ``device`` and in eval mode; refuses a directory without a bundle, another format version, or
+    weights whose SHA-256 is not the manifest's."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
     if not manifest_path.exists() or not (directory / WEIGHTS).exists():

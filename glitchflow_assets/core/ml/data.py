@@ -81,6 +81,7 @@ class TileSet:
 
 
 def read_normalisation(path: str | Path, representation: str = "log") -> Normalisation:
+    """The normalisation a dataset file records (channels, strain first, and their training scales), in ``representation``."""
     info = read_info(path)
     return Normalisation(tuple(info.channels), tuple(float(v) for v in info.channel_scale), representation)
 

@@ -44,6 +44,7 @@ def generated_batches(
 
 
 def check_channels(model: GlitchModel, dataset: str | Path) -> None:
+    """Refuse (ValueError) a dataset whose channels, in order and strain first, are not those the model was trained on."""
     channels = tuple(read_info(dataset).channels)
     if channels != model.normalisation.channels:
         raise ValueError(f"{dataset} has channels {list(channels)}, the model was trained on {list(model.normalisation.channels)}")
@@ -233,5 +234,6 @@ class EvaluationFile:
 
 
 def read_evaluation(path: str | Path) -> EvaluationFile:
+    """A ``model_evaluation`` file read back: its four tables, the model URI and the attributes."""
     tables, attrs = read_tables(path, SCHEMA, {SCHEMA_VERSION})
     return EvaluationFile(tables["report"], tables["tiles"], tables["curves"], tables["vetoes"], str(attrs["model_uri"]), attrs)

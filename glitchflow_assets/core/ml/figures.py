@@ -7,6 +7,7 @@ from glitchflow_assets.core.plots import pyplot, to_png
 
 
 def training_curves_png(history: list[dict], best_epoch: int) -> bytes:
+    """Train and validation loss per epoch, the best epoch marked (PNG)."""
     fig, ax = pyplot().subplots(figsize=(6, 3.6))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], label="train")

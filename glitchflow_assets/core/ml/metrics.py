@@ -30,6 +30,7 @@ def cluster_area(images: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def has_cluster(images: np.ndarray, threshold: float) -> np.ndarray:
+    """``[tile, freq, time]`` -> ``[tile]`` bool: whether each tile has a cluster (area > 1) at ``threshold``."""
     return cluster_area(images, threshold) > 0
 
 

@@ -81,6 +81,7 @@ class ResidualBlock(nn.Module):
 
 
 def stage(cin: int, cout: int, config: ModelConfig) -> nn.Sequential:
+    """``config.blocks`` residual blocks from ``cin`` to ``cout`` channels: one level of the U-Net (encoder, bottleneck or decoder)."""
     return nn.Sequential(*(ResidualBlock(cin if i == 0 else cout, cout, config.negative_slope) for i in range(config.blocks)))
 
 
@@ -154,4 +155,5 @@ class AttentionUNet(nn.Module):
 
 
 def parameter_count(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (trainable or not)."""
     return sum(p.numel() for p in model.parameters())

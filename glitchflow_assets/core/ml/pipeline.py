@@ -32,6 +32,7 @@ class TrainingOutcome:
 
 
 def model_config_for(config: TrainConfig, n_aux: int, device: torch.device) -> ModelConfig:
+    """The architecture for ``n_aux`` witnesses at ``config.model_size`` (``auto``: the original's on CUDA, the small one elsewhere)."""
     size = config.model_size if config.model_size != "auto" else ("original" if device.type == "cuda" else "small")
     return ModelConfig.original(n_aux) if size == "original" else ModelConfig.small(n_aux)
 

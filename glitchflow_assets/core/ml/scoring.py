@@ -88,6 +88,7 @@ def roc_curve(score: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def balanced_accuracy(flag: np.ndarray, label: np.ndarray) -> float:
+    """Mean of glitch recall and background specificity of ``flag`` (``label`` 1: glitch, 0: background); NaN unless both classes occur."""
     glitch, background = label == 1, label == 0
     if not glitch.any() or not background.any():
         return float("nan")

@@ -46,10 +46,12 @@ DAGSTER_RUN_TAG = "dagster_run_id"  # the tag dagster-mlflow's resource uses: ru
 
 
 def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, or the embedded SQLite store under ``$GLITCHFLOW_HOME``."""
     return settings.tracking_uri()
 
 
 def registered_model_name(run: str) -> str:
+    """The MLflow registered model of an observing run: ``glitchflow-RUN``."""
     return f"glitchflow-{run}"
 
 
@@ -210,6 +212,7 @@ def save_mlflow_model(directory: Path, model: GlitchModel) -> Path:
 
 
 def system_info(device: torch.device) -> dict[str, str]:
+    """Python, torch and platform versions, CPU and thread counts, the device (and the GPU's name on CUDA): tags for an MLflow run."""
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -118,6 +118,7 @@ def predict(
 def validation_loss(
     model: torch.nn.Module, data: TileSet, device: torch.device, config: TrainConfig, glitch_level: float = math.inf
 ) -> float:
+    """The training loss (:func:`glitch_loss`) of ``model`` over a whole split: what early stopping and checkpoint selection go by."""
     return float(glitch_loss(predict(model, data.aux, device, config=config), data.strain, config, glitch_level))
 
 

@@ -17,18 +17,22 @@ def _plain(segments: SegmentList) -> Segments:
 
 
 def coalesce(segments: Segments) -> Segments:
+    """``segments`` sorted and merged (overlapping or touching ones joined, empty ones dropped)."""
     return _plain(_segmentlist(segments))
 
 
 def subtract(segments: Segments, holes: Segments) -> Segments:
+    """What of ``segments`` lies outside ``holes``."""
     return _plain(_segmentlist(segments) - _segmentlist(holes))
 
 
 def clip(segments: Segments, start: float, end: float) -> Segments:
+    """``segments`` restricted to [start, end)."""
     return _plain(_segmentlist(segments) & _segmentlist([(start, end)]))
 
 
 def total(segments: Segments) -> float:
+    """The summed duration (s) of ``segments`` (a livetime, for disjoint segments)."""
     return float(sum(e - s for s, e in segments))
 
 

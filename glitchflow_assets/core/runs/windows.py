@@ -42,12 +42,14 @@ class Cadence:
 
 # LAL's leap-second table (C, microseconds per call): sensors convert thousands of windows per tick.
 def gps_to_utc(gps: float) -> datetime:
+    """A GPS time as a UTC-aware datetime, leap seconds included, fractional seconds kept."""
     whole = int(gps // 1)
     y, mo, d, h, mi, s = lal.GPSToUTC(whole)[:6]
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC) + timedelta(seconds=gps - whole)
 
 
 def utc_to_gps(when: datetime) -> float:
+    """A UTC-aware datetime as GPS seconds, leap seconds included; a naive datetime is refused."""
     if when.tzinfo is None:
         raise ValueError("naive datetime: pass a UTC-aware datetime")
     when = when.astimezone(UTC)
@@ -56,12 +58,14 @@ def utc_to_gps(when: datetime) -> float:
 
 
 def floor_to_cadence(when: datetime, cadence: Cadence) -> datetime:
+    """The start of the window holding ``when`` (windows tile each UTC day from midnight)."""
     day = when.replace(hour=0, minute=0, second=0, microsecond=0)
     elapsed = int((when - day).total_seconds())
     return day + timedelta(seconds=elapsed - elapsed % cadence.seconds)
 
 
 def ceil_to_cadence(when: datetime, cadence: Cadence) -> datetime:
+    """``when`` if a window starts there, else the start of the next window."""
     floor = floor_to_cadence(when, cadence)
     return floor if floor == when else floor + timedelta(seconds=cadence.seconds)
 
@@ -87,6 +91,7 @@ def validate_partition_key(key: str) -> str:
 
 
 def window_for_key(key: str, cadence: Cadence) -> Window:
+    """The window a partition key names, with its GPS span; a key not aligned to ``cadence`` is refused, naming the window that holds it."""
     start = datetime.strptime(validate_partition_key(key), PARTITION_KEY_FORMAT).replace(tzinfo=UTC)
     if (floor := floor_to_cadence(start, cadence)) != start:
         nearest = window_for_key(floor.strftime(PARTITION_KEY_FORMAT), cadence)

@@ -242,6 +242,7 @@ class SimulationResult:
 
 
 def frame_name(scenario: Scenario, gps: int, duration: int) -> str:
+    """The file name (``OBS-TAG-GPS-DUR.gwf``) of the scenario's frame starting at GPS ``gps`` and lasting ``duration`` s."""
     return frame_file_name(scenario.observatory, scenario.tag, gps, duration)
 
 

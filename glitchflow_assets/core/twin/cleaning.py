@@ -91,6 +91,7 @@ def write_cleaning_report(path: str | Path, comparison: EventComparison, attrs: 
 
 
 def read_cleaning_report(path: str | Path) -> EventComparison:
+    """One window's cleaning report read back (version 1 too: it has no ``elsewhere`` events)."""
     document = json.loads(Path(path).read_text())
     check_schema(path, document, REPORT_SCHEMA, (1, REPORT_VERSION))  # version 1 counted every new event as new
     table = pd.DataFrame(document["events"], columns=["gps", "snr_before", "snr_after", "removed"])

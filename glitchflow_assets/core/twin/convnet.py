@@ -135,6 +135,8 @@ class Inputs:
 
 
 def network_inputs(wiener: WienerFilter, segments: EventSegments, decimation: int) -> Inputs:
+    """The network's :class:`Inputs` for ``segments``: the whitened witnesses, the Wiener prediction and the gate, decimated by
+    ``decimation``, witnesses and prediction divided by each event's gated witness rms."""
     baseline = wiener.predict(segments)
     full = np.concatenate([segments.witness, baseline[:, None], segments.gate[:, None]], axis=1)
     x = decimate(torch.as_tensor(full, dtype=torch.float64), decimation).float()

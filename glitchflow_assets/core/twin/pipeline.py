@@ -40,6 +40,7 @@ class TwinConfig:
 
 
 def method_of(model: TwinModel) -> str:
+    """The method that fitted a twin: ``convnet`` or ``wiener``."""
     return "convnet" if isinstance(model, ConvNetTwin) else "wiener"
 
 
@@ -165,6 +166,8 @@ def twin_channel(strain_channel: str, kind: str) -> str:
 
 
 def twin_frame_path(directory: Path, strain_channel: str, kind: str, gps_start: int, duration: int) -> Path:
+    """Where the twin's ``kind`` (SYNTH or CLEAN) frame of a span goes in ``directory``: ``OBS-GLITCHFLOW_<kind>-GPS-DUR.gwf``, OBS the
+    strain channel's first letter."""
     return directory / frame_file_name(strain_channel[0], f"GLITCHFLOW_{kind}", gps_start, duration)
 
 

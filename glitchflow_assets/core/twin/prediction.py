@@ -31,6 +31,8 @@ class Prediction:
 
 
 def predict(model: TwinModel, segments: EventSegments) -> Prediction:
+    """The twin's prediction for ``segments``: whitened from the witnesses alone, re-coloured to strain units by the strain PSD and gated,
+    with its amplitude fitted on the strain."""
     whitened = model.predict(segments)
     coloured = colour(torch.as_tensor(whitened), torch.as_tensor(segments.strain_psd), segments.sample_rate).numpy()
     # gated again: re-colouring spreads low frequencies beyond the gate, and nothing may change outside it
