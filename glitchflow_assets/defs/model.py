@@ -20,7 +20,7 @@ from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.loop import TrainingDiverged
 from glitchflow_assets.core.ml.pipeline import evaluate_and_track, train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
-from glitchflow_assets.core.ml.tracking import CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker
+from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker, registered_model_name
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import window_for_key
@@ -188,7 +188,8 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
             )
         ],
         description=f"Residual attention U-Net (witness spectrograms -> strain spectrogram) trained on the train split of {run.name}, "
-        f"selected on validation, tracked in MLflow and registered as a new version of glitchflow-{run.name} (alias candidate); "
+        "selected on validation, tracked in MLflow and registered as a new version of "
+        f"{registered_model_name(run.name)} (alias {CANDIDATE}); "
         "a model with NaN or witness-blind outputs is refused and not registered.",
     )
     def _trained(

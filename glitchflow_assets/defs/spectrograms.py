@@ -66,7 +66,7 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
         kinds=GPU_KINDS,
         gpu=True,
         automation=follows_inputs(),
-        description="Whitened Q-transform (Q=12, 8-500 Hz, 64 log rows x 256 bins over 6 s) of the strain and the selected "
+        description=f"Whitened Q-transform ({SpectrogramConfig().describe()}) of the strain and the selected "
         "witnesses around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
     def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:

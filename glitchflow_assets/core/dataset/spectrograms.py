@@ -43,6 +43,11 @@ class SpectrogramConfig:
     event_guard: float = 4.0  # s around every event excluded from the PSD estimate
     batch: int = 4  # events per transform call
 
+    def describe(self) -> str:
+        """The transform in a few words, for the UI: ``Q=12, 8-500 Hz, 64 log rows x 256 bins over 6 s``."""
+        f0, f1 = self.frange
+        return f"Q={self.q:g}, {f0:g}-{f1:g} Hz, {self.freq_rows} log rows x {self.time_bins} bins over {self.span:g} s"
+
 
 def build_spectrograms(
     data: ChannelSeries,
