@@ -142,11 +142,6 @@ class WindowScores:
     pixels: int  # pixels per plane (for the chance expectation)
     native_rates: list[float] = field(default_factory=list)  # [channel] Hz in this window, NaN where absent; [] if unknown
 
-    def native_rate(self, channel: str) -> float:
-        """``channel``'s native rate in this window: NaN where it had no data or the rate was not recorded."""
-        j = self.channels.index(channel)
-        return float(self.native_rates[j]) if self.native_rates else float("nan")
-
     def per_event(self) -> pd.DataFrame:
         rows = []
         for i, gps in enumerate(self.event_gps):
@@ -235,10 +230,10 @@ CHANNEL_COLUMNS = [
 ]
 
 
-def _rates(windows: list[WindowScores], channel: str) -> tuple[float, str]:
-    """The native rate ``channel`` has in most of ``windows``, and the others as "2048 Hz in 3 windows; ...";
-    NaN and "" where no rate was recorded."""
-    rates = pd.Series([w.native_rate(channel) for w in windows], dtype=float).dropna()
+def _rates(per_window: list[float]) -> tuple[float, str]:
+    """The native rate a channel has in most windows (``per_window``: one rate each, NaN where unknown), and the others
+    as "2048 Hz in 3 windows; ..."; NaN and "" where no rate was recorded."""
+    rates = pd.Series(per_window, dtype=float).dropna()
     if rates.empty:
         return float("nan"), ""
     counts = rates.value_counts(sort=False)  # first-seen order: the earliest rate wins a tie
@@ -251,16 +246,19 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
 
     Channels may come and go between windows (a channel renamed, removed or added mid-run): every channel any
     window holds gets a row, scored on the windows holding it; ``windows_scored`` counts those where it had valid data
-    at an event at least once, and a channel
-    whose native rate changed names its ``other_rates`` (downstream stages use ``native_rate_hz`` only)."""
+    at an event at least once, and a channel whose native rate changed names its ``other_rates`` (downstream stages
+    use ``native_rate_hz`` only)."""
     channels = list(dict.fromkeys(ch for w in windows for ch in w.channels))
     rows = []
     for ch in channels:
-        corr, iou, n_events, observed, expected = [], [], 0, 0, 0.0
-        holding = [w for w in windows if ch in w.channels]
-        for w in holding:
+        corr, iou, n_events, observed, expected, windows_scored, rates = [], [], 0, 0, 0.0, 0, []
+        for w in windows:
+            if ch not in w.channels:
+                continue
             j_w = w.channels.index(ch)
             m = w.scored[:, j_w]
+            windows_scored += bool(m.any())
+            rates.append(float(w.native_rates[j_w]) if w.native_rates else math.nan)
             c = {k: v[m, j_w].astype(float) for k, v in w.counts.items()}
             corr += list(c["intersection"] / c["strain"])
             iou += list(c["intersection"] / c["union"])
@@ -270,7 +268,7 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
         mean_corr = float(np.mean(corr)) if corr else 0.0
         mean_iou = float(np.mean(iou)) if iou else 0.0
         significance = -math.log10(max(poisson.sf(observed - 1, expected), 1e-300)) if expected > 0 and observed > 0 else 0.0
-        main_rate, other_rates = _rates(holding, ch)
+        main_rate, other_rates = _rates(rates)
         rows.append(
             {
                 "channel": ch,
@@ -281,7 +279,7 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
                 "expected": expected,
                 "significance": significance,
                 "selected": bool(n_events) and config.keeps(mean_corr, mean_iou, significance),
-                "windows_scored": sum(bool(w.scored[:, w.channels.index(ch)].any()) for w in holding),
+                "windows_scored": windows_scored,
                 "native_rate_hz": main_rate,
                 "other_rates": other_rates,
             }
