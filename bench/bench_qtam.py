@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glitchflow_assets.core.artifacts.dataset_split import dataset_events
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig
-from glitchflow_assets.core.dataset.splits import dataset_events
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.twin.event_segments import SegmentConfig, event_segments

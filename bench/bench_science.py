@@ -22,8 +22,9 @@ from pathlib import Path
 import dagster as dg
 import torch
 
+from glitchflow_assets.core.artifacts.model_evaluation import read_evaluation
 from glitchflow_assets.core.ml.bundle import MODEL
-from glitchflow_assets.core.ml.evaluation import evaluate, read_evaluation
+from glitchflow_assets.core.ml.evaluation import evaluate
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.pipeline import train_and_register
 from glitchflow_assets.core.ml.tracking import Tracker

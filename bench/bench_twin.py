@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from glitchflow_assets.core.artifacts.channel_selection import read_selection
-from glitchflow_assets.core.dataset.splits import dataset_events
+from glitchflow_assets.core.artifacts.dataset_split import dataset_events
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
 from glitchflow_assets.core.twin.cleaning import cleaning_headline

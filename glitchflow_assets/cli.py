@@ -21,11 +21,15 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from glitchflow_assets.core import settings
-from glitchflow_assets.core.runs.registry import load_registry
+from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
 from glitchflow_assets.core.runs.windows import utc_to_gps, window_for_key, window_holding, windows_overlapping
 from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, storage_root
+
+if TYPE_CHECKING:  # dagster loads only for the commands that run it
+    from glitchflow_assets.runner import SpanResult
 
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
@@ -178,6 +182,11 @@ def _materialize(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # between two runs: nothing half-done
             _say(f"{run.name}: interrupted; run the same command again to continue where it stopped")
             return 130
+    return _summarize(run, outcome, t0)
+
+
+def _summarize(run: ObservingRun, outcome: "SpanResult", t0: float) -> int:
+    """Say how many runs of the span succeeded and where it stopped; the exit status (1: a run failed, 130: interrupted)."""
     ran = [s for s in outcome.steps if not s.skipped]
     failed = [s for s in ran if not s.success]
     stopped = f"; stopped at {(failed[0].partitions or ['the run-level stages'])[0]}" if failed else ""
@@ -294,55 +303,76 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``glitchflow`` command: parse ``argv`` (default: the process's arguments) and run its subcommand; returns the exit status, 2 with
-    the error printed for an invalid value, an unknown name or a missing file."""
-    parser = argparse.ArgumentParser(prog="glitchflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="write simulated GWF frames and their ground truth")
-    sim.add_argument("--run", default="SIM", help="observing run whose frame directory receives the frames")
-    sim.add_argument("--minutes", type=float, default=30.0)
-    sim.add_argument("--start", type=int, default=None, help="GPS start (default: the run's start)")
-    sim.add_argument("--out", default=None, help="directory (default: the run's frame directory)")
-    sim.add_argument("--frame-length", type=int, default=60, help="seconds per frame file")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--glitch-rate", type=float, default=None, help="strain glitches per minute (default: the scenario's, 1)")
-    demo = sub.add_parser("demo", help="simulate the SIM run and materialize it with the embedded defaults")
-    demo.add_argument("--minutes", type=float, default=120.0)
-    demo.add_argument(
+def _simulate_arguments(command: argparse.ArgumentParser) -> None:
+    """The arguments of ``glitchflow simulate``."""
+    command.add_argument("--run", default="SIM", help="observing run whose frame directory receives the frames")
+    command.add_argument("--minutes", type=float, default=30.0)
+    command.add_argument("--start", type=int, default=None, help="GPS start (default: the run's start)")
+    command.add_argument("--out", default=None, help="directory (default: the run's frame directory)")
+    command.add_argument("--frame-length", type=int, default=60, help="seconds per frame file")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--glitch-rate", type=float, default=None, help="strain glitches per minute (default: the scenario's, 1)")
+
+
+def _demo_arguments(command: argparse.ArgumentParser) -> None:
+    """The arguments of ``glitchflow demo``."""
+    command.add_argument("--minutes", type=float, default=120.0)
+    command.add_argument(
         "--glitch-rate",
         type=float,
         default=DEMO_GLITCH_RATE,
         help="strain glitches per minute (a bad-weather stretch: enough events to judge by)",
     )
-    demo.add_argument("--frame-length", type=int, default=60)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
-    demo.add_argument("--train-budget-s", type=float, default=200.0, help="stop training after this many seconds (0: no limit)")
-    parts = sub.add_parser("partitions", help="a run's windows (partition keys) with their GPS spans")
-    parts.add_argument("run")
-    parts.add_argument("--gps", type=float, default=None, help="only the window holding this GPS time")
-    mat = sub.add_parser("materialize", help="materialize every window of a GPS or UTC span of a run")
-    mat.add_argument("run")
-    mat.add_argument("--gps-start", type=float)
-    mat.add_argument("--gps-end", type=float)
-    mat.add_argument("--utc-start", help="instead of GPS: ISO time in UTC, e.g. 2024-05-17T17:00")
-    mat.add_argument("--utc-end")
-    mat.add_argument("--through", default=None, help="last stage to materialize (default: the window stages), e.g. trained_model")
-    mat.add_argument(
+    command.add_argument("--frame-length", type=int, default=60)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
+    command.add_argument("--train-budget-s", type=float, default=200.0, help="stop training after this many seconds (0: no limit)")
+
+
+def _materialize_arguments(command: argparse.ArgumentParser) -> None:
+    """The arguments of ``glitchflow materialize``."""
+    command.add_argument("run")
+    command.add_argument("--gps-start", type=float)
+    command.add_argument("--gps-end", type=float)
+    command.add_argument("--utc-start", help="instead of GPS: ISO time in UTC, e.g. 2024-05-17T17:00")
+    command.add_argument("--utc-end")
+    command.add_argument("--through", default=None, help="last stage to materialize (default: the window stages), e.g. trained_model")
+    command.add_argument(
         "--force", action="store_true", help="re-materialize everything (default: skip what is already materialized and intact on disk)"
     )
-    inj = sub.add_parser("inject", help="add a synthetic glitch set (a glitch_waveforms file) to other GWF frames")
-    inj.add_argument(
+
+
+def _inject_arguments(command: argparse.ArgumentParser) -> None:
+    """The arguments of ``glitchflow inject``."""
+    command.add_argument(
         "--glitches",
         required=True,
         help="glitch_waveforms HDF5, e.g. $GLITCHFLOW_HOME/storage/SIM/glitch_waveforms/SIM-glitch_waveforms.h5",
     )
-    inj.add_argument("--into", required=True, help="directory of OBS-TAG-GPS-DUR.gwf frames to inject into (searched recursively)")
-    inj.add_argument("--out", required=True, help="directory for the injected frames (same names) and injections.csv")
-    inj.add_argument("--shift", type=float, default=0.0, help="seconds added to every glitch's GPS time (default 0: original times)")
-    inj.add_argument("--channel", default=None, help="channel to add the glitches to (default: the set's strain channel)")
-    args = parser.parse_args(argv)
+    command.add_argument("--into", required=True, help="directory of OBS-TAG-GPS-DUR.gwf frames to inject into (searched recursively)")
+    command.add_argument("--out", required=True, help="directory for the injected frames (same names) and injections.csv")
+    command.add_argument("--shift", type=float, default=0.0, help="seconds added to every glitch's GPS time (default 0: original times)")
+    command.add_argument("--channel", default=None, help="channel to add the glitches to (default: the set's strain channel)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The ``glitchflow`` command line: its subcommands and their arguments."""
+    parser = argparse.ArgumentParser(prog="glitchflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _simulate_arguments(sub.add_parser("simulate", help="write simulated GWF frames and their ground truth"))
+    _demo_arguments(sub.add_parser("demo", help="simulate the SIM run and materialize it with the embedded defaults"))
+    parts = sub.add_parser("partitions", help="a run's windows (partition keys) with their GPS spans")
+    parts.add_argument("run")
+    parts.add_argument("--gps", type=float, default=None, help="only the window holding this GPS time")
+    _materialize_arguments(sub.add_parser("materialize", help="materialize every window of a GPS or UTC span of a run"))
+    _inject_arguments(sub.add_parser("inject", help="add a synthetic glitch set (a glitch_waveforms file) to other GWF frames"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``glitchflow`` command: parse ``argv`` (default: the process's arguments) and run its subcommand; returns the exit status, 2 with
+    the error printed for an invalid value, an unknown name or a missing file."""
+    args = _parser().parse_args(argv)
     # SIGTERM (a batch system, kill) stops a run as Ctrl-C does: Dagster marks it failed and the writers discard their
     # temporaries, where Python's default would end the process at once and leave its run STARTED forever.
     if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers (main() in a thread)

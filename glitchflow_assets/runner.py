@@ -13,11 +13,15 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from glitchflow_assets.core.artifacts.storage import process_alive
 from glitchflow_assets.lib.names import JOBS, job_name
+
+if TYPE_CHECKING:  # not exported by dagster's public API
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
 # Dagster's tags for a run over a range of partitions (a single-run backfill)
@@ -139,6 +143,21 @@ def _todo(keys: list[dg.AssetKey], batches: list[list[str]], done: Done | None) 
     return kept, skipped
 
 
+def _plan_group(
+    graph: "AssetGraph", keys: list[dg.AssetKey], partitioned: bool, windows: Sequence[str], done: Done | None
+) -> tuple[list[list[str]], list[str], bool]:
+    """The runs one stage group needs (batches of windows; ``[[]]``: its one run-level run), the windows it skips, and
+    whether it skips anything (``done`` None: nothing is skipped)."""
+    if partitioned:
+        node = graph.get(keys[0])
+        size = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
+        batches = window_batches(windows, node.partitions_def.get_partition_keys(), size or len(windows))
+        batches, skipped = _todo(keys, batches, done)
+        return batches, skipped, bool(skipped)
+    skip = done is not None and all(done(k.path[-1], None) for k in keys)
+    return ([] if skip else [[]]), [], skip
+
+
 def materialize_span(
     defs: dg.Definitions,
     run: str,
@@ -164,15 +183,7 @@ def materialize_span(
         job = defs.resolve_job_def(name)
         ops = {"__".join(k.path): {"config": config[k.path[-1]]} for k in keys if k.path[-1] in config}
         ran = any(not s.skipped for s in outcome.steps)
-        if partitioned:
-            node = graph.get(keys[0])
-            size = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
-            batches = window_batches(windows, node.partitions_def.get_partition_keys(), size or len(windows))
-            batches, skipped = _todo(keys, batches, None if ran else done)
-            skip = bool(skipped)
-        else:
-            skip = done is not None and not ran and all(done(k.path[-1], None) for k in keys)
-            batches, skipped = ([] if skip else [[]]), []
+        batches, skipped, skip = _plan_group(graph, keys, partitioned, windows, None if ran else done)
         if skip:  # reported as a step without a result
             step = Step(name, keys, skipped, None)
             outcome.steps.append(step)

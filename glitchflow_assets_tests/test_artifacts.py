@@ -13,8 +13,8 @@ from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
 from glitchflow_assets.core.artifacts.channel_selection import ChannelSelection, read_selection, selection_of, write_selection
 from glitchflow_assets.core.artifacts.glitch_events import read_events, write_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
+from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms
 from glitchflow_assets.core.artifacts.storage import ContentDigest, SchemaError, open_artifact, write_artifact
-from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
 from glitchflow_assets.core.ingest.assemble import IngestOptions
 from glitchflow_assets.core.runs.windows import window_for_key
 from glitchflow_assets.core.signal.annalisa import channel_table

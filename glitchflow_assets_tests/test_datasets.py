@@ -7,8 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, write_spectrograms
-from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, read_info, split_of, tiles_of, verify_dataset
+from glitchflow_assets.core.artifacts.dataset_split import SPLITS, read_info, verify_dataset
+from glitchflow_assets.core.artifacts.spectrograms import write_spectrograms
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms
+from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter, split_of, tiles_of
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.lib.names import SELECTION, SPECTROGRAMS, SPLIT
 from glitchflow_assets.runner import materialize_span
@@ -28,7 +30,9 @@ def test_spectrogram_axes_and_gps_round_trip(tmp_path):
     assert spec.shape == (1, 2, 64, 256) and kept.tolist() == [gps]
     assert freqs[0] == pytest.approx(8.0) and freqs[-1] == pytest.approx(500.0)
     assert times[0] == pytest.approx(-3.0) and times[1] - times[0] == pytest.approx(6.0 / 256)
-    write_spectrograms(tmp_path / "s.h5", spec, freqs, times, kept, np.array([25.0]), ["S", "W"], SpectrogramConfig(), {"window": "w"})
+    write_spectrograms(
+        tmp_path / "s.h5", spec, freqs, times, kept, np.array([25.0]), ["S", "W"], dataclasses.asdict(SpectrogramConfig()), {"window": "w"}
+    )
     with h5py.File(tmp_path / "s.h5") as f:  # a scientist needs only the file: peak at the true time and frequency
         data, f_axis, t_axis = f["spectrograms"][0], f["frequencies"][()], f["times"][()]
         for channel, (dt, f0) in enumerate([(0.0, 80.0), (0.5, 200.0)]):

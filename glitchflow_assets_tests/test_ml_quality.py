@@ -189,7 +189,8 @@ def test_launchpad_training_config_matches_the_core_configs():
 def test_every_launchpad_config_matches_its_core_dataclass_and_explains_itself():
     """Each field of the Launchpad's config classes has a description and no Sphinx markup; the dataset split and
     training choices are the core's; the dataset defaults are the core's."""
-    from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig
+    from glitchflow_assets.core.artifacts.dataset_split import SPLITS
+    from glitchflow_assets.core.dataset.splits import DatasetConfig
     from glitchflow_assets.core.ml.data import REPRESENTATIONS
     from glitchflow_assets.core.ml.training import MODEL_SIZES
     from glitchflow_assets.core.twin.pipeline import METHODS, TwinConfig

@@ -15,10 +15,10 @@ from gwpy.timeseries import TimeSeries, TimeSeriesDict
 from mlflow import MlflowClient
 
 from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
+from glitchflow_assets.core.artifacts.model_evaluation import read_evaluation
 from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.artifacts.synthetic_glitches import SCHEMA as SYNTHETIC_SCHEMA
 from glitchflow_assets.core.ml.data import read_normalisation
-from glitchflow_assets.core.ml.evaluation import read_evaluation
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import window_for_key, windows_overlapping

@@ -6,19 +6,22 @@ import json
 from enum import Enum
 
 import dagster as dg
+import torch
 from pydantic import Field
 
+from glitchflow_assets.core.artifacts.dataset_split import SPLITS, example_tiles, verify_dataset
+from glitchflow_assets.core.artifacts.model_evaluation import read_evaluation
+from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms
 from glitchflow_assets.core.artifacts.synthetic_glitches import read_synthetic_info, synthetic_examples_png, write_synthetic
-from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
-from glitchflow_assets.core.dataset.splits import SPLITS, DatasetConfig, DatasetWriter, example_tiles, verify_dataset
+from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
-from glitchflow_assets.core.ml.evaluation import UnsoundModel, read_evaluation
+from glitchflow_assets.core.ml.evaluation import UnsoundModel
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.loop import TrainingDiverged
-from glitchflow_assets.core.ml.pipeline import evaluate_and_track, train_and_register
+from glitchflow_assets.core.ml.pipeline import TrainingOutcome, evaluate_and_track, train_and_register
 from glitchflow_assets.core.ml.scoring import HEADLINE
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker, registered_model_name
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig
@@ -111,6 +114,31 @@ def load_recorded_model(
         raise dg.Failure(description=f"{run.name}/{TRAINED} recorded {exc}; {rebuild_hint(run, TRAINED, None)}") from exc
 
 
+def _trained_metadata(outcome: TrainingOutcome, tracker: Tracker, device: torch.device) -> dict:
+    """``trained_model`` metadata: the registered version, how training went, the validation report."""
+    table = outcome.validation.table()
+    headline = outcome.validation.headline(MODEL)
+    return {
+        "mlflow_run_id": outcome.ref.run_id,
+        "model_name": outcome.ref.name,
+        "model_version": outcome.ref.version,
+        "model_uri": outcome.ref.uri,
+        "tracking_uri": tracker.uri,
+        **mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
+        "device": str(device),
+        "parameters": outcome.parameters,
+        "architecture": dg.MetadataValue.json(outcome.model_config.to_dict()),
+        "epochs_run": len(outcome.result.history),
+        "best_epoch": outcome.result.best_epoch,
+        "stopped_by": outcome.result.stopped,
+        "train_seconds": round(outcome.result.seconds, 1),
+        "detection_threshold_snr2": round(outcome.validation.thresholds[MODEL], 2),
+        "validation_balanced_accuracy": str(headline["balanced_accuracy"]),
+        "validation": metadata_table(table[REPORT_COLUMNS]),
+        "training_curves": dg.MetadataValue.md(md_image(outcome.curves_png, "training curves")),
+    }
+
+
 def train(
     context: dg.AssetExecutionContext, run: ObservingRun, config: TrainingConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
@@ -131,29 +159,9 @@ def train(
     verdict = outcome.verdict
     if verdict.passed:
         tracker.promote(outcome.ref, CHAMPION)
-    table = outcome.validation.table()
-    headline = outcome.validation.headline(MODEL)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(outcome.ref.uri),
-        metadata={
-            "mlflow_run_id": outcome.ref.run_id,
-            "model_name": outcome.ref.name,
-            "model_version": outcome.ref.version,
-            "model_uri": outcome.ref.uri,
-            "tracking_uri": tracker.uri,
-            **mlflow_links(tracker, outcome.ref.run_id, outcome.ref),
-            "device": str(device),
-            "parameters": outcome.parameters,
-            "architecture": dg.MetadataValue.json(outcome.model_config.to_dict()),
-            "epochs_run": len(outcome.result.history),
-            "best_epoch": outcome.result.best_epoch,
-            "stopped_by": outcome.result.stopped,
-            "train_seconds": round(outcome.result.seconds, 1),
-            "detection_threshold_snr2": round(outcome.validation.thresholds[MODEL], 2),
-            "validation_balanced_accuracy": str(headline["balanced_accuracy"]),
-            "validation": metadata_table(table[REPORT_COLUMNS]),
-            "training_curves": dg.MetadataValue.md(md_image(outcome.curves_png, "training curves")),
-        },
+        metadata=_trained_metadata(outcome, tracker, device),
         check_results=[
             dg.AssetCheckResult(
                 check_name=QUALITY_GATE,
@@ -182,9 +190,7 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
                 QUALITY_GATE,
                 asset=key,
                 blocking=True,
-                description="On validation: finite outputs that follow the witnesses, enough glitch events, glitch-detection "
-                "balanced accuracy at the limit, glitch-tile L1 below the linear witness baseline; passing promotes the version "
-                f"to '{CHAMPION}'.",
+                description=f"{_G.describe()} (defaults; the run config may change them); passing promotes the version to '{CHAMPION}'.",
             )
         ],
         description=f"Residual attention U-Net (witness spectrograms -> strain spectrogram) trained on the train split of {run.name}, "
@@ -394,8 +400,8 @@ def dataset_split(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"hdf5", "python"},
         automation=on_refresh_cron(run),
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in SPLIT_CHECKS.items()],
-        description=f"Tiles of every materialized {run.name} spectrogram window, labelled glitch/background, split "
-        "train/validation/test by event (seeded), with training-only normalisation statistics; built window by window.",
+        description=f"Tiles of every materialized {run.name} spectrogram window, labelled and split by event "
+        f"({_DATASET.describe()}; defaults), with training-only normalisation statistics; built window by window.",
     )
     def _split(context: dg.AssetExecutionContext, config: DatasetSplitConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
         return build_dataset(context, storage, run, config.dataset_config())

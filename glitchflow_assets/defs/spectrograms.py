@@ -1,13 +1,15 @@
 """``spectrograms``: whitened Q-transforms of the strain and the selected witnesses around each window's events."""
 
 import json
+from dataclasses import asdict
 
 import dagster as dg
 import numpy as np
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
-from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms, read_spectrograms, write_spectrograms
+from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms, write_spectrograms
+from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
@@ -41,7 +43,7 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     path = storage.window_file(run.name, SPECTROGRAMS, window)
     inputs = {"frames_sha256": summary.data_version(), "selection": selection.version}
     write_spectrograms(
-        path, spec, freqs, times, kept, snr, channels, config, {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
+        path, spec, freqs, times, kept, snr, channels, asdict(config), {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
     )
     written = read_spectrograms(path)
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}

@@ -9,10 +9,10 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from glitchflow_assets.core.artifacts.dataset_split import dataset_events
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
-from glitchflow_assets.core.dataset.splits import dataset_events
-from glitchflow_assets.core.ml.tracking import CHAMPION
+from glitchflow_assets.core.ml.tracking import CHAMPION, Tracker
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
@@ -25,7 +25,7 @@ from glitchflow_assets.core.twin.pipeline import (
     load_twin,
     write_cleaned_frame,
 )
-from glitchflow_assets.core.twin.registration import TwinFiles, fit_and_register_twin
+from glitchflow_assets.core.twin.registration import TwinFiles, TwinOutcome, fit_and_register_twin
 from glitchflow_assets.core.twin.scoring import per_morphology
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
@@ -80,6 +80,35 @@ def window_files(inputs: Inputs, keys: list[str]):
         yield WindowFiles(key, storage.window_file(run.name, RAW, window), events)
 
 
+def _waveforms_metadata(
+    run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, simulated: bool
+) -> dict:
+    """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores and those of every method."""
+    fit, ref = outcome.fit, outcome.ref
+    metadata = {
+        "path": dg.MetadataValue.path(str(files.waveforms)),
+        "frames": dg.MetadataValue.path(str(files.frames)),
+        "n_frames": len(outcome.frames),
+        "model_uri": ref.uri,
+        "mlflow_run_id": ref.run_id,
+        **mlflow_links(tracker, ref.run_id, ref),
+        # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
+        **({TWIN_DIGEST: sha256sum(files.champion)} if files.champion.exists() else {}),
+        "witnesses": dg.MetadataValue.json(witnesses),
+        "test_events": len(fit.test_segments),
+        "skipped_events": len(fit.skipped),
+        "method": fit.method,
+        **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
+        "methods": dg.MetadataValue.json(
+            {m: {"validation": _rounded(v.summary()), "test": _rounded(t.summary())} for m, (v, t) in fit.candidates.items()}
+        ),
+    }
+    if simulated:
+        morphology = true_strain_glitches(run.frames.path, fit.test_segments.gps).morphology
+        metadata["by_morphology"] = dg.MetadataValue.json(per_morphology(fit.test.table, morphology))
+    return metadata
+
+
 def fit_waveforms(
     context: dg.AssetExecutionContext, run: ObservingRun, config: WaveformsConfig, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
@@ -115,30 +144,9 @@ def fit_waveforms(
         )
     except ValueError as exc:
         raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
-    fit, ref = outcome.fit, outcome.ref
-    metadata = {
-        "path": dg.MetadataValue.path(str(files.waveforms)),
-        "frames": dg.MetadataValue.path(str(files.frames)),
-        "n_frames": len(outcome.frames),
-        "model_uri": ref.uri,
-        "mlflow_run_id": ref.run_id,
-        **mlflow_links(tracker, ref.run_id, ref),
-        # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
-        **({TWIN_DIGEST: sha256sum(files.champion)} if files.champion.exists() else {}),
-        "witnesses": dg.MetadataValue.json(witnesses),
-        "test_events": len(fit.test_segments),
-        "skipped_events": len(fit.skipped),
-        "method": fit.method,
-        **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
-        "methods": dg.MetadataValue.json(
-            {m: {"validation": _rounded(v.summary()), "test": _rounded(t.summary())} for m, (v, t) in fit.candidates.items()}
-        ),
-    }
-    if simulated:
-        morphology = true_strain_glitches(run.frames.path, fit.test_segments.gps).morphology
-        metadata["by_morphology"] = dg.MetadataValue.json(per_morphology(fit.test.table, morphology))
+    metadata = _waveforms_metadata(run, outcome, files, witnesses, tracker, simulated)
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(content_version([ref.uri, dataset_version])),
+        data_version=dg.DataVersion(content_version([outcome.ref.uri, dataset_version])),
         metadata=metadata,
         check_results=[dg.AssetCheckResult(check_name=WAVEFORM_GATE, passed=outcome.passed, description=outcome.verdict)],
     )

@@ -21,8 +21,8 @@ from glitchflow_assets.core.artifacts.annalisa_scores import read_scores
 from glitchflow_assets.core.artifacts.channel_selection import ChannelSelection, read_selection
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_summary
+from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms
 from glitchflow_assets.core.artifacts.storage import sha256sum
-from glitchflow_assets.core.dataset.spectrograms import read_spectrograms
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SELECTION, SPECTROGRAMS, asset_key

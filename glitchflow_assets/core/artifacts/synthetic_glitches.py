@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import torch
 
+from glitchflow_assets.core.artifacts.dataset_split import read_info
 from glitchflow_assets.core.artifacts.storage import ContentDigest, open_artifact, write_artifact
-from glitchflow_assets.core.dataset.splits import read_info
 from glitchflow_assets.core.ml.bundle import GlitchModel
 from glitchflow_assets.core.ml.evaluation import generated_batches
 from glitchflow_assets.core.ml.figures import generated_vs_real_png
@@ -29,6 +29,46 @@ SCHEMA_VERSION = 1
 def open_synthetic(path: str | Path) -> AbstractContextManager[h5py.File]:
     """A synthetic set, read-only, once it is known to be one of a version this code reads."""
     return open_artifact(path, SCHEMA, {SCHEMA_VERSION})
+
+
+def _create_columns(out: h5py.File, tile_shape: tuple[int, int]) -> None:
+    """The empty, resizable per-item datasets: the generated and real tiles and what each item is."""
+    columns = {
+        "generated": (tile_shape, "f4"),
+        "real": (tile_shape, "f4"),
+        "event_gps": ((), "f8"),
+        "tile_offset": ((), "i4"),
+        "label": ((), "i1"),
+        "window": ((), h5py.string_dtype()),
+        "split": ((), h5py.string_dtype()),
+    }
+    for name, (shape, dtype) in columns.items():
+        out.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(64, *shape))
+    out["generated"].attrs["units"] = out["real"].attrs["units"] = "SNR^2 (whitened Q-transform energy)"
+
+
+def _write_split(
+    out: h5py.File, digest: ContentDigest, model: GlitchModel, dataset: str | Path, split: str, device: torch.device, batch_size: int
+) -> int:
+    """Generate the tiles of ``split`` batch by batch, append them and their items to ``out`` and ``digest``; the items written."""
+    count = 0
+    for batch, generated in generated_batches(model, dataset, split, device, batch_size):
+        n0, n = out["label"].shape[0], len(generated)
+        values = {
+            "generated": generated,
+            "real": batch.tiles[:, 0],
+            "event_gps": batch.event_gps,
+            "tile_offset": batch.tile_offset,
+            "label": batch.label,
+            "window": batch.window,
+            "split": [split] * n,
+        }
+        digest.update(*values.values())
+        for name, value in values.items():
+            out[name].resize(n0 + n, axis=0)
+            out[name][n0:] = value
+        count += n
+    return count
 
 
 def write_synthetic(
@@ -44,39 +84,11 @@ def write_synthetic(
     """Generate strain tiles for every tile of ``splits`` into ``path`` (atomic), batch by batch, with ``model`` (the
     version ``model_uri`` names)."""
     info = read_info(dataset)
-    (h, w) = info.tile_shape
     counts, digest = {}, ContentDigest()
     with write_artifact(path, SCHEMA, SCHEMA_VERSION) as out:
-        columns = {
-            "generated": ((h, w), "f4"),
-            "real": ((h, w), "f4"),
-            "event_gps": ((), "f8"),
-            "tile_offset": ((), "i4"),
-            "label": ((), "i1"),
-            "window": ((), h5py.string_dtype()),
-            "split": ((), h5py.string_dtype()),
-        }
-        for name, (shape, dtype) in columns.items():
-            out.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(64, *shape))
-        out["generated"].attrs["units"] = out["real"].attrs["units"] = "SNR^2 (whitened Q-transform energy)"
+        _create_columns(out, info.tile_shape)
         for split in splits:
-            counts[split] = 0
-            for batch, generated in generated_batches(model, dataset, split, device, batch_size):
-                n0, n = out["label"].shape[0], len(generated)
-                values = {
-                    "generated": generated,
-                    "real": batch.tiles[:, 0],
-                    "event_gps": batch.event_gps,
-                    "tile_offset": batch.tile_offset,
-                    "label": batch.label,
-                    "window": batch.window,
-                    "split": [split] * n,
-                }
-                digest.update(*values.values())
-                for name, value in values.items():
-                    out[name].resize(n0 + n, axis=0)
-                    out[name][n0:] = value
-                counts[split] += n
+            counts[split] = _write_split(out, digest, model, dataset, split, device, batch_size)
         out.create_dataset("axes/frequencies", data=info.frequencies).attrs["units"] = "Hz"
         out.create_dataset("axes/times", data=info.times).attrs["units"] = "s from event GPS (item: times[tile_offset:tile_offset+W])"
         out.attrs.update(

@@ -3,31 +3,18 @@
 Per event: ``duration`` s of every channel centred on the event GPS, whitened in float64 against a median PSD
 of the same window's valid data *away from events* (so a glitch never whitens itself), Q-transformed (Q=12,
 8-500 Hz, 64 log rows) and interpolated to ``time_bins`` bins over the central ``span`` s. Stored in float32
-HDF5 with true axes: frequency in Hz, time in s relative to the event GPS.
-
-Layout (schema version 1)::
-
-    /spectrograms   float32 [event, channel, freq, time]   normalised energy (noise ~1, reads as SNR^2)
-    /frequencies    [freq] Hz        /times  [time] s from the event GPS
-    /event_gps      [event]          /event_snr [event]       /channels [channel] (strain first)
-    attrs: run, window, q, frange, duration, span, fftlength, psd_seconds, inputs (upstream data versions)
+HDF5 with true axes (:mod:`glitchflow_assets.core.artifacts.spectrograms`): frequency in Hz, time in s relative to
+the event GPS.
 """
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import torch
 
-from glitchflow_assets.core.artifacts.storage import ContentDigest, open_artifact, write_artifact
 from glitchflow_assets.core.runs.segments import Segments, covers, subtract
 from glitchflow_assets.core.signal.dsp import SingleQTransform, psd_of_segments, whiten
 from glitchflow_assets.core.types import ChannelSeries, Spectrograms
-
-SCHEMA = "glitchflow.spectrograms"
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -93,52 +80,3 @@ def build_spectrograms(
             out[b0 : b0 + len(starts)] = transform(whiten(segment, sample_rate, psd=psd).float()).cpu().numpy()
     times = transform.times - half  # transform times count from the segment start
     return out, np.asarray(transform.output_frequencies), np.asarray(times), np.asarray(keep, dtype=np.float64)
-
-
-def write_spectrograms(
-    path: str | Path, spectrograms, frequencies, times, event_gps, event_snr, channels, config: SpectrogramConfig, attrs: dict
-) -> None:
-    """One window's spectrograms ``[event, channel, freq, time]`` (one event per chunk) with their axes (Hz; s from the event GPS), event
-    GPS and SNR, channels, ``config`` and ``attrs``; atomic."""
-    with write_artifact(path, SCHEMA, SCHEMA_VERSION) as f:
-        f.attrs.update({"config": json.dumps(asdict(config)), **attrs})
-        chunks = (1, *spectrograms.shape[1:]) if len(spectrograms) else None
-        d = f.create_dataset("spectrograms", data=spectrograms, chunks=chunks)
-        d.attrs["axes"] = json.dumps(["event", "channel", "frequency", "time"])
-        d.attrs["units"] = "normalised energy (row median = 1)"
-        f.create_dataset("frequencies", data=frequencies).attrs["units"] = "Hz"
-        f.create_dataset("times", data=times).attrs["units"] = "s from event GPS"
-        f.create_dataset("event_gps", data=event_gps)
-        f.create_dataset("event_snr", data=event_snr)
-        f.create_dataset("channels", data=np.array(channels, dtype=object), dtype=h5py.string_dtype())
-
-
-@dataclass
-class WindowSpectrograms:
-    """One window's file read back: ``spectrograms`` ``[event, channel, freq, time]`` with its axes."""
-
-    spectrograms: np.ndarray
-    frequencies: np.ndarray  # [freq] Hz
-    times: np.ndarray  # [time] s from the event GPS
-    event_gps: np.ndarray  # [event]
-    event_snr: np.ndarray  # [event]
-    channels: list[str]  # strain first
-    attrs: dict
-
-    def data_version(self) -> str:
-        """Changes exactly when the stored spectrograms, their axes or events do."""
-        return ContentDigest(self.spectrograms, self.frequencies, self.times, self.event_gps, self.event_snr, self.channels).hexdigest()
-
-
-def read_spectrograms(path: str | Path) -> WindowSpectrograms:
-    """One window's spectrograms file read back whole: ``[event, channel, freq, time]`` with its axes, events and channels."""
-    with open_artifact(path, SCHEMA, {SCHEMA_VERSION}) as f:
-        return WindowSpectrograms(
-            f["spectrograms"][()],
-            f["frequencies"][()],
-            f["times"][()],
-            f["event_gps"][()],
-            f["event_snr"][()],
-            list(f["channels"].asstr()[()]),
-            dict(f.attrs),
-        )

@@ -103,6 +103,44 @@ def _rate_problems(pieces: list[tuple[str, ChannelData]], reference: float, expe
     return "; ".join(dict.fromkeys(problems))
 
 
+def _contiguous(pieces: list[ChannelData]) -> list[list[ChannelData]]:
+    """Time-ordered ``pieces`` grouped into stretches of contiguous data."""
+    stretches: list[list[ChannelData]] = []
+    for p in pieces:
+        last = stretches[-1][-1] if stretches else None
+        if last and abs(p.t0 - (last.t0 + last.data.size / last.sample_rate)) < 0.5 / p.sample_rate:
+            stretches[-1].append(p)
+        else:
+            stretches.append([p])
+    return stretches
+
+
+def _resample_onto(
+    out: np.ndarray, kept: list[tuple[str, ChannelData]], reference: float, fs: int, span: tuple[int, int], where: str
+) -> Segments:
+    """Resample ``kept`` (at rate ``reference``) onto ``out``, the ``fs`` grid of GPS ``span``; return the spans
+    they cover, less the resampler's edges."""
+    valid: Segments = []
+    # Merge pieces that are contiguous, then resample each stretch once.
+    for stretch in _contiguous([p for _, p in kept]):
+        t0 = stretch[0].t0
+        try:
+            data = resample(np.concatenate([p.data for p in stretch]), reference, fs)
+        except ValueError as exc:  # a rate with no exact ratio to the analysis rate
+            files = sorted(n for n, _ in kept)
+            raise IngestError(f"{where}, {reference:g} Hz in {', '.join(files)}: {exc}") from exc
+        offset = (t0 - span[0]) * fs
+        if abs(offset - round(offset)) > 1e-3:
+            raise IngestError(f"{where}: data at GPS {t0} is not on the {fs} Hz grid of the window")
+        i0 = round(offset)
+        lo, hi = max(i0, 0), min(i0 + data.size, out.size)
+        if lo < hi:
+            out[lo:hi] = data[lo - i0 : hi - i0]
+        edge = edge_seconds(reference, fs)
+        valid.append((t0 + edge, t0 + data.size / fs - edge))
+    return valid
+
+
 def _assemble(
     pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, span: tuple[int, int], is_strain: bool, where: str
 ) -> np.ndarray:
@@ -126,31 +164,7 @@ def _assemble(
     bad: Segments = []
     for _, p in kept:
         bad += _inspect_piece(p, stats)
-    # Merge pieces that are contiguous, then resample each stretch once.
-    stretches: list[list[ChannelData]] = []
-    for _, p in kept:
-        last = stretches[-1][-1] if stretches else None
-        if last and abs(p.t0 - (last.t0 + last.data.size / last.sample_rate)) < 0.5 / p.sample_rate:
-            stretches[-1].append(p)
-        else:
-            stretches.append([p])
-    valid: Segments = []
-    for stretch in stretches:
-        t0 = stretch[0].t0
-        try:
-            data = resample(np.concatenate([p.data for p in stretch]), reference, fs)
-        except ValueError as exc:  # a rate with no exact ratio to the analysis rate
-            files = sorted(n for n, _ in kept)
-            raise IngestError(f"{where}, {reference:g} Hz in {', '.join(files)}: {exc}") from exc
-        offset = (t0 - span[0]) * fs
-        if abs(offset - round(offset)) > 1e-3:
-            raise IngestError(f"{where}: data at GPS {t0} is not on the {fs} Hz grid of the window")
-        i0 = round(offset)
-        lo, hi = max(i0, 0), min(i0 + data.size, out.size)
-        if lo < hi:
-            out[lo:hi] = data[lo - i0 : hi - i0]
-        edge = edge_seconds(reference, fs)
-        valid.append((t0 + edge, t0 + data.size / fs - edge))
+    valid = _resample_onto(out, kept, reference, fs, span, where)
     widen = edge_seconds(reference, fs)
     bad = [(s - widen, e + widen) for s, e in bad]
     stats.segments = clip(subtract(coalesce(valid), bad), *span)
@@ -257,15 +271,7 @@ def _assemble_window(
     with RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate) as writer:
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
-            pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
-            reads = [(f, [channels[i] for i in batch if channels[i] in toc.channels]) for f, toc in contents.items()]
-            reads = [(f, wanted) for f, wanted in reads if wanted]
-            for (f, _), got in zip(reads, DECODED.read_each(reads, run.frames.kind, *span), strict=True):
-                if isinstance(got, FrameError):
-                    raise _UnreadableFile(f, str(got)) from got
-                for i in batch:
-                    if channels[i] in got:
-                        pieces[i].append((f.name, got[channels[i]]))
+            pieces = _read_batch(contents, channels, batch, run, span)
             # resampling (numpy/scipy, GIL released) runs on every core; the writes stay in order in this thread
             assembled = RESAMPLERS.map(
                 lambda i, pieces=pieces: _assemble(
@@ -283,22 +289,43 @@ def _assemble_window(
                 f"{where}: no valid strain ({run.strain_channel}) data in the window{why}; files: {sorted(f.name for f in contents)}"
             )
         _refuse_less_data(out_path, livetime, options, where)
-        attrs = {
-            "run": run.name,
-            "window": window.key,
-            "gps_start": window.gps_start,
-            "gps_end": window.gps_end,
-            "data_gps_start": data_span[0],
-            "margin_s": MARGIN_S,
-            "in_run_duration": in_run[1] - in_run[0],
-            "sample_rate": run.sample_rate,
-            "strain_channel": run.strain_channel,
-            "livetime": livetime,
-            "gap_fraction": 1.0 - livetime / (in_run[1] - in_run[0]),
-        }
+        attrs = _window_attrs(run, window, data_span, in_run, livetime)
         records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)
     return read_summary(out_path)
+
+
+def _read_batch(
+    contents: dict[FrameFile, FrameContents], channels: list[str], batch: range, run: ObservingRun, span: tuple[float, float]
+) -> dict[int, list[tuple[str, ChannelData]]]:
+    """The pieces (file name, native data) of each channel of ``batch``, from every file holding it, over GPS ``span``."""
+    pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
+    reads = [(f, [channels[i] for i in batch if channels[i] in toc.channels]) for f, toc in contents.items()]
+    reads = [(f, wanted) for f, wanted in reads if wanted]
+    for (f, _), got in zip(reads, DECODED.read_each(reads, run.frames.kind, *span), strict=True):
+        if isinstance(got, FrameError):
+            raise _UnreadableFile(f, str(got)) from got
+        for i in batch:
+            if channels[i] in got:
+                pieces[i].append((f.name, got[channels[i]]))
+    return pieces
+
+
+def _window_attrs(run: ObservingRun, window: Window, data_span: tuple[int, int], in_run: tuple[int, int], livetime: float) -> dict:
+    """The window file's attributes."""
+    return {
+        "run": run.name,
+        "window": window.key,
+        "gps_start": window.gps_start,
+        "gps_end": window.gps_end,
+        "data_gps_start": data_span[0],
+        "margin_s": MARGIN_S,
+        "in_run_duration": in_run[1] - in_run[0],
+        "sample_rate": run.sample_rate,
+        "strain_channel": run.strain_channel,
+        "livetime": livetime,
+        "gap_fraction": 1.0 - livetime / (in_run[1] - in_run[0]),
+    }
 
 
 def _files_lacking(channel: str, contents: dict[FrameFile, FrameContents]) -> str:

@@ -53,20 +53,31 @@ def _outcome(measured: str, messages: list[str], strain_hit: bool) -> Outcome:
     return Outcome(passed=not messages, measured=measured, severity="ERROR" if strain_hit else "WARN", messages=messages)
 
 
+def _gap_fraction(summary: RawSegmentSummary, run: ObservingRun, window: str, thresholds: Thresholds) -> Outcome:
+    """The strain's gap fraction in the window's part inside the run: a WARN at most (gaps are legitimate)."""
+    start, end = summary.window_span
+    in_run = (max(start, run.gps_start), min(end, run.gps_end))
+    gaps = subtract([in_run], summary.strain.segments)
+    gap = total(gaps) / (in_run[1] - in_run[0])
+    strain = summary.strain.name
+    return _outcome(
+        f"strain gap {100 * gap:.3g} % of the {in_run[1] - in_run[0]:g} s of {window} inside {run.name}, "
+        f"limit {100 * thresholds.max_gap_fraction:g} %",
+        [f"{strain}: gaps at GPS " + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in gaps)] if gap > thresholds.max_gap_fraction else [],
+        False,
+    )
+
+
 def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds = Thresholds()) -> dict[str, Outcome]:
     """One :class:`Outcome` per name in :data:`CHECKS`; gaps and livetime count only the window's part inside the run."""
     strain = summary.strain.name
     channels = summary.channels
     window = f"window {summary.attrs['window']}"
-    start, end = summary.window_span
-    in_run = (max(start, run.gps_start), min(end, run.gps_end))
 
     nonfinite = [c for c in channels if c.nonfinite_count]
     flat = [c for c in channels if c.max_flat_seconds >= thresholds.max_flat_seconds]
     longest_flat = max(channels, key=lambda c: c.max_flat_seconds)
     rates = [c for c in channels if c.rate_mismatch]
-    gaps = subtract([in_run], summary.strain.segments)
-    gap = total(gaps) / (in_run[1] - in_run[0])
     missing = [c for c in channels if not c.present]  # in none of the window's frames (only a listed channel can be)
     partial = [c for c in channels if c.present and c.absent_from]  # in some of them: came or went mid-window
     n = len(channels)
@@ -83,12 +94,7 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
             [f"{c.name}: constant for {c.max_flat_seconds:.1f} s from GPS {c.first_flat_gps:.4f}" for c in flat],
             any(c.name == strain for c in flat),
         ),
-        "gap_fraction": _outcome(
-            f"strain gap {100 * gap:.3g} % of the {in_run[1] - in_run[0]:g} s of {window} inside {run.name}, "
-            f"limit {100 * thresholds.max_gap_fraction:g} %",
-            [f"{strain}: gaps at GPS " + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in gaps)] if gap > thresholds.max_gap_fraction else [],
-            False,
-        ),
+        "gap_fraction": _gap_fraction(summary, run, window, thresholds),
         "sample_rates": _outcome(
             f"{len(rates)} of {n} channels with data left out for an unexpected or changing native rate in {window}, limit 0",
             [f"{c.name}: {c.rate_mismatch}" for c in rates],

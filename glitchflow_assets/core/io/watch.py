@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from glitchflow_assets.core.artifacts.raw_strain_segments import window_data_span, window_read_span
 from glitchflow_assets.core.io.frames import FrameFile
-from glitchflow_assets.core.runs.segments import clip, coalesce, total
+from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, total
 from glitchflow_assets.core.runs.windows import Cadence, Window, windows_overlapping
 
 CURSOR_VERSION = 2
@@ -96,14 +96,8 @@ def plan_window_requests(
     ``verify(frame)`` returns why a file cannot be trusted ('' when it can); files declaring a long span
     are dropped (and reported) without it."""
     grace = cadence.seconds if grace_s is None else grace_s
-    notices = [
-        f"{f.name}: mtime {s.st_mtime:.0f} is in the future (now {now:.0f}); harmless here, the file is tracked by identity"
-        for f, s in found
-        if s.st_mtime > now + FUTURE_SLACK_S
-    ]
-    found = _trusted(found, cadence, verify, notices)
-    reach = _reach()
-    in_run = [(f, s) for f, s in found if f.gps_start < run_span[1] + reach and f.gps_end > run_span[0] - reach]
+    notices = _future_notices(found, now)
+    in_run = _in_run(_trusted(found, cadence, verify, notices), run_span)
     by_window = _files_by_window(in_run, cadence, run_span)
     covered = coalesce([(f.gps_start, f.gps_end) for f, _ in in_run])
     covered_starts = [a for a, _ in covered]
@@ -123,18 +117,45 @@ def plan_window_requests(
             continue
         data_span = window_data_span(window)
         span = (max(data_span[0], run_span[0]), min(data_span[1], run_span[1]))
-        near = covered[max(bisect.bisect_right(covered_starts, span[0]) - 1, 0) : bisect.bisect_left(covered_starts, span[1])]
-        complete = total(clip(near, *span)) >= span[1] - span[0]
+        complete = _covers(covered, covered_starts, span)
         if not complete and newest < span[1] + grace:
             pending.append(key)
             continue
         names = tuple(sorted(f.name for f, _ in files))
         requests.append(WindowRequest(window, f"{key}|{digest}", names, complete))
         windows[key] = [digest, len(files)]
+    notices += _forget_deleted(windows, by_window)
+    return WatchPlan(requests, WatchCursor(windows), pending, notices)
+
+
+def _future_notices(found: list[tuple[FrameFile, os.stat_result]], now: float) -> list[str]:
+    """A notice for each file whose mtime is in the future."""
+    return [
+        f"{f.name}: mtime {s.st_mtime:.0f} is in the future (now {now:.0f}); harmless here, the file is tracked by identity"
+        for f, s in found
+        if s.st_mtime > now + FUTURE_SLACK_S
+    ]
+
+
+def _in_run(found: list[tuple[FrameFile, os.stat_result]], run_span: tuple[int, int]) -> list[tuple[FrameFile, os.stat_result]]:
+    """The files some window of the run would read (the run's span widened by a window file's reach)."""
+    reach = _reach()
+    return [(f, s) for f, s in found if f.gps_start < run_span[1] + reach and f.gps_end > run_span[0] - reach]
+
+
+def _covers(covered: Segments, covered_starts: list[float], span: tuple[float, float]) -> bool:
+    """Whether ``covered`` (coalesced, in order; ``covered_starts`` their starts) holds all of ``span``."""
+    near = covered[max(bisect.bisect_right(covered_starts, span[0]) - 1, 0) : bisect.bisect_left(covered_starts, span[1])]
+    return total(clip(near, *span)) >= span[1] - span[0]
+
+
+def _forget_deleted(windows: dict[str, list], by_window: dict) -> list[str]:
+    """Drop from the cursor ``windows`` those with no frame file left; a notice for each."""
+    notices = []
     for key in sorted(set(windows) - set(by_window)):
         notices.append(f"window {key}: every frame file was deleted; its ingested data are kept")
         del windows[key]
-    return WatchPlan(requests, WatchCursor(windows), pending, notices)
+    return notices
 
 
 def seed_cursor(

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from glitchflow_assets.core.dataset.splits import iter_split
+from glitchflow_assets.core.artifacts.dataset_split import iter_split
 from glitchflow_assets.core.types import StrainTiles, Tiles
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glitchflow_assets.core.dataset.splits import read_info, read_split
+from glitchflow_assets.core.artifacts.dataset_split import read_info, read_split
 
 REPRESENTATIONS = ("log", "linear")
 

@@ -3,11 +3,7 @@
 Everything here is in physical units (strain SNR^2). Every report scores the model beside three baselines by the
 same code (:mod:`glitchflow_assets.core.ml.scoring`): an all-zero tile, the training split's mean strain tile (what
 ignoring the witnesses gets at best) and the linear witness regression (what a classical method gets from them).
-
-The ``model_evaluation`` file (schema version 1): tables ``/report`` (a row per generator, headline numbers with
-intervals), ``/tiles`` (a row per generator and test tile), ``/curves`` (the original's accuracies per SNR^2
-threshold), ``/vetoes`` (a row per event), one dataset per column; attrs: schema, schema_version, model_uri and the
-summary numbers (:meth:`Evaluation.summary`).
+The ``model_evaluation`` file's format: :mod:`glitchflow_assets.core.artifacts.model_evaluation`.
 """
 
 from collections.abc import Callable, Iterator
@@ -18,16 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.artifacts.storage import ContentDigest
-from glitchflow_assets.core.artifacts.tables import read_tables, write_tables
-from glitchflow_assets.core.dataset.splits import TileBatch, iter_split, read_info
+from glitchflow_assets.core.artifacts.dataset_split import TileBatch, iter_split, read_info
 from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, fit_linear_witness, mean_strain_tile
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
-
-SCHEMA = "glitchflow.model_evaluation"
-SCHEMA_VERSION = 1
 
 
 class UnsoundModel(ValueError):
@@ -173,6 +164,10 @@ class Evaluation:
     curves: pd.DataFrame  # one row per SNR^2 threshold 1..50 (the original's denoising/veto accuracy)
     vetoes: pd.DataFrame  # one row per event
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """What the ``model_evaluation`` file stores: ``report``, ``tiles``, ``curves`` and ``vetoes``."""
+        return {"report": self.report.table(), "tiles": self.report.tiles, "curves": self.curves, "vetoes": self.vetoes}
+
     def summary(self) -> dict[str, float]:
         """:meth:`Report.flat` plus the original's accuracies at SNR^2 16."""
         at = self.curves.set_index("threshold").loc[REPORT_THRESHOLD]
@@ -205,35 +200,3 @@ def evaluate(model: GlitchModel, dataset: str | Path, device: torch.device, spli
 def ssim_range(model: GlitchModel) -> float:
     """SSIM's data range: the strain's training glitch scale (mean glitch-tile maximum, SNR^2)."""
     return float(model.normalisation.scale[0])
-
-
-def write_evaluation(path: str | Path, result: Evaluation, model_uri: str) -> None:
-    """The evaluation as one HDF5 file of tables (``report``, ``tiles``, ``curves``, ``vetoes``; one dataset per
-    column), with the model URI and the summary numbers in its attributes; atomic."""
-    tables = {"report": result.report.table(), "tiles": result.report.tiles, "curves": result.curves, "vetoes": result.vetoes}
-    write_tables(path, tables, SCHEMA, SCHEMA_VERSION, {"model_uri": model_uri, **result.summary()})
-
-
-@dataclass(frozen=True)
-class EvaluationFile:
-    """A ``model_evaluation`` file read back: its four tables and the model it scored."""
-
-    report: pd.DataFrame  # a row per generator (the model first)
-    tiles: pd.DataFrame  # a row per generator and tile
-    curves: pd.DataFrame  # a row per SNR^2 threshold
-    vetoes: pd.DataFrame  # a row per event
-    model_uri: str
-    attrs: dict
-
-    def data_version(self) -> str:
-        """Changes exactly when the scores do (the model URI included)."""
-        digest = ContentDigest(self.model_uri)
-        for table in (self.report, self.tiles, self.curves, self.vetoes):
-            digest.update(list(table.columns), *(table[c].to_numpy() for c in table.columns))
-        return digest.hexdigest()
-
-
-def read_evaluation(path: str | Path) -> EvaluationFile:
-    """A ``model_evaluation`` file read back: its four tables, the model URI and the attributes."""
-    tables, attrs = read_tables(path, SCHEMA, {SCHEMA_VERSION})
-    return EvaluationFile(tables["report"], tables["tiles"], tables["curves"], tables["vetoes"], str(attrs["model_uri"]), attrs)

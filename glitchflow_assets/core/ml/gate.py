@@ -32,6 +32,14 @@ class GateConfig:
                 f"{self.min_validation_events} >= 1"
             )
 
+    def describe(self) -> str:
+        """The gate in a few words, for the UI."""
+        baseline = ", glitch-tile L1 below the linear witness baseline" if self.beat_linear_baseline else ""
+        return (
+            f"On validation: finite outputs that follow the witnesses, at least {self.min_validation_events} glitch events, "
+            f"glitch-detection balanced accuracy at least {self.min_balanced_accuracy:g}{baseline}"
+        )
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -63,6 +63,47 @@ BatchLosses = Callable[[torch.Generator], Iterator[tuple[torch.Tensor, int]]]
 draws its shuffling and augmentation from the generator it is given."""
 
 
+def _train_epoch(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_losses: BatchLosses,
+    generator: torch.Generator,
+    grad_clip: float,
+    epoch: int,
+) -> float:
+    """One epoch of optimizer steps; the mean training loss over the items seen."""
+    network.train()
+    total, seen = 0.0, 0
+    for loss, n in batch_losses(generator):
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"training loss became {float(loss.detach())} at epoch {epoch} (lr {optimizer.param_groups[0]['lr']:.1e})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
+        optimizer.step()
+        total, seen = total + float(loss.detach()) * n, seen + n
+    return total / max(seen, 1)
+
+
+def _validate(validation_loss: Callable[[], float], epoch: int) -> float:
+    """The validation loss, which must be finite."""
+    current = validation_loss()
+    if not math.isfinite(current):
+        raise TrainingDiverged(f"validation loss became {current} at epoch {epoch}")
+    return current
+
+
+def _stop_reason(config: LoopConfig, epochs_since_best: int, seconds: float) -> str | None:
+    """Why training stops after this epoch (early stopping, the time budget), None to go on."""
+    if epochs_since_best >= config.early_stopping_patience:
+        return "early stopping"
+    if config.time_budget_s and seconds >= config.time_budget_s:
+        return "time budget"
+    return None
+
+
 def fit(
     network: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -85,28 +126,15 @@ def fit(
     if baseline:
         result.best_validation_loss, result.best_epoch = validation_loss(), first_epoch - 1
     for epoch in range(first_epoch, first_epoch + config.epochs):
-        network.train()
-        total, seen = 0.0, 0
-        for loss, n in batch_losses(generator):
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"training loss became {float(loss.detach())} at epoch {epoch} (lr {optimizer.param_groups[0]['lr']:.1e})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimizer.step()
-            total, seen = total + float(loss.detach()) * n, seen + n
-        current = validation_loss()
-        if not math.isfinite(current):
-            raise TrainingDiverged(f"validation loss became {current} at epoch {epoch}")
+        train_loss = _train_epoch(network, optimizer, batch_losses, generator, config.grad_clip, epoch)
+        current = _validate(validation_loss, epoch)
         after_validation(current)
         if current < result.best_validation_loss:
             result.best_validation_loss, result.best_epoch = current, epoch
             best_state = copy.deepcopy(network.state_dict())
         metrics = {
             "epoch": epoch,
-            "train_loss": total / max(seen, 1),
+            "train_loss": train_loss,
             "validation_loss": current,
             "best_epoch": result.best_epoch,
             "learning_rate": optimizer.param_groups[0]["lr"],
@@ -114,11 +142,8 @@ def fit(
         }
         result.history.append(metrics)
         on_epoch(metrics)
-        if epoch - result.best_epoch >= config.early_stopping_patience:
-            result.stopped = "early stopping"
-            break
-        if config.time_budget_s and metrics["seconds"] >= config.time_budget_s:
-            result.stopped = "time budget"
+        if stop := _stop_reason(config, epoch - result.best_epoch, metrics["seconds"]):
+            result.stopped = stop
             break
     network.load_state_dict(best_state)
     result.seconds = time.monotonic() - start

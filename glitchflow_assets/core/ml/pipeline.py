@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from glitchflow_assets.core.artifacts.model_evaluation import write_evaluation
 from glitchflow_assets.core.artifacts.storage import write_bytes
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
-from glitchflow_assets.core.ml.data import load_split, read_normalisation
-from glitchflow_assets.core.ml.evaluation import Evaluation, Report, UnsoundModel, baselines, evaluate, score, ssim_range, write_evaluation
+from glitchflow_assets.core.ml.data import Normalisation, TileSet, load_split, read_normalisation
+from glitchflow_assets.core.ml.evaluation import Evaluation, Report, UnsoundModel, baselines, evaluate, score, ssim_range
 from glitchflow_assets.core.ml.figures import accuracy_curves_png, roc_png, training_curves_png
 from glitchflow_assets.core.ml.gate import GateConfig, Verdict, judge
 from glitchflow_assets.core.ml.loop import TrainResult
@@ -47,6 +48,27 @@ def validation_report(model: GlitchModel, dataset: str | Path, device: torch.dev
     return report
 
 
+def _training_params(
+    config: TrainConfig,
+    model_config: ModelConfig,
+    network: AttentionUNet,
+    dataset: str | Path,
+    normalisation: Normalisation,
+    train_set: TileSet,
+    validation_set: TileSet,
+) -> dict:
+    """The MLflow parameters of a training run: the training and model configuration, the data trained on."""
+    return {
+        **{f"train.{k}": v for k, v in asdict(config).items()},
+        **{f"model.{k}": v for k, v in model_config.to_dict().items()},
+        "model.parameters": parameter_count(network),
+        "data.path": str(dataset),
+        "data.channels": ",".join(normalisation.channels),
+        "data.train_tiles": len(train_set),
+        "data.validation_tiles": len(validation_set),
+    }
+
+
 def train_and_register(
     dataset: str | Path,
     observing_run: str,
@@ -69,18 +91,7 @@ def train_and_register(
     with tracker.run(name, f"{observing_run}/trained_model", tags) as run_id:
         log(f"MLflow run {run_id} at {tracker.uri}; {len(train_set)} train / {len(validation_set)} validation tiles on {device}")
         tracker.set_tags(run_id, system_info(device))
-        tracker.log_params(
-            run_id,
-            {
-                **{f"train.{k}": v for k, v in asdict(config).items()},
-                **{f"model.{k}": v for k, v in model_config.to_dict().items()},
-                "model.parameters": parameter_count(network),
-                "data.path": str(dataset),
-                "data.channels": ",".join(normalisation.channels),
-                "data.train_tiles": len(train_set),
-                "data.validation_tiles": len(validation_set),
-            },
-        )
+        tracker.log_params(run_id, _training_params(config, model_config, network, dataset, normalisation, train_set, validation_set))
 
         def on_epoch(metrics: dict) -> None:
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step=metrics["epoch"])
@@ -140,7 +151,7 @@ def evaluate_and_track(
     title = f"{ref.uri}, test split"
     accuracy = accuracy_curves_png(result.curves, title, counts["events"], counts["tiles"])
     roc = roc_png(result.report.roc_curves(), f"{title}\nglitch detection from the generated tile, {counts['glitch_events']} glitch events")
-    write_evaluation(path, result, ref.uri)
+    write_evaluation(path, result.tables(), ref.uri, result.summary())
     write_bytes(path.with_suffix(".png"), accuracy)
     with tracker.run(ref.name, f"{observing_run}/model_evaluation", tags | {"model_uri": ref.uri}) as run_id:
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in result.summary().items()})

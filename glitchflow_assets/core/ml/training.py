@@ -130,6 +130,15 @@ def time_shift(x: torch.Tensor, y: torch.Tensor, max_bins: int, generator: torch
     return torch.roll(x, shift, -1), torch.roll(y, shift, -1)
 
 
+def _prepared(model: AttentionUNet, train_set: TileSet, device: torch.device, config: TrainConfig) -> torch.nn.Module:
+    """``model`` initialised for ``train_set`` and moved to ``device`` in place; what the training steps call (compiled or itself)."""
+    model.init_output(float(train_set.strain.mean()))
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if config.compile else model
+
+
 def train(
     model: AttentionUNet,
     train_set: TileSet,
@@ -147,11 +156,7 @@ def train(
             "materialize more windows, or raise dataset_split's validation_fraction"
         )
     with deterministic(config.seed):
-        model.init_output(float(train_set.strain.mean()))
-        model.to(device)
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
-        step_model = torch.compile(model) if config.compile else model
+        step_model = _prepared(model, train_set, device, config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=config.plateau_factor, patience=config.plateau_patience, min_lr=config.min_learning_rate

@@ -157,6 +157,23 @@ class WindowScores:
         return ContentDigest(self.channels, self.event_gps, self.scored, sorted(self.counts), *counts, self.pixels, *rates).hexdigest()
 
 
+def _peak_masks(x: torch.Tensor, starts: list[int], n: int, sample_rate: float, psd: torch.Tensor, config: AnnalisaConfig) -> torch.Tensor:
+    """The peak pixels ``[event, channel, row, col]`` of the ``n`` samples of ``x`` ``[channel, time]`` from each of
+    ``starts``, whitened by ``psd`` and Q-transformed."""
+    segment = torch.stack([x[:, s : s + n] for s in starts])  # [event, channel, time]
+    white = whiten(segment, sample_rate, psd=psd).float()  # whitened data: float32 is plenty for peaks
+    energy = q_transform(
+        white,
+        sample_rate,
+        q=config.q,
+        frange=config.frange,
+        spectrogram_shape=config.shape,
+        logf=config.logf,
+        outseg=(config.crop, config.duration - config.crop),
+    )
+    return peak_mask(energy, config.snr2_threshold)
+
+
 def score_window(
     data: np.ndarray,
     t0: float,
@@ -193,18 +210,7 @@ def score_window(
     for b0 in range(0, len(events), config.batch):
         gps = events[b0 : b0 + config.batch]
         starts = [int(round((g - half - t0) * sample_rate)) for g in gps]
-        segment = torch.stack([x[:, s : s + n] for s in starts])  # [event, channel, time]
-        white = whiten(segment, sample_rate, psd=psd).float()  # whitened data: float32 is plenty for peaks
-        energy = q_transform(
-            white,
-            sample_rate,
-            q=config.q,
-            frange=config.frange,
-            spectrogram_shape=(n_rows, n_cols),
-            logf=config.logf,
-            outseg=(config.crop, config.duration - config.crop),
-        )
-        masks = peak_mask(energy, config.snr2_threshold)
+        masks = _peak_masks(x, starts, n, sample_rate, psd, config)
         aux = masks[:, 1:] & in_band
         result = coincidence_counts(masks[:, 0], aux, config.tolerance)
         for k, v in result.items():

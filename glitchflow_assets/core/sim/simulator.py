@@ -268,6 +268,21 @@ def _write_in_worker(path: Path, t0: int, length: int) -> Path:
     return write_frame(path, t0, length, _worker["scenario"], _worker["renderers"], _worker["seed"])
 
 
+def _write_truth(out: Path, scenario: Scenario, seed: int, gps_start: int, duration: int) -> tuple[Path, pd.DataFrame]:
+    """Write the ground truth of [gps_start, gps_start + duration) under ``out``; its CSV's path and its rows."""
+    gps_end = gps_start + duration
+    truth = pd.DataFrame([asdict(g) for g in plan_glitches(scenario, seed, gps_start, gps_end) if gps_start <= g.gps < gps_end])
+    truth_dir = out / TRUTH_DIR
+    truth_dir.mkdir(exist_ok=True)
+    truth_path = truth_dir / f"glitches-{gps_start}-{duration}.csv"
+    with atomic_path(truth_path) as tmp:
+        truth.to_csv(tmp, index=False)
+    channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
+    with atomic_path(truth_dir / "channels.json") as tmp:
+        tmp.write_text(json.dumps({"seed": seed, "glitch_rate_per_min": scenario.glitch_rate_per_min, "channels": channels}, indent=2))
+    return truth_path, truth
+
+
 def simulate(
     out_dir: str | Path,
     gps_start: int,
@@ -308,15 +323,7 @@ def simulate(
             write_frame(path, t0, length, scenario, renderers, seed)
             if progress:
                 progress(i, len(jobs), path)
-    truth = pd.DataFrame([asdict(g) for g in plan_glitches(scenario, seed, gps_start, gps_end) if gps_start <= g.gps < gps_end])
-    truth_dir = out / TRUTH_DIR
-    truth_dir.mkdir(exist_ok=True)
-    truth_path = truth_dir / f"glitches-{gps_start}-{duration}.csv"
-    with atomic_path(truth_path) as tmp:
-        truth.to_csv(tmp, index=False)
-    channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
-    with atomic_path(truth_dir / "channels.json") as tmp:
-        tmp.write_text(json.dumps({"seed": seed, "glitch_rate_per_min": scenario.glitch_rate_per_min, "channels": channels}, indent=2))
+    truth_path, truth = _write_truth(out, scenario, seed, gps_start, duration)
     return SimulationResult([job[0] for job in jobs], truth_path, truth)
 
 

@@ -9,6 +9,7 @@ pad), cosine ramps, 0 elsewhere. Predictions live inside their gate only.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,58 @@ def _whitened(rows: np.ndarray, psd: torch.Tensor, rate: float, skip: int, n: in
     return out[..., skip : skip + n].numpy()
 
 
+def _locate(
+    events: pd.DataFrame,
+    names: list[str],
+    valid: dict[str, list],
+    unusable: dict[str, str],
+    t0: float,
+    rate: float,
+    available: int,
+    config: SegmentConfig,
+) -> tuple[list[tuple[Any, int]], list[tuple[float, str]]]:
+    """The events whose whitening span (segment plus context) has valid data in every channel, each with the
+    sample its span starts at, and the events left out with why."""
+    span = config.samples(rate) + 2 * int(round(config.context_s * rate))
+    kept, skipped = [], []
+    for row in events.itertuples():
+        first = int(round((row.gps - config.segment_s / 2 - config.context_s - t0) * rate))
+        a, b = t0 + first / rate, t0 + (first + span) / rate
+        lacking = [name for name in names if not covers(valid[name], a, b)]
+        if first < 0 or first + span > available or lacking:
+            name = lacking[0] if lacking else names[0]
+            why = f"witness {unusable[name]}" if name in unusable else f"{name} not valid over GPS [{a:.3f}, {b:.3f})"
+            skipped.append((float(row.gps), why))
+        else:
+            kept.append((row, first))
+    return kept, skipped
+
+
+def _channel_psds(
+    raw_path, data: np.ndarray, names: list[str], valid: dict[str, list], t0: float, rate: float, config: SegmentConfig
+) -> tuple[torch.Tensor, list[int]]:
+    """``[channel, freq]`` PSDs, a flat one standing in for each witness too short for an estimate, and the indices of those
+    witnesses (their data is to be zeroed)."""
+    psds, flat = [], []
+    for i, name in enumerate(names):
+        psd = psd_of_segments(torch.as_tensor(data[i], dtype=torch.float64), t0, rate, valid[name], config.fftlength)
+        if psd is None and i == 0:
+            raise ValueError(f"{raw_path}: strain {name} has no stretch long enough for a PSD")
+        if psd is None:
+            flat.append(i)
+            psd = torch.ones(int(config.fftlength * rate) // 2 + 1, dtype=torch.float64)
+        psds.append(psd)
+    return torch.stack(psds), flat
+
+
+def _whitened_truth(
+    truth: TruthFunction, starts: np.ndarray, strain_psd: torch.Tensor, rate: float, skip: int, n: int, config: SegmentConfig
+) -> np.ndarray:
+    """The true strain glitch of each event, whitened as the strain is: ``[event, n]``."""
+    raw_truth = np.stack([truth(s - config.context_s, n + 2 * skip, int(rate)) for s in starts])[:, None]
+    return _whitened(raw_truth, strain_psd, rate, skip, n)[:, 0]
+
+
 def event_segments(
     raw_path,
     window: str,
@@ -130,39 +183,18 @@ def event_segments(
     valid = {name: [] if name in unusable else summary.segments_of(name) for name in names}
     n, skip = config.samples(rate), int(round(config.context_s * rate))
     span = n + 2 * skip
-    kept, skipped = [], []
-    for row in events.itertuples():
-        first = int(round((row.gps - config.segment_s / 2 - config.context_s - t0) * rate))
-        a, b = t0 + first / rate, t0 + (first + span) / rate
-        lacking = [name for name in names if not covers(valid[name], a, b)]
-        if first < 0 or first + span > data.shape[1] or lacking:
-            name = lacking[0] if lacking else names[0]
-            why = f"witness {unusable[name]}" if name in unusable else f"{name} not valid over GPS [{a:.3f}, {b:.3f})"
-            skipped.append((float(row.gps), why))
-        else:
-            kept.append((row, first))
+    kept, skipped = _locate(events, names, valid, unusable, t0, rate, data.shape[1], config)
     if not kept:
         return None, skipped
     cuts = np.stack([data[:, first : first + span] for _, first in kept]).astype(np.float64)  # [event, channel, span]
-    psds = []
-    for i, name in enumerate(names):
-        psd = psd_of_segments(torch.as_tensor(data[i], dtype=torch.float64), t0, rate, valid[name], config.fftlength)
-        if psd is None and i == 0:
-            raise ValueError(f"{raw_path}: strain {name} has no stretch long enough for a PSD")
-        if psd is None:
-            cuts[:, i] = 0.0
-            psd = torch.ones(int(config.fftlength * rate) // 2 + 1, dtype=torch.float64)
-        psds.append(psd)
-    psd = torch.stack(psds)
+    psd, flat = _channel_psds(raw_path, data, names, valid, t0, rate, config)
+    cuts[:, flat] = 0.0
     white = _whitened(cuts, psd, rate, skip, n)
     starts = np.array([t0 + (first + skip) / rate for _, first in kept])
     times = np.arange(n) / rate
     gate = np.stack([event_gate(s + times, r.start, r.end, r.gps, config) for (r, _), s in zip(kept, starts, strict=True)])
-    truth_white = None
-    if truth is not None:
-        raw_truth = np.stack([truth(s - config.context_s, span, int(rate)) for s in starts])[:, None]
-        truth_white = _whitened(raw_truth, psd[:1], rate, skip, n)[:, 0]
-    segments = EventSegments(
+    truth_white = None if truth is None else _whitened_truth(truth, starts, psd[:1], rate, skip, n, config)
+    return EventSegments(
         gps=np.array([r.gps for r, _ in kept]),
         t0=starts,
         window=[window] * len(kept),
@@ -174,5 +206,4 @@ def event_segments(
         channels=witnesses,
         sample_rate=rate,
         truth=truth_white,
-    )
-    return segments, skipped
+    ), skipped

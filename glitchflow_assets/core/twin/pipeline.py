@@ -107,6 +107,21 @@ def validation_score(scores: WaveformScores) -> float:
     return summary.get("median_mismatch", summary["median_excess_power_after"])
 
 
+def _score_models(
+    models: list[TwinModel], validation: EventSegments, test: EventSegments
+) -> tuple[dict[str, tuple[WaveformScores, WaveformScores]], dict[str, tuple[TwinModel, Prediction]]]:
+    """By method: each model's (validation, test) scores, and the model with its test prediction."""
+    candidates, predictions = {}, {}
+    for model in models:
+        v_pred, t_pred = predict(model, validation), predict(model, test)
+        predictions[method_of(model)] = (model, t_pred)
+        candidates[method_of(model)] = (
+            WaveformScores.of(v_pred.whitened, validation.strain, validation.gate, validation.truth),
+            WaveformScores.of(t_pred.whitened, test.strain, test.gate, test.truth),
+        )
+    return candidates, predictions
+
+
 def fit_twin(
     windows: Iterable[WindowFiles],
     splits: dict[str, dict[str, np.ndarray]],
@@ -147,14 +162,7 @@ def fit_twin(
     models: list[TwinModel] = [] if config.method == "convnet" else [wiener]
     if learned:
         models.append(train_convnet(wiener, EventSegments.concatenate(held["train"]), validation, config.convnet, on_epoch))
-    candidates, predictions = {}, {}
-    for model in models:
-        v_pred, t_pred = predict(model, validation), predict(model, test)
-        predictions[method_of(model)] = (model, t_pred)
-        candidates[method_of(model)] = (
-            WaveformScores.of(v_pred.whitened, validation.strain, validation.gate, validation.truth),
-            WaveformScores.of(t_pred.whitened, test.strain, test.gate, test.truth),
-        )
+    candidates, predictions = _score_models(models, validation, test)
     method = min(candidates, key=lambda m: validation_score(candidates[m][0]))
     model, t_pred = predictions[method]
     return TwinFit(model, candidates[method][0], test, t_pred, candidates[method][1], skipped, candidates)
