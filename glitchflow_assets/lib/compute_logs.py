@@ -1,17 +1,16 @@
 """Step stdout/stderr kept on disk for the UI and mirrored to the terminal, by a mirror that dies with its process.
 
-Dagster's ``LocalComputeLogManager`` mirrors a run's captured output with ``tail -F`` and only afterwards starts
-the watcher that kills that ``tail`` once its parent is gone. A process killed between the two (SIGKILL, the
-kernel's OOM killer) leaves ``tail -F`` behind for good, holding the terminal or pipe it inherited: ``glitchflow
-materialize ... | tee log`` then never ends. Here the mirror holds a lifeline, the read end of a pipe whose only
-writer is the process it serves; the kernel closes that writer when the process exits, however it exits (before it
-is even reaped: ``tail --pid`` would wait on a zombie whose parent reads the pipe before reaping), and the mirror
-stops. There is no window: the lifeline exists before the mirror does.
+Dagster's ``LocalComputeLogManager`` mirrors a run's captured output with a ``tail -F`` process and only afterwards
+starts the watcher process that kills that ``tail`` once its parent is gone. A process killed between the two
+(SIGKILL, the kernel's OOM killer) leaves ``tail -F`` behind for good, holding the terminal or pipe it inherited:
+``glitchflow materialize ... | tee log`` then never ends. Here the mirror is a thread of the process itself, so it
+cannot outlive it, and at the end of a capture it copies the file to its last byte before it stops (a ``tail``
+killed at the end may not have caught up).
 """
 
 import os
-import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +22,7 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, C
 
 from glitchflow_assets.core import settings
 
-MIRROR_STOP_TIMEOUT_S = 30.0
-# `tail` copies the file; `cat` waits for the lifeline (stdin) to close, then the mirror ends with `tail`.
-MIRROR_SCRIPT = 'tail -F -c +0 "$1" & cat >/dev/null; kill $!'
+MIRROR_POLL_S = 0.1  # how often the terminal catches up with the file during a capture
 
 
 class MirrorDiesWithProcessComputeLogManager(LocalComputeLogManager):
@@ -60,8 +57,8 @@ class MirrorDiesWithProcessComputeLogManager(LocalComputeLogManager):
 @contextmanager
 def mirrored_to_file(stream: TextIO, path: Path) -> Iterator[None]:
     """Everything written to ``stream``'s file descriptor (this process's and its children's) goes to ``path``,
-    and a mirror bound to this process's life copies it back to where ``stream`` pointed before. A stream
-    without a file descriptor (a test's captured stdout) is left alone."""
+    and a thread copies it on to where ``stream`` pointed before. A stream without a file descriptor (a test's
+    captured stdout) is left alone."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
@@ -69,10 +66,9 @@ def mirrored_to_file(stream: TextIO, path: Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
-    lifeline_end, lifeline = os.pipe()  # not inheritable: no other child of this process holds `lifeline`
-    mirror = subprocess.Popen(["sh", "-c", MIRROR_SCRIPT, "glitchflow-log-mirror", str(path)], stdin=lifeline_end, stdout=fd)
-    os.close(lifeline_end)
-    saved = os.dup(fd)
+    terminal = os.dup(fd)
+    mirror = _Mirror(path, terminal)
+    mirror.start()
     try:
         with path.open("a", buffering=1, encoding="utf8") as file:
             stream.flush()
@@ -81,8 +77,35 @@ def mirrored_to_file(stream: TextIO, path: Path) -> Iterator[None]:
                 yield
             finally:
                 stream.flush()
-                os.dup2(saved, fd)
+                os.dup2(terminal, fd)
     finally:
-        os.close(saved)
-        os.close(lifeline)
-        mirror.wait(MIRROR_STOP_TIMEOUT_S)
+        mirror.finish()
+        os.close(terminal)
+
+
+class _Mirror(threading.Thread):
+    """Copies what is appended to ``path`` to the file descriptor ``target`` until :meth:`finish`."""
+
+    def __init__(self, path: Path, target: int) -> None:
+        super().__init__(name=f"glitchflow-log-mirror {path.name}", daemon=True)
+        self._source, self._target, self._done = path.open("rb"), target, threading.Event()
+
+    def run(self) -> None:
+        with self._source:
+            while not self._done.wait(MIRROR_POLL_S):
+                self._copy()
+            self._copy()  # what was written since the last look
+
+    def finish(self) -> None:
+        """Copy the rest and stop."""
+        self._done.set()
+        self.join()
+
+    def _copy(self) -> None:
+        try:
+            while chunk := self._source.read(1 << 16):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self._target, view) :]
+        except OSError:  # the terminal went away (a closed pipe): the file still holds everything
+            self._done.set()
