@@ -380,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo, "inject": _inject}
     try:
+        if args.command in ("materialize", "demo"):  # the commands that run Dagster steps
+            from glitchflow_assets.lib.interrupts import swallowed_interrupts_redelivered
+
+            with swallowed_interrupts_redelivered():
+                return commands[args.command](args)
         return commands[args.command](args)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         _say(f"glitchflow: {exc}")
