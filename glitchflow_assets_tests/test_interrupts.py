@@ -22,6 +22,7 @@ class Thing:
 def finalizer(_):
     signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the weakref callback, and what it raises is swallowed
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own handler: a background job inherits SIGINT ignored
 redeliver = {redeliver}
 with swallowed_interrupts_redelivered() if redeliver else nullcontext(), {handler}:
     try:
