@@ -1,8 +1,10 @@
 """Event finding and ANNALISA on small synthetic inputs (fast)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from scipy.stats import poisson
 
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, WindowScores, channel_table, coincidence_counts, peak_mask, score_window
@@ -163,3 +165,27 @@ def test_windows_without_aux_channels_or_events_score_nothing():
     assert strain_only.channels == [] and strain_only.scored.shape == (1, 0)
     assert no_events.channels == ["A"] and no_events.scored.shape == (0, 1)
     assert channel_table([no_events]).iloc[0].n_events == 0
+
+
+def test_the_significance_carries_the_trials_factor_of_the_channels_scored():
+    """The same coincidences mean less among many channels: a channel's -log10 p drops by log10 K (K channels scored)
+    while p is small, so a distractor that passes alone fails among hundreds, and a true witness stays far above."""
+
+    def table(n_distractors: int, coincidences: int, aux_area: int = 10) -> pd.DataFrame:
+        channels = ["CANDIDATE", *(f"D{i}" for i in range(n_distractors))]
+        counts = {k: np.full((10, len(channels)), 20, dtype=int) for k in ("strain", "union", "aux")}
+        counts["aux_area"] = np.full((10, len(channels)), aux_area, dtype=int)  # 20 strain peaks x 10 / 1000 pixels: 0.2 per event
+        counts["intersection"] = np.zeros((10, len(channels)), dtype=int)
+        counts["intersection"][:coincidences, 0] = 1
+        scored = np.ones((10, len(channels)), dtype=bool)
+        window = WindowScores(channels, np.arange(10.0), counts, scored, 1000, [256.0] * len(channels))
+        return channel_table([window], AnnalisaConfig(significance_threshold=3)).set_index("channel")
+
+    alone, among = table(0, 10).loc["CANDIDATE"], table(299, 10).loc["CANDIDATE"]  # 10 coincidences where 2 are expected
+    assert alone.expected == among.expected == pytest.approx(2.0)
+    assert alone.significance == pytest.approx(-np.log10(poisson.sf(9, 2.0)))
+    assert alone.significance - among.significance == pytest.approx(np.log10(300), abs=0.01)
+    assert alone.selected and not among.selected
+    witness = table(999, 10, aux_area=1).loc["CANDIDATE"]  # every event, 0.2 expected, among 1,000 channels
+    assert witness.selected and witness.significance > 10
+    assert table(0, 0).loc["CANDIDATE", "significance"] == 0.0

@@ -49,8 +49,8 @@ def test_the_selection_plot_draws_the_rule_in_use():
     table = pd.DataFrame(
         {"channel": ["A", "B"], "mean_corr": [0.5, 0.1], "mean_iou": [0.2, 0.01], "significance": [9.0, 1.0], "selected": [True, False]}
     )
-    assert AnnalisaConfig(selection="significance").rule == "-log10 p >= 5"
-    assert AnnalisaConfig().rule == "mean corr > 0.17 and mean IoU > 0.08"
+    assert AnnalisaConfig(selection="significance").rule == "-log10 p >= 5 (p: of any of the channels scored)"
+    assert AnnalisaConfig(selection="corr_iou").rule == "mean corr > 0.17 and mean IoU > 0.08"
     for selection in ("corr_iou", "significance"):
         png = selection_png(table, AnnalisaConfig(selection=selection), "SIM")
         assert Image.open(io.BytesIO(png)).size[0] == 1800  # 12 in at 150 dpi

@@ -21,7 +21,9 @@ V1:SUSP_WE_F0_TZ           256        quiet: pure noise
 =========================  =========  ===============================================================
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from glitchflow_assets.core.sim.noise import PsdFunction, lal_psd, power_law_psd
 
@@ -155,3 +157,32 @@ VIRGO_SCENARIO = Scenario(
     ),
     driver="V1:ENV_CEB_SEIS_V",
 )
+
+
+# Distractors for many-channel runs: real auxiliary channels are mostly slow (environment, suspensions).
+EXTRA_RATES = (256, 256, 256, 512, 512, 1024, 1024, 2048, 4096, 8192, 16384)
+EXTRA_KINDS = ("quiet", "line", "self_glitching", "sporadic")
+
+
+def with_extra_channels(scenario: Scenario, n: int, seed: int = 0, rates: tuple[int, ...] = EXTRA_RATES) -> Scenario:
+    """``scenario`` plus ``n`` auxiliary channels that witness nothing, ``<IFO>:SIMX_<KIND>_<i>``, in turn: plain
+    noise, a line, frequent glitches of their own (0.5-1.5 a minute) and rare ones at random times (0.05-0.3 a
+    minute), at ``rates`` drawn uniformly (by default 256-16384 Hz, mostly slow). Drawn from ``seed``; the scenario's
+    own channels, glitches and noise are unchanged (extra channels come last, so every earlier channel keeps its
+    random stream)."""
+    if n < 0:
+        raise ValueError(f"extra channels: {n} < 0")
+    rng = np.random.default_rng([seed, n])
+    ifo = scenario.strain.split(":")[0]
+    channels, glitches = list(scenario.channels), list(scenario.self_glitches)
+    for i in range(n):
+        kind, rate = EXTRA_KINDS[i % len(EXTRA_KINDS)], int(rng.choice(rates))
+        name = f"{ifo}:SIMX_{kind.upper()}_{i:04d}"
+        psd = power_law_psd(10.0 ** rng.uniform(-12, -4), rng.uniform(1.0, 20.0), rng.uniform(1.0, 4.0))
+        top = min(0.4 * rate, 300.0)  # below the channel's Nyquist frequency
+        lines = ((round(rng.uniform(10.0, top), 1), rng.uniform(1.0, 5.0)),) if kind == "line" else ()
+        channels.append(ChannelSpec(name, rate, "ct", "self_glitching" if kind in ("self_glitching", "sporadic") else kind, psd, lines))
+        if kind in ("self_glitching", "sporadic"):
+            per_min = rng.uniform(0.5, 1.5) if kind == "self_glitching" else rng.uniform(0.05, 0.3)
+            glitches.append(SelfGlitches(name, per_min, (8.0, top), (3.0, 10.0), (10.0, 60.0)))
+    return replace(scenario, channels=tuple(channels), self_glitches=tuple(glitches))
