@@ -42,11 +42,19 @@ def _say(message: str) -> None:
 
 
 def _simulate(
-    run_name: str, minutes: float, seed: int, frame_length: int, out: str | None, start: int | None, glitch_rate: float | None
+    run_name: str,
+    minutes: float,
+    seed: int,
+    frame_length: int,
+    out: str | None,
+    start: int | None,
+    glitch_rate: float | None,
+    aux_extra: int = 0,
 ) -> list[str]:
-    from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate
+    from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate, with_extra_channels
 
     scenario = VIRGO_SCENARIO if glitch_rate is None else dataclasses.replace(VIRGO_SCENARIO, glitch_rate_per_min=glitch_rate)
+    scenario = with_extra_channels(scenario, aux_extra, seed=seed)
 
     run = _run(run_name)
     gps_start = run.gps_start if start is None else start
@@ -59,7 +67,7 @@ def _simulate(
 
     _say(
         f"Simulating {run_name}: GPS {gps_start}-{gps_start + duration} into {target} "
-        f"(seed {seed}, {scenario.glitch_rate_per_min:g} glitches/min)"
+        f"(seed {seed}, {scenario.glitch_rate_per_min:g} glitches/min, {len(scenario.channels) - 1} auxiliary channels)"
     )
     workers = min(2, os.cpu_count() or 1)
     result = simulate(
@@ -303,6 +311,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} < 0")
+    return value
+
+
 def _simulate_arguments(command: argparse.ArgumentParser) -> None:
     """The arguments of ``glitchflow simulate``."""
     command.add_argument("--run", default="SIM", help="observing run whose frame directory receives the frames")
@@ -312,6 +327,12 @@ def _simulate_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--frame-length", type=int, default=60, help="seconds per frame file")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--glitch-rate", type=float, default=None, help="strain glitches per minute (default: the scenario's, 1)")
+    command.add_argument(
+        "--aux-extra",
+        type=_non_negative,
+        default=0,
+        help="N more auxiliary channels that witness nothing (V1:SIMX_*, 256-16384 Hz: noise, lines, glitches of their own)",
+    )
 
 
 def _demo_arguments(command: argparse.ArgumentParser) -> None:
@@ -402,7 +423,7 @@ def _inject(args: argparse.Namespace) -> int:
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
-    _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start, args.glitch_rate)
+    _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start, args.glitch_rate, args.aux_extra)
     return 0
 
 

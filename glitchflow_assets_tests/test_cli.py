@@ -49,3 +49,24 @@ def test_windows_are_batched_like_a_backfill_but_never_across_a_window_not_asked
     assert window_batches(asked, keys, 2) == [[keys[0], keys[1]], [keys[2]], [keys[4], keys[5]]]
     assert window_batches(asked, keys, 6) == [[keys[0], keys[1], keys[2]], [keys[4], keys[5]]]
     assert window_batches(keys[:3], keys, 1) == [[k] for k in keys[:3]]
+
+
+def test_simulate_with_extra_auxiliary_channels(tmp_path, capsys):
+    """``glitchflow simulate --aux-extra N``: N more channels in every frame, at their own rates, which SIM's registry
+    scans after its own; a negative N is refused before anything is written."""
+    from glitchflow_assets.core.io.decoder import read_file
+
+    out = tmp_path / "frames"
+    assert main(["simulate", "--minutes", "1", "--aux-extra", "8", "--out", str(out)]) == 0
+    assert "18 auxiliary channels" in capsys.readouterr().out
+    (frame,) = sorted(out.rglob("*.gwf"))
+    channels = read_file(frame)
+    extra = sorted(c for c in channels if c.startswith("V1:SIMX_"))
+    assert len(extra) == 8 and len(channels) == 19
+    assert {"QUIET", "LINE", "SELF", "SPORADIC"} <= {name.split("_")[1] for name in extra}
+    assert {channels[c].sample_rate for c in extra} <= {256, 512, 1024, 2048, 4096, 8192, 16384}
+    sim = load_registry()["SIM"]
+    assert sim.resolve_aux_channels(sorted(channels))[-8:] == extra
+    with pytest.raises(SystemExit):
+        main(["simulate", "--minutes", "1", "--aux-extra", "-1", "--out", str(tmp_path / "refused")])
+    assert "--aux-extra: -1 < 0" in capsys.readouterr().err and not (tmp_path / "refused").exists()

@@ -1,7 +1,7 @@
 import pytest
 
 from glitchflow_assets.core.runs.registry import RegistryError, load_registry
-from glitchflow_assets.core.sim import VIRGO_SCENARIO
+from glitchflow_assets.core.sim import VIRGO_SCENARIO, with_extra_channels
 
 
 def test_shipped_registry_has_the_observing_runs_and_sim():
@@ -17,9 +17,12 @@ def test_shipped_registry_has_the_observing_runs_and_sim():
 def test_sim_registry_matches_the_simulator():
     sim = load_registry()["SIM"]
     simulated = {c.name: c.sample_rate for c in VIRGO_SCENARIO.channels}
-    assert [sim.strain_channel, *sim.aux_channels] == list(simulated)
+    assert [sim.strain_channel, *sim.resolve_aux_channels(list(simulated))] == list(simulated)
     assert sim.channel_rates == simulated
-    assert len(sim.aux_channels) >= 8 and min(simulated.values()) == 256 and max(simulated.values()) == 16384
+    assert len(simulated) >= 9 and min(simulated.values()) == 256 and max(simulated.values()) == 16384
+    # ``glitchflow simulate --aux-extra N``: the registry picks up the extra channels (by name), after the scenario's own
+    extra = [c.name for c in with_extra_channels(VIRGO_SCENARIO, 5).channels[len(simulated) :]]
+    assert sim.resolve_aux_channels(sorted([*simulated, *extra])) == [*list(simulated)[1:], *sorted(extra)]
 
 
 def test_frame_paths_expand_glitchflow_home(isolated_home):

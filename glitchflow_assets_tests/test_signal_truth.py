@@ -120,7 +120,7 @@ def test_annalisa_selects_exactly_two_families_witnesses_among_a_hundred_distrac
     start = load_registry()["SIM"].gps_start
     simulate(tmp_path / "frames", start, 600, seed=11, scenario=TWO_FAMILIES)
     sim = load_registry()["SIM"]
-    run = sim_run(tmp_path / "frames", aux_channels=(*sim.aux_channels, "V1:SIMX_*"), annalisa=sim.annalisa if annalisa is None else {})
+    run = sim_run(tmp_path / "frames", annalisa=sim.annalisa if annalisa is None else {})  # SIM's channels pick up SIMX_*
     config = run.annalisa_config()
     scores = []
     for window in windows_overlapping(start, start + 600, run.cadence):

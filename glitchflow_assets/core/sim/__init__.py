@@ -1,6 +1,15 @@
 """Frame simulator: Virgo-like strain and auxiliary channels with injected glitches and known ground truth."""
 
-from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Scenario, ScriptedGlitch
+from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Scenario, ScriptedGlitch, with_extra_channels
 from glitchflow_assets.core.sim.simulator import SimulationResult, load_truth, simulate
 
-__all__ = ["VIRGO_SCENARIO", "ChannelSpec", "Scenario", "ScriptedGlitch", "SimulationResult", "load_truth", "simulate"]
+__all__ = [
+    "VIRGO_SCENARIO",
+    "ChannelSpec",
+    "Scenario",
+    "ScriptedGlitch",
+    "SimulationResult",
+    "load_truth",
+    "simulate",
+    "with_extra_channels",
+]
