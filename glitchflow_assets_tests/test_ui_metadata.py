@@ -9,7 +9,7 @@ from PIL import Image
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.plots import pyplot
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
-from glitchflow_assets.lib.metadata import metadata_table
+from glitchflow_assets.lib.metadata import TOP_CHANNELS, channels_not_shown, metadata_table, top_channels
 
 
 def test_tables_keep_gps_to_a_tenth_of_a_millisecond_and_round_the_rest():
@@ -54,3 +54,36 @@ def test_the_selection_plot_draws_the_rule_in_use():
     for selection in ("corr_iou", "significance"):
         png = selection_png(table, AnnalisaConfig(selection=selection), "SIM")
         assert Image.open(io.BytesIO(png)).size[0] == 1800  # 12 in at 150 dpi
+
+
+def test_a_thousand_channels_show_the_ones_that_matter_and_one_line_on_the_rest():
+    """Per-channel tables and the selection plot of a 1,000-channel run: the selected witnesses (however they rank)
+    and the top-ranked channels, sorted, with the rest summarised; a raw window ranks its damaged channels first."""
+    from glitchflow_assets.core.signal.figures import selection_png
+
+    n, rng = 1000, np.random.default_rng(3)
+    table = pd.DataFrame(
+        {
+            "channel": [f"V1:CH_{i:04d}" for i in range(n)],
+            "mean_corr": rng.uniform(0, 0.2, n),
+            "mean_iou": rng.uniform(0, 0.1, n),
+            "significance": rng.exponential(1.0, n),
+            "selected": np.arange(n) == 17,
+        }
+    )
+    table.loc[17, "significance"] = 0.0  # a witness of the corr/IoU rule that ranks last by significance
+    shown, rest = top_channels(table, "significance", table["selected"])
+    assert len(shown) == TOP_CHANNELS and len(rest) == n - TOP_CHANNELS and "V1:CH_0017" in set(shown["channel"])
+    assert shown["significance"].is_monotonic_decreasing and rest["significance"].is_monotonic_decreasing
+    assert rest["significance"].max() <= shown["significance"].iloc[-2]  # nothing better than a shown one left out
+    line = channels_not_shown(rest, "significance", "SIM-channel_selection.json")
+    assert line.startswith(f"{n - TOP_CHANNELS} more channels") and f"to {rest['significance'].max():.3g}" in line
+    assert channels_not_shown(rest.iloc[:0], "significance", "x") == "none: the table holds every channel"
+    assert len(metadata_table(shown).records) == TOP_CHANNELS
+    png = selection_png(shown, AnnalisaConfig(), "SIM", line)
+    assert Image.open(io.BytesIO(png)).size[1] <= (0.4 * TOP_CHANNELS + 2) * 150  # as tall as 25 channels, not 1,000
+
+    raw = pd.DataFrame({"channel": ["V1:STRAIN", "V1:A", "V1:B", "V1:C"], "missing_s": [0.0, 0.0, 0.0, 60.0]})
+    raw["nonfinite"], raw["longest_flat_s"] = [0, 0, 5, 0], [0.0, 2.0, 0.0, 0.0]
+    shown, rest = top_channels(raw, ["missing_s", "nonfinite", "longest_flat_s"], raw["channel"] == "V1:STRAIN", top=3)
+    assert list(shown["channel"]) == ["V1:C", "V1:B", "V1:STRAIN"] and list(rest["channel"]) == ["V1:A"]

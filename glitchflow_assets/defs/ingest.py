@@ -22,11 +22,13 @@ from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
 from glitchflow_assets.lib.inputs import Inputs, window_raw
-from glitchflow_assets.lib.metadata import metadata_table
+from glitchflow_assets.lib.metadata import channels_not_shown, metadata_table, top_channels
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, asset_key
 from glitchflow_assets.lib.partitions import window_partitions
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets.lib.windowed import for_each_window
+
+RAW_RANK = ["missing_s", "nonfinite", "longest_flat_s"]  # the channels whose data most need a look come first
 
 
 def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
@@ -36,7 +38,8 @@ def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
             {
                 "channel": c.name,
                 "native_rate_hz": c.native_rate if c.present else float("nan"),
-                "valid_s": total(clip(c.segments, *window)),
+                "valid_s": (valid := total(clip(c.segments, *window))),
+                "missing_s": window[1] - window[0] - valid,
                 "left_out": "; ".join(filter(None, [c.rate_mismatch, c.absent_from and f"not in {c.absent_from}"])),
                 "nonfinite": c.nonfinite_count,
                 "longest_flat_s": c.max_flat_seconds,
@@ -44,6 +47,12 @@ def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
             for c in summary.channels
         ]
     )
+
+
+def _channels_metadata(table: pd.DataFrame, rank: str | list[str], file: str, pinned: pd.Series) -> dict:
+    """A window's per-channel table for the UI: the ``pinned`` rows and the top-ranked channels, and one line on the rest."""
+    shown, rest = top_channels(table, rank, pinned)
+    return {"channels": metadata_table(shown), "channels_not_shown": dg.MetadataValue.md(channels_not_shown(rest, rank, file))}
 
 
 def _metadata(summary: RawSegmentSummary) -> dict:
@@ -58,7 +67,7 @@ def _metadata(summary: RawSegmentSummary) -> dict:
         "n_channels": len(summary.channels),
         "n_frames": len(summary.frames),
         "frames": dg.MetadataValue.md("\n".join(f"- `{f.name}` sha256 `{f.sha256[:16]}…`" for f in summary.frames)),
-        "channels": metadata_table(_channel_table(summary)),
+        **_channels_metadata(table := _channel_table(summary), RAW_RANK, summary.path.name, table["channel"] == summary.strain.name),
         "skipped_files": dg.MetadataValue.md("\n".join(f"- `{n}`: {r}" for n, r in summary.skipped) or "none"),
     }
 
@@ -190,7 +199,7 @@ def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "n_events_scored": len(scores.event_gps),
-            "channels": metadata_table(channel_table([scores], config)),
+            **_channels_metadata(table := channel_table([scores], config), config.statistic, path.name, table["selected"]),
         },
     )
 

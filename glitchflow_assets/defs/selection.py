@@ -11,7 +11,7 @@ from glitchflow_assets.core.signal.figures import selection_png
 from glitchflow_assets.lib.automation import on_refresh_cron
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.inputs import selection_file, step_inputs
-from glitchflow_assets.lib.metadata import md_image, metadata_table
+from glitchflow_assets.lib.metadata import channels_not_shown, md_image, metadata_table, top_channels
 from glitchflow_assets.lib.names import SCORES, SELECTION, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
@@ -25,16 +25,21 @@ def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorag
     inputs = step_inputs(context, storage, run)
     table = channel_table([inputs.window(SCORES, window_for_key(k, run.cadence), read_scores) for k in keys], config)
     selection = selection_of(run.name, table, keys, config)
-    png = selection_png(table, config, run.name)
-    write_selection(selection_file(storage, run), selection, png)
+    path = selection_file(storage, run)
+    shown, rest = top_channels(table, config.statistic, table["selected"])
+    not_shown = channels_not_shown(rest, config.statistic, path.name)
+    png = selection_png(shown, config, run.name, not_shown.replace("`", "") if len(rest) else "")
+    write_selection(path, selection, png)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(selection.version),
         metadata={
-            "path": dg.MetadataValue.path(str(selection_file(storage, run))),
+            "path": dg.MetadataValue.path(str(path)),
             "selected": dg.MetadataValue.json(selection.selected),
             "n_selected": len(selection.selected),
+            "n_channels": len(table),
             "n_windows": len(keys),
-            "channels": metadata_table(table),
+            "channels": metadata_table(shown),
+            "channels_not_shown": dg.MetadataValue.md(not_shown),
             "plot": dg.MetadataValue.md(md_image(png, "ANNALISA scores")),
         },
     )

@@ -90,6 +90,11 @@ class AnnalisaConfig:
         return f"mean corr > {self.corr_threshold:g} and mean IoU > {self.iou_threshold:g}"
 
     @property
+    def statistic(self) -> str:
+        """The ``channel_table`` column the rule ranks channels by."""
+        return "significance" if self.selection == "significance" else "mean_corr"
+
+    @property
     def shape(self) -> tuple[int, int]:
         return self.rows, int(round((self.duration - 2 * self.crop) / self.dt))
 

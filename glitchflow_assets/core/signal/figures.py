@@ -8,8 +8,9 @@ from glitchflow_assets.core.plots import pyplot, to_png
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 
 
-def selection_png(table: pd.DataFrame, config: AnnalisaConfig, run: str) -> bytes:
-    """The two statistics the run's selection rule uses, each with its threshold; selected channels in green."""
+def selection_png(table: pd.DataFrame, config: AnnalisaConfig, run: str, not_shown: str = "") -> bytes:
+    """The two statistics the run's selection rule uses, each with its threshold, for the channels of ``table`` (the top
+    ones of a wide run: ``not_shown`` says what the rest were); selected channels in green."""
     if config.selection == "significance":
         panels = [("significance", "coincidence significance  -log10 p", config.significance_threshold), ("mean_corr", "mean corr", None)]
     else:
@@ -27,6 +28,8 @@ def selection_png(table: pd.DataFrame, config: AnnalisaConfig, run: str) -> byte
             ax.legend(loc="lower right")
     axes[0].invert_yaxis()
     fig.suptitle(f"{run} witness selection (green): {config.rule}")
+    if not_shown:
+        fig.supxlabel(not_shown, fontsize="small")
     return to_png(fig)
 
 
