@@ -264,6 +264,28 @@ def _significance(observed: int, expected: float, trials: int) -> float:
     return -(log_p + math.log(trials)) / math.log(10)  # p tiny: 1 - (1 - p)^K = K p
 
 
+def _channel_sums(windows: list[WindowScores], channels: list[str]) -> tuple[dict[str, np.ndarray], list[list[float]]]:
+    """Per channel ``[channel]``, summed over the scored events of every window: corr, IoU, events, coincidences and
+    their chance expectation, and the windows with a scored event; and each channel's native rate in every window
+    holding it. Vectorised over channels: a year of hourly windows of a thousand channels is ~10^7 cells."""
+    index = {ch: i for i, ch in enumerate(channels)}
+    sums = {k: np.zeros(len(channels)) for k in ("corr", "iou", "n_events", "observed", "expected", "windows_scored")}
+    rates: list[list[float]] = [[] for _ in channels]
+    for w in windows:
+        cols = np.array([index[ch] for ch in w.channels], dtype=int)
+        m = w.scored  # [event, channel]; a scored event has strain peaks, so strain and union counts are > 0 there
+        c = {k: np.where(m, v, 0).astype(float) for k, v in w.counts.items()}
+        sums["corr"][cols] += (c["intersection"] / np.where(m, c["strain"], 1.0)).sum(0)
+        sums["iou"][cols] += (c["intersection"] / np.where(m, c["union"], 1.0)).sum(0)
+        sums["n_events"][cols] += m.sum(0)
+        sums["observed"][cols] += c["intersection"].sum(0)
+        sums["expected"][cols] += (c["strain"] * c["aux_area"]).sum(0) / w.pixels
+        sums["windows_scored"][cols] += m.any(0)
+        for j, col in enumerate(cols):
+            rates[col].append(float(w.native_rates[j]) if w.native_rates else math.nan)
+    return sums, rates
+
+
 def channel_table(windows: list[WindowScores], config: AnnalisaConfig = AnnalisaConfig()) -> pd.DataFrame:
     """Aggregate window scores into one row per channel (CHANNEL_COLUMNS), sorted by mean corr.
 
@@ -272,27 +294,15 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
     at an event at least once, and a channel whose native rate changed names its ``other_rates`` (downstream stages
     use ``native_rate_hz`` only)."""
     channels = list(dict.fromkeys(ch for w in windows for ch in w.channels))
-    trials = max(len({ch for w in windows for j, ch in enumerate(w.channels) if w.scored[:, j].any()}), 1)  # channels tried
+    sums, rates = _channel_sums(windows, channels)
+    trials = max(int((sums["windows_scored"] > 0).sum()), 1)  # the channels tried
     rows = []
-    for ch in channels:
-        corr, iou, n_events, observed, expected, windows_scored, rates = [], [], 0, 0, 0.0, 0, []
-        for w in windows:
-            if ch not in w.channels:
-                continue
-            j_w = w.channels.index(ch)
-            m = w.scored[:, j_w]
-            windows_scored += bool(m.any())
-            rates.append(float(w.native_rates[j_w]) if w.native_rates else math.nan)
-            c = {k: v[m, j_w].astype(float) for k, v in w.counts.items()}
-            corr += list(c["intersection"] / c["strain"])
-            iou += list(c["intersection"] / c["union"])
-            n_events += int(m.sum())
-            observed += int(c["intersection"].sum())
-            expected += float((c["strain"] * c["aux_area"]).sum() / w.pixels)
-        mean_corr = float(np.mean(corr)) if corr else 0.0
-        mean_iou = float(np.mean(iou)) if iou else 0.0
+    for i, ch in enumerate(channels):
+        n_events, observed, expected = int(sums["n_events"][i]), int(sums["observed"][i]), float(sums["expected"][i])
+        mean_corr = float(sums["corr"][i] / n_events) if n_events else 0.0
+        mean_iou = float(sums["iou"][i] / n_events) if n_events else 0.0
         significance = _significance(observed, expected, trials) if expected > 0 and observed > 0 else 0.0
-        main_rate, other_rates = _rates(rates)
+        main_rate, other_rates = _rates(rates[i])
         rows.append(
             {
                 "channel": ch,
@@ -303,7 +313,7 @@ def channel_table(windows: list[WindowScores], config: AnnalisaConfig = Annalisa
                 "expected": expected,
                 "significance": significance,
                 "selected": bool(n_events) and config.keeps(mean_corr, mean_iou, significance),
-                "windows_scored": windows_scored,
+                "windows_scored": int(sums["windows_scored"][i]),
                 "native_rate_hz": main_rate,
                 "other_rates": other_rates,
             }
