@@ -10,8 +10,8 @@ import pytest
 import scipy.signal
 from gwpy.timeseries import TimeSeries
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_data, read_summary
-from glitchflow_assets.core.ingest.assemble import ingest_window
+from glitchflow_assets.core.artifacts.raw_strain_segments import MARGIN_S, SCHEMA, SCHEMA_VERSION, read_scan, read_strain, read_summary
+from glitchflow_assets.core.ingest.assemble import ingest_window, window_channels
 from glitchflow_assets.core.ingest.quality import assess
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.frames import parse_frame_name
@@ -22,7 +22,7 @@ from glitchflow_assets.core.sim import VIRGO_SCENARIO
 from glitchflow_assets_tests.conftest import real_file, sim_run
 
 
-def test_simulated_window_ingests_every_channel_at_the_analysis_rate(sim_frames, sim_windows, tmp_path):
+def test_simulated_window_ingests_the_strain_at_the_analysis_rate_and_the_rest_at_the_scan_rate(sim_frames, sim_windows, tmp_path):
     run, window = sim_run(sim_frames), sim_windows[0]
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert summary.attrs["schema"] == SCHEMA and summary.attrs["schema_version"] == SCHEMA_VERSION
@@ -37,32 +37,44 @@ def test_simulated_window_ingests_every_channel_at_the_analysis_rate(sim_frames,
     first = sim_frames / summary.frames[0].name
     assert summary.frames[0].sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
     assert summary.skipped == []
-    data, names, t0 = read_data(tmp_path / "w.h5")
-    assert data.shape == (11, (300 + 2 * MARGIN_S) * 4096) and data.dtype == np.float32 and t0 == window.gps_start - MARGIN_S
+    strain, t0 = read_strain(tmp_path / "w.h5")
+    assert strain.shape == ((300 + 2 * MARGIN_S) * 4096,) and strain.dtype == np.float32 and t0 == window.gps_start - MARGIN_S
+    scan, names, scan_t0 = read_scan(tmp_path / "w.h5")
+    assert summary.scan_rate == run.annalisa_config().scan_rate(4096) == 1024  # SIM's ANNALISA band reaches 256 Hz
+    assert scan.shape == (10, (300 + 2 * MARGIN_S) * 1024) and scan_t0 == t0 and names == [c.name for c in summary.channels[1:]]
     with h5py.File(tmp_path / "w.h5") as f:
-        assert f["data"].attrs["dt"] == 1 / 4096
+        assert f["strain"].attrs["dt"] == 1 / 4096 and f["scan"].attrs["dt"] == 1 / 1024
     assert all(o.passed for o in assess(summary, run).values())
 
 
-def _band(x, t0, gps_start, gps_end):
-    series = TimeSeries(np.asarray(x, dtype=float), t0=t0, sample_rate=4096).bandpass(10, 100)
+def _band(x, t0, gps_start, gps_end, rate=4096):
+    series = TimeSeries(np.asarray(x, dtype=float), t0=t0, sample_rate=rate).bandpass(10, 100)
     return series.crop(gps_start + 4, gps_end - 4).value
 
 
 def test_ingested_channels_match_independent_resampling(sim_frames, sim_windows, tmp_path):
-    """Strain (downsampled) against gwpy's decimation; the 256 Hz seismometer (upsampled) against ideal
-    FFT interpolation (gwpy's own upsampling windows the spectrum and attenuates the upper band)."""
+    """Strain (downsampled) against gwpy's decimation; the 256 Hz seismometer (upsampled: to the scan rate in the
+    window file, to the analysis rate as later stages read it from the frames) against ideal FFT interpolation
+    (gwpy's own upsampling windows the spectrum and attenuates the upper band); the 16384 Hz DARM witness brought
+    down to the scan rate against gwpy's decimation."""
     run, window = sim_run(sim_frames), sim_windows[0]
-    ingest_window(run, window, tmp_path / "w.h5")
-    ours, _, t0 = read_data(tmp_path / "w.h5", [run.strain_channel, "V1:ENV_CEB_SEIS_V"])
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    held = window_channels(run, window, summary, ["V1:ENV_CEB_SEIS_V"])
+    scan, names, t0 = read_scan(tmp_path / "w.h5")
     files = [str(p) for p in sorted(sim_frames.glob("*.gwf"))]
     start, end = window.gps_start - 8, window.gps_end + 8
-    strain = TimeSeries.read(files, run.strain_channel, start=start, end=end).resample(4096).value
-    seismic = TimeSeries.read(files, "V1:ENV_CEB_SEIS_V", start=start, end=end).value
-    seismic = scipy.signal.resample(seismic, seismic.size * 16)
-    for row, reference in enumerate([strain, seismic]):
-        mine = _band(ours[row], t0, window.gps_start, window.gps_end)
-        theirs = _band(reference, start, window.gps_start, window.gps_end)
+    read = lambda channel: TimeSeries.read(files, channel, start=start, end=end)  # noqa: E731
+    seismic = read("V1:ENV_CEB_SEIS_V").value
+    cases = [
+        (held.data[0], 4096, read(run.strain_channel).resample(4096).value),
+        (held.data[1], 4096, scipy.signal.resample(seismic, seismic.size * 16)),
+        (scan[names.index("V1:ENV_CEB_SEIS_V")], 1024, scipy.signal.resample(seismic, seismic.size * 4)),
+        (scan[names.index("V1:LSC_DARM_ERR")], 1024, read("V1:LSC_DARM_ERR").resample(1024).value),
+    ]
+    assert held.t0 == t0 == start and held.names == [run.strain_channel, "V1:ENV_CEB_SEIS_V"]
+    for ours, rate, reference in cases:
+        mine = _band(ours, t0, window.gps_start, window.gps_end, rate)
+        theirs = _band(reference, start, window.gps_start, window.gps_end, rate)
         assert np.corrcoef(mine, theirs)[0, 1] > 0.9999
         assert np.std(mine) == pytest.approx(np.std(theirs), rel=1e-3)
 
@@ -76,10 +88,12 @@ def test_a_missing_frame_becomes_a_recorded_gap(frames_copy, sim_windows, tmp_pa
     in_window = clip(summary.strain.segments, window.gps_start, window.gps_end)
     assert in_window == [(window.gps_start, window.gps_start + 120 - edge), (window.gps_start + 180 + edge, window.gps_end)]
     assert summary.attrs["livetime"] == pytest.approx(240 - 2 * edge)
-    data, _, _ = read_data(tmp_path / "w.h5", gps_start=window.gps_start + 120, gps_end=window.gps_start + 180)
-    assert not data.any()  # nothing invented in the gap
+    strain, _ = read_strain(tmp_path / "w.h5", window.gps_start + 120, window.gps_start + 180)
+    assert strain.size == 60 * 4096 and not strain.any()  # nothing invented in the gap
     seis = next(c for c in summary.channels if c.name == "V1:ENV_CEB_SEIS_V")
-    assert seis.segments[0][1] == pytest.approx(window.gps_start + 120 - edge_seconds(256, 4096))
+    assert seis.segments[0][1] == pytest.approx(window.gps_start + 120 - edge_seconds(256, 1024))  # on the scan grid
+    held = window_channels(run, window, summary, ["V1:ENV_CEB_SEIS_V"])  # on the analysis grid, as later stages read it
+    assert held.segments["V1:ENV_CEB_SEIS_V"][0][1] == pytest.approx(window.gps_start + 120 - edge_seconds(256, 4096))
     gap = assess(summary, run)["gap_fraction"]
     assert not gap.passed and gap.severity == "WARN"
     assert f"{window.gps_start + 120 - edge:.3f}" in gap.description and "V1:Hrec_hoft_16384Hz" in gap.description
@@ -122,10 +136,10 @@ def test_real_gwosc_strain_ingests_bit_exact(gw150914_run, tmp_path):
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert summary.strain.native_rate == 4096
     assert clip(summary.strain.segments, window.gps_start, window.gps_end) == [(1126259446.0, window.gps_end)]
-    data, _, t0 = read_data(tmp_path / "w.h5", gps_start=1126259446, gps_end=window.gps_end)
+    strain, t0 = read_strain(tmp_path / "w.h5", 1126259446, window.gps_end)
     with h5py.File(real_file("H-H1_LOSC_4_V2-1126259446-32.hdf5")) as f:
-        original = f["strain/Strain"][: data.shape[1]]
-    np.testing.assert_array_equal(data[0], original.astype(np.float32))
+        original = f["strain/Strain"][: strain.size]
+    np.testing.assert_array_equal(strain, original.astype(np.float32))
 
 
 def test_real_virgo_ligo_frame_ingests(hw100916_run, tmp_path):
@@ -136,8 +150,16 @@ def test_real_virgo_ligo_frame_ingests(hw100916_run, tmp_path):
     assert all(c.native_rate == 16384 for c in summary.channels)
     edge = edge_seconds(16384, 4096)
     assert summary.strain.segments == [(pytest.approx(968654552 + edge), pytest.approx(968654553 - edge))]
-    data, _, _ = read_data(tmp_path / "w.h5", gps_start=968654552.1, gps_end=968654552.9)
-    assert np.isfinite(data).all() and (np.abs(data) > 0).mean() > 0.99
+    strain, _ = read_strain(tmp_path / "w.h5", 968654552.1, 968654552.9)
+    assert np.isfinite(strain).all() and (np.abs(strain) > 0).mean() > 0.99
+    # at the 128 Hz scan rate the anti-alias filter reaches 0.89 s into a 1 s file from each end: nothing valid is left,
+    # and nothing invented; the witnesses as later stages read them (analysis rate, from the frame) are whole
+    assert summary.scan_rate == 128 and edge_seconds(16384, 128) > 0.5
+    assert all(c.segments == [] for c in summary.channels[1:]) and not read_scan(tmp_path / "w.h5")[0].any()
+    held = window_channels(run, window, summary, ["H1:LDAS-STRAIN", "L1:LDAS-STRAIN"])
+    assert all(held.segments[c] == summary.strain.segments for c in held.names)
+    inside = held.data[:, round((968654552.1 - held.t0) * 4096) : round((968654552.9 - held.t0) * 4096)]
+    assert np.isfinite(inside).all() and (np.abs(inside) > 0).mean() > 0.99
 
 
 def test_pattern_channels_resolve_from_the_frames(sim_frames, sim_windows, tmp_path):
@@ -154,6 +176,11 @@ def test_pattern_channels_resolve_from_the_frames(sim_frames, sim_windows, tmp_p
     ]
 
 
+def _assert_same_samples(a, b) -> None:
+    np.testing.assert_array_equal(read_strain(a)[0], read_strain(b)[0])
+    np.testing.assert_array_equal(read_scan(a)[0], read_scan(b)[0])
+
+
 def test_channel_batches_give_identical_files(sim_frames, tmp_path):
     from glitchflow_assets.core.ingest.assemble import IngestOptions
 
@@ -161,7 +188,7 @@ def test_channel_batches_give_identical_files(sim_frames, tmp_path):
     window = windows_overlapping(run.gps_start, run.gps_start + 60, run.cadence)[0]
     ingest_window(run, window, tmp_path / "a.h5", options=IngestOptions(channel_batch=2))
     ingest_window(run, window, tmp_path / "b.h5")
-    np.testing.assert_array_equal(read_data(tmp_path / "a.h5")[0], read_data(tmp_path / "b.h5")[0])
+    _assert_same_samples(tmp_path / "a.h5", tmp_path / "b.h5")
     assert read_summary(tmp_path / "a.h5").frames == read_summary(tmp_path / "b.h5").frames
 
 
@@ -184,7 +211,7 @@ def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_
     for w in sim_windows:
         monkeypatch.setattr(assemble, "DECODED", DecodedFrames(decoder.read, budget_bytes=0))  # nothing kept
         ingest_window(run, w, tmp_path / f"fresh-{w.key}.h5")
-        np.testing.assert_array_equal(read_data(tmp_path / f"kept-{w.key}.h5")[0], read_data(tmp_path / f"fresh-{w.key}.h5")[0])
+        _assert_same_samples(tmp_path / f"kept-{w.key}.h5", tmp_path / f"fresh-{w.key}.h5")
         assert str(read_summary(tmp_path / f"kept-{w.key}.h5").channels) == str(read_summary(tmp_path / f"fresh-{w.key}.h5").channels)
     copy = tmp_path / "frames" / sorted(sim_frames.glob("*.gwf"))[3].name
     copy.parent.mkdir()

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain, read_summary
 from glitchflow_assets.core.ingest.assemble import ingest_window
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
-from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window_file
 from glitchflow_assets.core.signal.events import find_events
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
 from glitchflow_assets.core.sim.scenario import with_extra_channels
@@ -22,7 +22,7 @@ MINUTES = 30
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
-    """Simulate, ingest and search 30 minutes of SIM once: (truth, [(summary, data, events, searched)])."""
+    """Simulate, ingest and search 30 minutes of SIM once: (truth, [(summary, events, searched)])."""
     root = tmp_path_factory.mktemp("truth")
     start = load_registry()["SIM"].gps_start
     simulate(root / "frames", start - 60, MINUTES * 60 + 120, seed=11)
@@ -30,9 +30,9 @@ def analysed(tmp_path_factory):
     out = []
     for window in windows_overlapping(start, start + MINUTES * 60, run.cadence):
         summary = ingest_window(run, window, root / f"{window.gps_start}.h5")
-        data, _, t0 = read_data(summary.path)
-        events, searched = find_events(data[0], t0, run.sample_rate, summary.strain.segments)
-        out.append((read_summary(summary.path), data, events, searched))
+        strain, t0 = read_strain(summary.path)
+        events, searched = find_events(strain, t0, run.sample_rate, summary.strain.segments)
+        out.append((read_summary(summary.path), events, searched))
     return load_truth(root / "frames"), out
 
 
@@ -43,8 +43,8 @@ def _inside(gps, segments):
 def test_glitch_events_recall_and_false_rate(analysed):
     truth, windows = analysed
     strain = truth[truth.role == "strain"]
-    events = pd.concat([w[2] for w in windows])
-    searched = [s for w in windows for s in w[3]]
+    events = pd.concat([w[1] for w in windows])
+    searched = [s for w in windows for s in w[2]]
     loud = strain[(strain.snr >= 8) & strain.gps.map(lambda g: _inside(g, searched))]
     found = [((events.start - 0.1 <= g) & (events.end + 0.1 >= g)).any() for g in loud.gps]
     recall = float(np.mean(found))
@@ -60,7 +60,7 @@ def test_glitch_events_recall_and_false_rate(analysed):
 def test_event_times_and_frequencies_match_the_truth(analysed):
     truth, windows = analysed
     strain = truth[(truth.role == "strain") & (truth.snr >= 12) & (truth.morphology != "scattered_light")]
-    events = pd.concat([w[2] for w in windows])
+    events = pd.concat([w[1] for w in windows])
     checked = 0
     for _, g in strain.iterrows():
         match = events[(events.start - 0.1 <= g.gps) & (events.end + 0.1 >= g.gps)]
@@ -75,19 +75,7 @@ def test_event_times_and_frequencies_match_the_truth(analysed):
 def test_annalisa_selects_exactly_the_true_witnesses(analysed):
     truth, windows = analysed
     config = load_registry()["SIM"].annalisa_config()
-    scores = [
-        score_window(
-            data,
-            float(s.attrs["data_gps_start"]),  # the file's samples start MARGIN_S before the window
-            4096,
-            [c.name for c in s.channels],
-            [c.segments for c in s.channels],
-            [c.native_rate for c in s.channels],
-            events.gps.to_numpy(),
-            config,
-        )
-        for s, data, events, _ in windows
-    ]
+    scores = [score_window_file(s, events.gps.to_numpy(), config) for s, events, _ in windows]
     table = channel_table(scores, config).set_index("channel")
     print("\n" + table.to_string())
     roles = VIRGO_SCENARIO.roles()
@@ -125,22 +113,9 @@ def test_annalisa_selects_exactly_two_families_witnesses_among_a_hundred_distrac
     scores = []
     for window in windows_overlapping(start, start + 600, run.cadence):
         summary = ingest_window(run, window, tmp_path / f"{window.gps_start}.h5")
-        data, _, t0 = read_data(summary.path)
-        events, _ = find_events(data[0], t0, run.sample_rate, summary.strain.segments)
-        stored = read_summary(summary.path)
-        channels = stored.channels
-        scores.append(
-            score_window(
-                data,
-                t0,
-                run.sample_rate,
-                [c.name for c in channels],
-                [c.segments for c in channels],
-                [c.native_rate for c in channels],
-                events.gps.to_numpy(),
-                config,
-            )
-        )
+        strain, t0 = read_strain(summary.path)
+        events, _ = find_events(strain, t0, run.sample_rate, summary.strain.segments)
+        scores.append(score_window_file(summary, events.gps.to_numpy(), config))
     table = channel_table(scores, config)
     print("\n" + table.head(6).to_string())
     assert len(table) == 110 and table.n_events.min() >= 25

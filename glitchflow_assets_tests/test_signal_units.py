@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.stats import poisson
 
+from glitchflow_assets.core.artifacts.raw_strain_segments import ScanBlock
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, WindowScores, channel_table, coincidence_counts, peak_mask, score_window
 from glitchflow_assets.core.signal.events import cluster_tiles, find_events
@@ -99,6 +100,12 @@ def test_coincidences_exact_and_with_tolerance():
     assert loose["intersection"].tolist() == [[1, 1]]
 
 
+def _score(x, names, segments, rates, events, config=None, t0=0.0) -> WindowScores:
+    """``score_window`` on ``x[channel, time]`` at RATE (row 0 the strain), its auxiliary channels in one block."""
+    block = ScanBlock(names[1:], x[1:], t0, RATE, segments[1:], rates[1:])
+    return score_window(x[0], t0, RATE, segments[0], [block], RATE, np.asarray(events, dtype=float), config or AnnalisaConfig())
+
+
 def test_no_credit_when_the_strain_has_no_peaks():
     counts = {k: np.zeros((3, 1), dtype=int) for k in ("intersection", "strain", "aux", "union", "aux_area")}
     silent = WindowScores(["V1:QUIET"], np.array([1.0, 2.0, 3.0]), counts, np.zeros((3, 1), dtype=bool), 100)
@@ -132,7 +139,7 @@ def test_a_witness_is_selected_and_an_independent_channel_is_not():
         _inject(x[1], t0, gps - 0.005, 30.0, 8.0, 15.0)  # witness, 5 ms earlier
         _inject(x[2], t0, gps + 3.0 + 0.5 * k, 35.0, 8.0, 15.0)  # self-glitching, never at the strain's time
     segments = [[(t0, t0 + duration)]] * 4
-    scores = score_window(x, t0, RATE, ["S", "WITNESS", "SELF", "QUIET"], segments, [RATE] * 4, np.array(times))
+    scores = _score(x, ["S", "WITNESS", "SELF", "QUIET"], segments, [RATE] * 4, times, t0=t0)
     table = channel_table([scores]).set_index("channel")
     assert table.loc["WITNESS", "selected"] and table.loc["WITNESS", "mean_corr"] >= 0.5
     assert not table.loc["SELF", "selected"] and not table.loc["QUIET", "selected"]
@@ -144,8 +151,8 @@ def test_channels_blind_to_the_band_are_not_scored_there():
     x = _white_noise(16, seed=4, channels=2)
     _inject(x[0], 0.0, 8.0, 30.0, 8.0, 20.0)
     _inject(x[1], 0.0, 8.0, 30.0, 8.0, 20.0)
-    seen = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, RATE], np.array([8.0]), config)
-    blind = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, 32.0], np.array([8.0]), config)
+    seen = _score(x, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, RATE], [8.0], config)
+    blind = _score(x, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE, 32.0], [8.0], config)
     assert seen.counts["aux"][0, 0] > 0 and blind.counts["aux"][0, 0] == 0  # 32 Hz native: nothing above 15 Hz
 
 
@@ -160,8 +167,8 @@ def test_registry_annalisa_blocks_are_valid_and_bad_keys_are_named():
 
 def test_windows_without_aux_channels_or_events_score_nothing():
     x = _white_noise(16, seed=5, channels=2)
-    strain_only = score_window(x[:1], 0.0, RATE, ["S"], [[(0.0, 16.0)]], [RATE], np.array([8.0]))
-    no_events = score_window(x, 0.0, RATE, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE] * 2, np.array([]))
+    strain_only = _score(x[:1], ["S"], [[(0.0, 16.0)]], [RATE], [8.0])
+    no_events = _score(x, ["S", "A"], [[(0.0, 16.0)]] * 2, [RATE] * 2, [])
     assert strain_only.channels == [] and strain_only.scored.shape == (1, 0)
     assert no_events.channels == ["A"] and no_events.scored.shape == (0, 1)
     assert channel_table([no_events]).iloc[0].n_events == 0

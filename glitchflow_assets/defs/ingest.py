@@ -9,14 +9,14 @@ from pydantic import Field
 
 from glitchflow_assets.core.artifacts.annalisa_scores import read_scores, write_scores
 from glitchflow_assets.core.artifacts.glitch_events import read_events, write_events
-from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_data
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_strain
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.ingest.quality import BLOCKING, assess, check_descriptions
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.core.signal.annalisa import channel_table, score_window
+from glitchflow_assets.core.signal.annalisa import channel_table, score_window_file
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
@@ -153,11 +153,9 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Search one window's strain for glitch events and write its event table."""
     storage, run = inputs.storage, inputs.run
     raw, summary = window_raw(inputs, window)
-    data, _, t0 = read_data(raw, [run.strain_channel])
+    strain, t0 = read_strain(raw)
     config = EventSearchConfig()
-    events, searched = window_events(
-        data[0], t0, summary.sample_rate, summary.strain.segments, summary.window_span, config, select_device()
-    )
+    events, searched = window_events(strain, t0, summary.sample_rate, summary.strain.segments, summary.window_span, config, select_device())
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
     written = read_events(path)
@@ -177,21 +175,10 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
 def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Score every auxiliary channel against the strain on one window's events and write the counts."""
     storage, run = inputs.storage, inputs.run
-    raw, summary = window_raw(inputs, window)
-    data, channels, t0 = read_data(raw)
+    _, summary = window_raw(inputs, window)
     events = inputs.window(EVENTS, window, read_events).events
     config = run.annalisa_config()
-    scores = score_window(
-        data,
-        t0,
-        summary.sample_rate,
-        channels,
-        [c.segments for c in summary.channels],
-        [c.native_rate for c in summary.channels],
-        events["gps"].to_numpy(),
-        config,
-        select_device(),
-    )
+    scores = score_window_file(summary, events["gps"].to_numpy(), config, select_device())
     path = storage.window_file(run.name, SCORES, window)
     write_scores(path, run.name, window, scores, config)
     return dg.MaterializeResult(

@@ -7,7 +7,6 @@ import dagster as dg
 import numpy as np
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
 from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms, write_spectrograms
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms
 from glitchflow_assets.core.device import select_device
@@ -17,7 +16,7 @@ from glitchflow_assets.core.signal.figures import spectrogram_png
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
-from glitchflow_assets.lib.inputs import Inputs, read_run_selection, window_raw
+from glitchflow_assets.lib.inputs import Inputs, read_run_selection, window_witnesses
 from glitchflow_assets.lib.metadata import md_image
 from glitchflow_assets.lib.names import EVENTS, RAW, SELECTION, SPECTROGRAMS
 from glitchflow_assets.lib.resources import GlitchflowStorage
@@ -27,12 +26,11 @@ from glitchflow_assets.lib.windowed import for_each_window
 def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Q-transform the strain and the selected witnesses around each of one window's events and write them."""
     storage, run = inputs.storage, inputs.run
-    raw, summary = window_raw(inputs, window)
     selection = read_run_selection(inputs)
-    channels = [run.strain_channel, *selection.selected]
-    data, _, t0 = read_data(raw, channels)
+    held = window_witnesses(inputs, window, selection.selected)
+    channels, data, t0, summary = held.names, held.data, held.t0, held.summary
     unusable = summary.unusable(selection.selected, selection.native_rates())
-    segments = {c: [] if c in unusable else summary.segments_of(c) for c in channels}
+    segments = {c: [] if c in unusable else held.segments[c] for c in channels}
     events = inputs.window(EVENTS, window, read_events).events
     config = SpectrogramConfig()
     rate = summary.sample_rate

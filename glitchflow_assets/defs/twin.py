@@ -2,6 +2,7 @@
 events, gated on validation, tracked and registered in MLflow; held-out glitches in strain units as HDF5 and GWF) and
 ``cleaned_strain`` per window (strain minus the predicted glitches, as GWF, searched again)."""
 
+import functools
 from dataclasses import replace
 from enum import Enum
 
@@ -29,7 +30,7 @@ from glitchflow_assets.core.twin.registration import TwinFiles, TwinOutcome, fit
 from glitchflow_assets.core.twin.scoring import per_morphology
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
-from glitchflow_assets.lib.inputs import Inputs, read_run_selection, step_inputs
+from glitchflow_assets.lib.inputs import Inputs, read_run_selection, step_inputs, window_witnesses
 from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_links
 from glitchflow_assets.lib.metadata import metadata_table
 from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
@@ -71,13 +72,13 @@ def _rounded(summary: dict[str, float]) -> dict[str, float]:
 
 
 def window_files(inputs: Inputs, keys: list[str]):
-    """Lazily, per window key: its ``raw_strain_segments`` path and its glitch events (read through ``inputs``, so checked against the
-    instance's record)."""
-    storage, run = inputs.storage, inputs.run
+    """Lazily, per window key: its glitch events and a reader of its strain and witnesses (both through ``inputs``, so
+    checked against the instance's record)."""
+    run = inputs.run
     for key in keys:
         window = window_for_key(key, run.cadence)
         events = inputs.window(EVENTS, window, read_events).events
-        yield WindowFiles(key, storage.window_file(run.name, RAW, window), events)
+        yield WindowFiles(key, events, functools.partial(window_witnesses, inputs, window))
 
 
 def _waveforms_metadata(
@@ -203,7 +204,7 @@ def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
         raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: no twin has passed {WAVEFORM_GATE} yet ({model_path})")
     model = inputs.run_level_file(WAVEFORMS, model_path, TWIN_DIGEST, load_twin)
     events = inputs.window(EVENTS, window, read_events).events
-    result = clean_window(storage.window_file(run.name, RAW, window), events, model)
+    result = clean_window(window_witnesses(inputs, window, list(model.channels)), events, model)
     path = storage.window_file(run.name, CLEANED, window)
     frame = write_cleaned_frame(path.parent / "frames", run.strain_channel, result)
     table = result.comparison.table

@@ -23,6 +23,7 @@ from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, read_summary
 from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms
 from glitchflow_assets.core.artifacts.storage import sha256sum
+from glitchflow_assets.core.ingest.assemble import IngestError, WindowChannels, window_channels
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SELECTION, SPECTROGRAMS, asset_key
@@ -179,6 +180,16 @@ def window_raw(inputs: Inputs, window: Window) -> tuple[Path, RawSegmentSummary]
     """The window's raw_strain_segments file and that file's summary (checked against the instance's record)."""
     summary = inputs.window(RAW, window, read_summary)
     return inputs.storage.window_file(inputs.run.name, RAW, window), summary
+
+
+def window_witnesses(inputs: Inputs, window: Window, witnesses: list[str]) -> WindowChannels:
+    """The window's strain (from its checked raw_strain_segments file) and ``witnesses`` (from the frames that file was
+    made from) at the analysis rate; a frame file gone or changed since fails the step naming it."""
+    _, summary = window_raw(inputs, window)
+    try:
+        return window_channels(inputs.run, window, summary, witnesses)
+    except IngestError as exc:
+        raise dg.Failure(description=str(exc)) from exc
 
 
 def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:

@@ -1,22 +1,30 @@
 """HDF5 schema of ``raw_strain_segments``: one self-describing file per analysis window.
 
-Layout (schema version 2)::
+Layout (schema version 3)::
 
     /                  attrs: schema, schema_version, run, window, gps_start, gps_end, data_gps_start,
-                              margin_s, in_run_duration, sample_rate, strain_channel, livetime,
+                              margin_s, in_run_duration, sample_rate, scan_rate, strain_channel, livetime,
                               gap_fraction, created_utc, software
-    /data              float32 [channel, time] at ``sample_rate`` from ``data_gps_start``: the window plus
-                       ``margin_s`` of its neighbours' data each side, so that searches near the window's
-                       edges see across them (strain is row 0); samples outside the valid segments are 0
+    /strain            float32 [time] at ``sample_rate`` from ``data_gps_start``: the window plus ``margin_s`` of its
+                       neighbours' data each side, so that searches near the window's edges see across them;
+                       samples outside the valid segments are 0
+    /scan              float32 [aux channel, time] at ``scan_rate`` from ``data_gps_start``: every auxiliary channel,
+                       anti-alias filtered to the rate ANNALISA's band needs (``AnnalisaConfig.scan_rate``), 0 outside
+                       its valid segments. Later stages read the selected witnesses at ``sample_rate`` from the frames
+                       (``core.ingest.window_channels``): no channel is copied whole at the analysis rate
     /channels/{name, unit, native_rate, present, nonfinite_count, first_nonfinite_gps,
-               max_flat_seconds, first_flat_gps, rate_mismatch, absent_from}   one entry per channel
-                       (absent_from: added within version 2; read as "" from files written before it)
-    /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included)
+               max_flat_seconds, first_flat_gps, rate_mismatch, absent_from}   one entry per channel, strain first
+    /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included), on the
+                       grid the file holds the channel at (strain: ``sample_rate``; the others: ``scan_rate``)
     /frames/{name, gps_start, duration, sha256, size_bytes}           files read
     /skipped/{name, reason}                                           files not used, and why
+
+Version 2 kept every channel at ``sample_rate`` in one ``/data`` array (2.3 bytes stored per byte of frames read at
+106 channels); its files are not read: ``glitchflow materialize`` makes them again.
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +35,10 @@ import numpy as np
 import glitchflow_assets
 from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, content_version, open_artifact
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.core.types import ChannelSeries
 
 SCHEMA = "glitchflow.raw_strain_segments"
-SCHEMA_VERSION = 2  # 2: data carry MARGIN_S beyond each window edge; 1 (window only) is still read
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (3,)
 MARGIN_S = 8  # s of neighbouring data kept each side of the window
 PAD_S = 1.0  # s read beyond the margins and filtered away
 _STR = h5py.string_dtype()
@@ -79,8 +86,13 @@ class RawSegmentSummary:
 
     @property
     def sample_rate(self) -> float:
-        """The analysis rate (Hz) every channel of the file is at."""
+        """The analysis rate (Hz): the strain's in the file, the witnesses' as later stages read them."""
         return float(self.attrs["sample_rate"])
+
+    @property
+    def scan_rate(self) -> float:
+        """The rate (Hz) the file holds the auxiliary channels at."""
+        return float(self.attrs["scan_rate"])
 
     @property
     def window_span(self) -> tuple[float, float]:
@@ -127,14 +139,20 @@ def _column(group: h5py.Group, name: str, values: list, dtype=None) -> None:
 class RawSegmentWriter(AtomicHDF5Writer):
     """Write a window file channel by channel (bounded memory); :meth:`finish` publishes it atomically."""
 
-    def __init__(self, path: Path, n_channels: int, n_samples: int):
+    def __init__(self, path: Path, strain_samples: int, n_aux: int, scan_samples: int):
         super().__init__(path, SCHEMA, SCHEMA_VERSION)
-        chunk = (1, min(n_samples, 1 << 16)) if n_samples else None
-        self.data = self.file.create_dataset("data", (n_channels, n_samples), dtype="f4", chunks=chunk)
+        self.strain = self.file.create_dataset("strain", (strain_samples,), dtype="f4")
+        chunk = (1, min(scan_samples, 1 << 16)) if scan_samples and n_aux else None  # a channel's row reads on its own
+        self.scan = self.file.create_dataset("scan", (n_aux, scan_samples), dtype="f4", chunks=chunk)
 
     def write_channel(self, index: int, samples: np.ndarray) -> None:
-        self.reserve(self.data.shape[1] * self.data.dtype.itemsize)
-        self.data[index, :] = samples
+        """Channel ``index`` of the file's channel list: 0 the strain ``[time]`` at the analysis rate, the others
+        ``[time]`` at the scan rate."""
+        self.reserve(samples.size * 4)
+        if index == 0:
+            self.strain[:] = samples
+        else:
+            self.scan[index - 1, :] = samples
 
     def finish(self, attrs: dict, channels: list[ChannelStats], frames: list[FrameRecord], skipped: list[tuple[str, str]]) -> None:
         f = self.file
@@ -145,7 +163,9 @@ class RawSegmentWriter(AtomicHDF5Writer):
             }
         )
         f.attrs.update(attrs)
-        self.data.attrs.update({"axes": json.dumps(["channel", "time"]), "t0": attrs["gps_start"], "dt": 1.0 / attrs["sample_rate"]})
+        t0 = attrs["data_gps_start"]
+        self.strain.attrs.update({"axes": json.dumps(["time"]), "t0": t0, "dt": 1.0 / attrs["sample_rate"]})
+        self.scan.attrs.update({"axes": json.dumps(["channel", "time"]), "t0": t0, "dt": 1.0 / attrs["scan_rate"]})
         g = f.create_group("channels")
         _column(g, "name", [c.name for c in channels], _STR)
         _column(g, "unit", [c.unit for c in channels], _STR)
@@ -220,21 +240,52 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
     return RawSegmentSummary(path, attrs, channels, frames, skipped)
 
 
-def read_data(
-    path: str | Path, channels: list[str] | None = None, gps_start: float | None = None, gps_end: float | None = None
-) -> tuple[ChannelSeries, list[str], float]:
-    """Samples ``[channel, time]`` (float32) of the named channels over [gps_start, gps_end), their names, and t0.
-
-    A named channel the window's file does not hold (a channel missing from this window's frames) reads as zeros:
-    it has no valid segment either (:meth:`RawSegmentSummary.segments_of`), so no stage takes those zeros for data."""
+def read_strain(path: str | Path, gps_start: float | None = None, gps_end: float | None = None) -> tuple[np.ndarray, float]:
+    """The strain ``[time]`` (float32, at the analysis rate) over [gps_start, gps_end) (default: all the file holds),
+    and the GPS time of its first sample."""
     with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
-        names = _strings(f["channels/name"])
-        rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs.get("data_gps_start", f.attrs["gps_start"]))
-        channels = names if channels is None else channels
+        rate, t0 = float(f.attrs["sample_rate"]), float(f.attrs["data_gps_start"])
         i0 = 0 if gps_start is None else max(0, round((gps_start - t0) * rate))
-        i1 = f["data"].shape[1] if gps_end is None else round((gps_end - t0) * rate)
-        data = np.zeros((len(channels), i1 - i0), "f4")
-        for row, name in enumerate(channels):
-            if name in names:
-                data[row] = f["data"][names.index(name), i0:i1]
-    return data, list(channels), t0 + i0 / rate
+        i1 = f["strain"].shape[0] if gps_end is None else round((gps_end - t0) * rate)
+        return f["strain"][i0:i1], t0 + i0 / rate
+
+
+def read_scan(path: str | Path, rows: slice = slice(None)) -> tuple[np.ndarray, list[str], float]:
+    """Auxiliary channels ``[channel, time]`` (float32, at the scan rate, over the whole span the file holds): ``rows``
+    of them (all by default), their names, and the GPS time of the first sample."""
+    with open_artifact(path, SCHEMA, READABLE_VERSIONS) as f:
+        return f["scan"][rows], _strings(f["channels/name"])[1:][rows], float(f.attrs["data_gps_start"])
+
+
+SCAN_BLOCK_BYTES = 256 * 2**20  # auxiliary samples a scan holds in memory at once, whatever the number of channels
+
+
+@dataclass(frozen=True)
+class ScanBlock:
+    """A block of a window file's auxiliary channels, at the scan rate over the whole span the file holds."""
+
+    names: list[str]
+    data: np.ndarray  # [channel, time] float32
+    t0: float
+    sample_rate: float
+    segments: list[list[tuple[float, float]]]  # [channel] valid GPS spans
+    native_rates: list[float]  # [channel] Hz, NaN where the frames lack the channel
+
+
+def scan_blocks(summary: RawSegmentSummary, max_bytes: int = SCAN_BLOCK_BYTES) -> Iterator[ScanBlock]:
+    """The auxiliary channels of the file ``summary`` describes, in blocks of at most ``max_bytes`` of float64 samples
+    (a block's working copy) and at least one channel: peak memory stays flat from ten channels to thousands."""
+    aux = summary.channels[1:]
+    with open_artifact(summary.path, SCHEMA, READABLE_VERSIONS) as f:
+        scan, t0 = f["scan"], float(f.attrs["data_gps_start"])
+        per_block = max(1, max_bytes // max(scan.shape[1] * 8, 1))
+        for b0 in range(0, len(aux), per_block):
+            block = aux[b0 : b0 + per_block]
+            yield ScanBlock(
+                [c.name for c in block],
+                scan[b0 : b0 + len(block)],
+                t0,
+                summary.scan_rate,
+                [c.segments for c in block],
+                [c.native_rate for c in block],
+            )

@@ -1,5 +1,7 @@
-"""Ingest one analysis window: read its frames through gwpy, bring every channel to the analysis rate,
-record gaps and livetime, and write one self-describing HDF5 file atomically.
+"""Ingest one analysis window: read its frames through gwpy, bring the strain to the analysis rate and every
+auxiliary channel to the scan rate, record gaps and livetime, and write one self-describing HDF5 file atomically.
+Later stages read the few channels they need at the analysis rate (the selected witnesses) from the same frames
+again, through :func:`window_channels`.
 
 Bad input never corrupts output: files are chosen on what they hold (their tables of contents, read in
 a child process that a damaged file may crash), so an unreadable, empty, misnamed, checksum-damaged or
@@ -23,6 +25,7 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import (
     FrameRecord,
     RawSegmentSummary,
     RawSegmentWriter,
+    read_strain,
     read_summary,
     window_data_span,
     window_read_span,
@@ -36,6 +39,7 @@ from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, subtract, total
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.resample import edge_seconds, resample
+from glitchflow_assets.core.types import ChannelSeries
 
 log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
@@ -142,13 +146,19 @@ def _resample_onto(
 
 
 def _assemble(
-    pieces: list[tuple[str, ChannelData]], stats: ChannelStats, run: ObservingRun, span: tuple[int, int], is_strain: bool, where: str
+    pieces: list[tuple[str, ChannelData]],
+    stats: ChannelStats,
+    run: ObservingRun,
+    span: tuple[int, int],
+    fs: int,
+    is_strain: bool,
+    where: str,
 ) -> np.ndarray:
-    """Place a channel's pieces (file name, native data) on the analysis grid ``[time]`` of the file's GPS ``span``.
+    """Place a channel's pieces (file name, native data) on the ``fs`` grid ``[time]`` of the GPS ``span`` (the analysis
+    rate for the strain and the witnesses later stages read, the scan rate for the window file's auxiliary channels).
 
     Only pieces at the channel's reference rate (:func:`_reference_rate`) are used: a channel whose rate changes
     inside the window keeps the stretch at that rate and the rest becomes a gap, said in ``stats.rate_mismatch``."""
-    fs = run.sample_rate
     out = np.zeros((span[1] - span[0]) * fs, dtype=np.float32)
     if not pieces:
         return out
@@ -249,6 +259,61 @@ def ingest_window(
             del contents[exc.frame]
 
 
+@dataclass(frozen=True)
+class WindowChannels:
+    """Channels of one window on the analysis grid of its file's span (window and margins)."""
+
+    names: list[str]  # the strain first
+    data: ChannelSeries  # [channel, time] float32 at sample_rate from t0; 0 outside each channel's segments
+    t0: float
+    sample_rate: int
+    segments: dict[str, Segments]  # valid GPS spans per channel; none for a channel the frames lack
+    summary: RawSegmentSummary  # of the window's file: what ingest learned of every channel
+
+
+def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummary, witnesses: list[str]) -> WindowChannels:
+    """The strain (from the window's file) and ``witnesses`` (from the frame files the file was made from, assembled
+    as ingest assembles the strain: same filters, same valid segments) of ``window`` at the analysis rate.
+
+    The frame files are found by name in the run's frame directory and must still have the checksum the window file
+    recorded: a file gone or changed since raises :class:`IngestError` naming it and the asset to materialize again."""
+    where = f"run {run.name} window {window.key} (GPS {window.gps_start}-{window.gps_end})"
+    strain, t0 = read_strain(summary.path)
+    names = [summary.strain.name, *witnesses]
+    data = np.zeros((len(names), strain.size), np.float32)
+    data[0] = strain
+    segments = {names[0]: summary.strain.segments}
+    if witnesses:
+        contents = _recorded_frames(run, summary, where)
+        span = window_data_span(window)
+        pieces = _read_batch(contents, names, range(1, len(names)), run, window_read_span(window))
+        for i in range(1, len(names)):
+            stats = ChannelStats(names[i])
+            data[i] = _assemble(pieces[i], stats, run, span, run.sample_rate, is_strain=False, where=f"{where}, channel {names[i]}")
+            segments[names[i]] = stats.segments
+    return WindowChannels(names, data, t0, run.sample_rate, segments, summary)
+
+
+def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) -> dict[FrameFile, FrameContents]:
+    """The tables of contents of the frame files ``summary`` records, found again in the run's frame directory."""
+    found = {f.name: f for f, _ in scan_frame_dir(run.frames.path, run.frames.extension)[0]}
+    again = f"materialize {run.name}/raw_strain_segments of the window again"
+    contents = {}
+    for record in summary.frames:
+        frame = found.get(record.name)
+        if frame is None:
+            raise IngestError(
+                f"{where}: frame file {record.name}, which the window's file was made from, is gone from {run.frames.path}; {again}"
+            )
+        if sha256sum(frame.path) != record.sha256:
+            raise IngestError(f"{where}: frame file {frame.path} changed since the window's file was made from it; {again}")
+        try:
+            contents[frame] = decoder.probe(frame, run.frames.kind, run.strain_channel)
+        except FrameError as exc:
+            raise IngestError(f"{where}: frame file {frame.path}: {exc}") from exc
+    return contents
+
+
 def _assemble_window(
     run: ObservingRun,
     window: Window,
@@ -268,14 +333,21 @@ def _assemble_window(
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c, absent_from=_files_lacking(c, contents)) for c in channels]
     data_span, span = window_data_span(window), window_read_span(window)
-    with RawSegmentWriter(out_path, len(channels), (data_span[1] - data_span[0]) * run.sample_rate) as writer:
+    seconds, scan_rate = data_span[1] - data_span[0], run.annalisa_config().scan_rate(run.sample_rate)
+    with RawSegmentWriter(out_path, seconds * run.sample_rate, len(channels) - 1, seconds * scan_rate) as writer:
         for b0 in range(0, len(channels), options.channel_batch):
             batch = range(b0, min(b0 + options.channel_batch, len(channels)))
             pieces = _read_batch(contents, channels, batch, run, span)
             # resampling (numpy/scipy, GIL released) runs on every core; the writes stay in order in this thread
             assembled = RESAMPLERS.map(
                 lambda i, pieces=pieces: _assemble(
-                    pieces[i], stats[i], run, data_span, is_strain=i == 0, where=f"{where}, channel {channels[i]}"
+                    pieces[i],
+                    stats[i],
+                    run,
+                    data_span,
+                    run.sample_rate if i == 0 else scan_rate,
+                    is_strain=i == 0,
+                    where=f"{where}, channel {channels[i]}",
                 ),
                 batch,
             )
@@ -289,7 +361,7 @@ def _assemble_window(
                 f"{where}: no valid strain ({run.strain_channel}) data in the window{why}; files: {sorted(f.name for f in contents)}"
             )
         _refuse_less_data(out_path, livetime, options, where)
-        attrs = _window_attrs(run, window, data_span, in_run, livetime)
+        attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
         records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
         writer.finish(attrs, stats, records, skipped)
     return read_summary(out_path)

@@ -7,9 +7,14 @@ Then, with ``Ms``/``Mc`` the strain/channel peak masks, ``I = |Ms & Mc|`` (chann
 time tolerance), ``corr = I / |Ms|`` and ``IoU = I / |Ms | Mc|``, averaged over events. A channel is kept iff
 mean corr > 0.17 and mean IoU > 0.08.
 
+Every channel, the strain too, is transformed at the scan rate: the lowest rate the band needs
+(``AnnalisaConfig.scan_rate``, 128 Hz for 8-50 Hz), which a window file keeps its auxiliary channels at; the
+transform of a band-limited signal does not depend on the rate it is sampled at, and its cost and the file's size
+fall with the rate.
+
 Fixes of the original: an event is scored for a channel only when the strain has peaks there and the channel
 has valid data (no credit for silence); peaks are found per channel in 2-D; each channel is whitened with its
-own PSD at the analysis rate after its own anti-alias filter, and rows above 95 % of a channel's native
+own PSD at the scan rate after its own anti-alias filter, and rows above 95 % of a channel's native
 Nyquist frequency are ignored for it; exact-pixel coincidence is optional (``row_tolerance``,
 ``time_tolerance``). Added: a Poisson coincidence significance per channel (hveto-style), with the trials factor
 of the channels tried: ``-log10 (1 - (1 - P(N >= n | mu))^K)``, ``n`` the coincident peaks, ``mu`` those expected if
@@ -20,6 +25,7 @@ glitch family among the events of the others, and drops witnesses with weak coup
 """
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +35,11 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from scipy.stats import poisson
 
+from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary, ScanBlock, read_strain, scan_blocks
 from glitchflow_assets.core.artifacts.storage import ContentDigest
 from glitchflow_assets.core.runs.segments import Segments, covers
 from glitchflow_assets.core.signal.dsp import psd_of_segments, q_transform, whiten
+from glitchflow_assets.core.signal.resample import edge_seconds, resample
 
 
 def _problem(error: dict) -> str:
@@ -89,6 +97,13 @@ class AnnalisaConfig:
             return f"-log10 p >= {self.significance_threshold:g} (p: of any of the channels scored)"
         return f"mean corr > {self.corr_threshold:g} and mean IoU > {self.iou_threshold:g}"
 
+    def scan_rate(self, sample_rate: int) -> int:
+        """The rate (Hz) auxiliary channels are kept and scanned at: the lowest power of two whose Q tiles reach the
+        band's top (gwpy's rule, ``f <= rate / 2 / (1 + sqrt(11) / q)``) inside the resampler's pass band (95 % of
+        Nyquist); at most the analysis rate ``sample_rate``. 128 Hz for the default 8-50 Hz at Q=12."""
+        need = 2 * self.frange[1] * max(1 + math.sqrt(11) / self.q, 1 / 0.95)
+        return min(1 << max(math.ceil(math.log2(need)), 0), sample_rate)
+
     @property
     def statistic(self) -> str:
         """The ``channel_table`` column the rule ranks channels by."""
@@ -106,6 +121,9 @@ class AnnalisaConfig:
     def frequencies(self) -> np.ndarray:
         f0, f1 = self.frange
         return np.geomspace(f0, f1, self.rows) if self.logf else np.linspace(f0, f1, self.rows)
+
+
+COUNTS = ("intersection", "strain", "aux", "union", "aux_area")  # per event and channel, see coincidence_counts
 
 
 def peak_mask(energy: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -181,50 +199,102 @@ def _peak_masks(x: torch.Tensor, starts: list[int], n: int, sample_rate: float, 
     return peak_mask(energy, config.snr2_threshold)
 
 
-def score_window(
-    data: np.ndarray,
+def _strain_masks(
+    strain: np.ndarray,
     t0: float,
     sample_rate: float,
-    channels: list[str],
-    segments: list[Segments],
-    native_rates: list[float],
+    segments: Segments,
+    scan_rate: float,
+    event_gps: np.ndarray,
+    config: AnnalisaConfig,
+    device,
+) -> tuple[np.ndarray, torch.Tensor | None]:
+    """The events whose transform span is valid strain, and the strain's peak masks ``[event, freq, time]`` on them,
+    from the strain ``[time]`` brought down to ``scan_rate`` (its valid segments shrink by the filter's reach)."""
+    edge = edge_seconds(sample_rate, scan_rate)
+    valid = [(s + edge, e - edge) for s, e in segments if e - s > 2 * edge]
+    half = config.duration / 2
+    events = np.array([g for g in event_gps if covers(valid, g - half, g + half)], dtype=np.float64)
+    if len(events) == 0:
+        return events, None
+    x = torch.as_tensor(resample(strain, sample_rate, scan_rate), device=device)[None]  # float64: raw strain needs it to whiten
+    psd = psd_of_segments(x[0], t0, scan_rate, valid, config.fftlength, config.psd_seconds)
+    if psd is None:
+        return events[:0], None
+    n = int(round(config.duration * scan_rate))
+    starts = [int(round((g - half - t0) * scan_rate)) for g in events]
+    masks = [
+        _peak_masks(x, starts[b : b + config.batch], n, scan_rate, psd[None, None], config)[:, 0]
+        for b in range(0, len(events), config.batch)
+    ]
+    return events, torch.cat(masks)
+
+
+def _score_block(
+    block: ScanBlock, events: np.ndarray, strain_masks: torch.Tensor, config: AnnalisaConfig, device, out: dict, scored: np.ndarray
+) -> None:
+    """Fill ``out[k][:, columns]`` and ``scored[:, columns]`` ``[event, channel]`` for the channels of ``block``."""
+    x = torch.as_tensor(np.asarray(block.data, dtype=np.float64), device=device)
+    rate, half, n = block.sample_rate, config.duration / 2, int(round(config.duration * block.sample_rate))
+    psds = [psd_of_segments(x[c], block.t0, rate, block.segments[c], config.fftlength, config.psd_seconds) for c in range(len(block.names))]
+    fill = torch.ones(int(config.fftlength * rate) // 2 + 1, dtype=x.dtype, device=device)
+    psd = torch.stack([p if p is not None else fill for p in psds])[None]  # [1, channel, freq]
+    # rows a channel cannot see (above 95 % of its native Nyquist) never hold its peaks
+    in_band = torch.tensor(np.array([config.frequencies() < 0.95 * r / 2 for r in block.native_rates]), device=device)[None, :, :, None]
+    for b0 in range(0, len(events), config.batch):
+        gps = events[b0 : b0 + config.batch]
+        starts = [int(round((g - half - block.t0) * rate)) for g in gps]
+        aux = _peak_masks(x, starts, n, rate, psd, config) & in_band
+        for k, v in coincidence_counts(strain_masks[b0 : b0 + len(gps)], aux, config.tolerance).items():
+            out[k][b0 : b0 + len(gps)] = v.cpu().numpy()
+        valid = np.array(
+            [[p is not None and covers(seg, g - half, g + half) for p, seg in zip(psds, block.segments, strict=True)] for g in gps]
+        )
+        scored[b0 : b0 + len(gps)] = valid & (out["strain"][b0 : b0 + len(gps)] > 0)
+
+
+def score_window(
+    strain: np.ndarray,
+    t0: float,
+    sample_rate: float,
+    segments: Segments,
+    blocks: Iterable[ScanBlock],
+    scan_rate: float,
     event_gps: np.ndarray,
     config: AnnalisaConfig = AnnalisaConfig(),
     device: torch.device | None = None,
 ) -> WindowScores:
-    """Score every auxiliary channel (rows 1.. of ``data[channel, time]``; row 0 is the strain) on the events.
+    """Score every auxiliary channel of ``blocks`` (a window's channels at ``scan_rate``, a block at a time) on the
+    events, against the strain ``[time]`` at ``sample_rate`` from ``t0`` with its valid ``segments``.
 
-    Events whose ``config.duration`` span is not all valid strain are left out.
-    """
+    Events whose ``config.duration`` span is not all valid strain are left out."""
+    if scan_rate < (need := config.scan_rate(int(sample_rate))):
+        raise ValueError(f"auxiliary channels held at {scan_rate:g} Hz; ANNALISA's band up to {config.frange[1]:g} Hz needs {need} Hz")
     device = device or torch.device("cpu")
-    x = torch.as_tensor(np.asarray(data, dtype=np.float64), device=device)  # raw strain needs float64 to whiten
-    half = config.duration / 2
-    events = np.array([g for g in event_gps if covers(segments[0], g - half, g + half)], dtype=np.float64)
-    n_aux = len(channels) - 1
+    events, strain_masks = _strain_masks(strain, t0, sample_rate, segments, scan_rate, event_gps, config, device)
+    names, rates, counts, flags = [], [], [], []
+    for block in blocks:
+        out = {k: np.zeros((len(events), len(block.names)), dtype=np.int64) for k in COUNTS}
+        scored = np.zeros((len(events), len(block.names)), dtype=bool)
+        if strain_masks is not None and block.names:
+            _score_block(block, events, strain_masks, config, device, out, scored)
+        names += block.names
+        rates += block.native_rates
+        counts.append(out)
+        flags.append(scored)
+    joined = {k: np.concatenate([c[k] for c in counts], axis=1) if counts else np.zeros((len(events), 0), np.int64) for k in COUNTS}
+    scored = np.concatenate(flags, axis=1) if flags else np.zeros((len(events), 0), bool)
     n_rows, n_cols = config.shape
-    counts = {k: np.zeros((len(events), n_aux), dtype=np.int64) for k in ("intersection", "strain", "aux", "union", "aux_area")}
-    scored = np.zeros((len(events), n_aux), dtype=bool)
-    if n_aux == 0 or len(events) == 0:
-        return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols, list(native_rates[1:]))
-    psds = [psd_of_segments(x[c], t0, sample_rate, segments[c], config.fftlength, config.psd_seconds) for c in range(len(channels))]
-    usable = [p is not None for p in psds]
-    freqs = config.frequencies()
-    # rows a channel cannot see (above 95 % of its native Nyquist) never hold its peaks
-    in_band = torch.tensor(np.array([freqs < 0.95 * r / 2 for r in native_rates[1:]]), device=device)[None, :, :, None]
-    n = int(round(config.duration * sample_rate))
-    fill = torch.ones_like(psds[0]) if psds[0] is not None else None
-    psd = torch.stack([p if p is not None else fill for p in psds])[None]  # [1, channel, freq]
-    for b0 in range(0, len(events), config.batch):
-        gps = events[b0 : b0 + config.batch]
-        starts = [int(round((g - half - t0) * sample_rate)) for g in gps]
-        masks = _peak_masks(x, starts, n, sample_rate, psd, config)
-        aux = masks[:, 1:] & in_band
-        result = coincidence_counts(masks[:, 0], aux, config.tolerance)
-        for k, v in result.items():
-            counts[k][b0 : b0 + len(gps)] = v.cpu().numpy()
-        valid = np.array([[usable[c + 1] and covers(segments[c + 1], g - half, g + half) for c in range(n_aux)] for g in gps])
-        scored[b0 : b0 + len(gps)] = valid & (counts["strain"][b0 : b0 + len(gps)] > 0)
-    return WindowScores(channels[1:], events, counts, scored, n_rows * n_cols, list(native_rates[1:]))
+    return WindowScores(names, events, joined, scored, n_rows * n_cols, rates)
+
+
+def score_window_file(
+    summary: RawSegmentSummary, event_gps: np.ndarray, config: AnnalisaConfig, device: torch.device | None = None
+) -> WindowScores:
+    """:func:`score_window` on the window file ``summary`` describes, its auxiliary channels read a block at a time."""
+    strain, t0 = read_strain(summary.path)
+    blocks = scan_blocks(summary)
+    return score_window(strain, t0, summary.sample_rate, summary.strain.segments, blocks, summary.scan_rate, event_gps, config, device)
 
 
 # what a reader scans first (the verdict, its statistics, the channel's coverage) before the counts behind them

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
+from glitchflow_assets.core.ingest.assemble import WindowChannels
 from glitchflow_assets.core.runs.segments import covers
 from glitchflow_assets.core.signal.dsp import psd_of_segments, whiten
 
@@ -163,31 +163,29 @@ def _whitened_truth(
 
 
 def event_segments(
-    raw_path,
+    channels: WindowChannels,
     window: str,
     events: pd.DataFrame,
-    witnesses: list[str],
     config: SegmentConfig = SegmentConfig(),
     truth: TruthFunction | None = None,
     witness_rates: dict[str, float] | None = None,
 ) -> tuple[EventSegments | None, list[tuple[float, str]]]:
-    """The segments of ``events`` (a glitch_events table: gps, start, end, snr) of one raw window file, and the
-    events left out with why: the strain, or a witness, without valid data over the event's span. A witness this
-    window holds at a native rate other than ``witness_rates`` names (the rate the twin is fitted on) counts as
-    without data: rates are never mixed. A witness with too little data for a PSD is zero (it carries nothing)."""
-    summary = read_summary(raw_path)
-    rate = summary.sample_rate
-    channels = [summary.strain.name, *witnesses]
-    data, names, t0 = read_data(raw_path, channels)
+    """The segments of ``events`` (a glitch_events table: gps, start, end, snr) of one window's strain and witnesses
+    (``channels``, at the analysis rate), and the events left out with why: the strain, or a witness, without valid data
+    over the event's span. A witness this window holds at a native rate other than ``witness_rates`` names (the rate
+    the twin is fitted on) counts as without data: rates are never mixed. A witness with too little data for a PSD is
+    zero (it carries nothing)."""
+    summary, witnesses = channels.summary, channels.names[1:]
+    rate, data, names, t0 = channels.sample_rate, channels.data, channels.names, channels.t0
     unusable = summary.unusable(witnesses, witness_rates or {})
-    valid = {name: [] if name in unusable else summary.segments_of(name) for name in names}
+    valid = {name: [] if name in unusable else channels.segments[name] for name in names}
     n, skip = config.samples(rate), int(round(config.context_s * rate))
     span = n + 2 * skip
     kept, skipped = _locate(events, names, valid, unusable, t0, rate, data.shape[1], config)
     if not kept:
         return None, skipped
     cuts = np.stack([data[:, first : first + span] for _, first in kept]).astype(np.float64)  # [event, channel, span]
-    psd, flat = _channel_psds(raw_path, data, names, valid, t0, rate, config)
+    psd, flat = _channel_psds(summary.path, data, names, valid, t0, rate, config)
     cuts[:, flat] = 0.0
     white = _whitened(cuts, psd, rate, skip, n)
     starts = np.array([t0 + (first + skip) / rate for _, first in kept])

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from glitchflow_assets.core.artifacts.glitch_waveforms import place
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data, read_summary
 from glitchflow_assets.core.artifacts.storage import open_hdf5
+from glitchflow_assets.core.ingest.assemble import WindowChannels
 from glitchflow_assets.core.io.frames import ChannelData
 from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
@@ -53,11 +53,12 @@ def load_twin(path: Path) -> TwinModel:
 
 @dataclass(frozen=True)
 class WindowFiles:
-    """One window's ``raw_strain_segments`` file and its glitch events (a glitch_events table)."""
+    """One window's glitch events (a glitch_events table) and a reader of its strain and the witnesses named
+    (``core.ingest.window_channels``)."""
 
     key: str
-    raw: Path
     events: pd.DataFrame
+    channels: Callable[[list[str]], WindowChannels]
 
 
 @dataclass
@@ -142,7 +143,8 @@ def fit_twin(
     skipped: list[tuple[float, str]] = []
     for w in windows:
         wanted = np.concatenate([splits[s].get(w.key, np.zeros(0)) for s in splits])
-        segments, left_out = event_segments(w.raw, w.key, _events_in(w.events, wanted), witnesses, config.segments, truth, witness_rates)
+        events = _events_in(w.events, wanted)
+        segments, left_out = event_segments(w.channels(witnesses), w.key, events, config.segments, truth, witness_rates)
         skipped += left_out
         if segments is None:
             continue
@@ -207,15 +209,19 @@ class CleanedWindow:
 
 
 def clean_window(
-    raw: Path, events: pd.DataFrame, model: TwinModel, config: TwinConfig = TwinConfig(), search: EventSearchConfig | None = None
+    channels: WindowChannels,
+    events: pd.DataFrame,
+    model: TwinModel,
+    config: TwinConfig = TwinConfig(),
+    search: EventSearchConfig | None = None,
 ) -> CleanedWindow:
     """Subtract the twin's glitches from a window's strain (only at events where it predicts one) and run the event
-    search on the result, over the same data and margins as the original search."""
-    summary = read_summary(raw)
-    rate, (start, end) = summary.sample_rate, summary.window_span
-    data, _, t0 = read_data(raw, [summary.strain.name])
-    strain = data[0].astype(np.float64)
-    segments, skipped = event_segments(raw, "", events, model.channels, config.segments, witness_rates=model.witness_rates)
+    search on the result, over the same data and margins as the original search. ``channels``: the window's strain and
+    the twin's witnesses."""
+    summary, rate, t0 = channels.summary, channels.sample_rate, channels.t0
+    start, end = summary.window_span
+    strain = channels.data[0].astype(np.float64)
+    segments, skipped = event_segments(channels, "", events, config.segments, witness_rates=model.witness_rates)
     if segments is None:
         cleaned, synthetic, predicted = strain, np.zeros_like(strain), 0
     else:
