@@ -64,7 +64,7 @@ def _test_truth() -> tuple[np.ndarray, float]:
     parts = []
     for w in window_files(Inputs(storage, run, None), sorted(test)):
         wanted = w.events[np.isin(w.events.gps.to_numpy(), test[w.key])]
-        segments, _ = event_segments(w.raw, w.key, wanted, [], SegmentConfig(), truth)
+        segments, _ = event_segments(w.channels([]), w.key, wanted, SegmentConfig(), truth)
         if segments is not None:
             parts.append((segments.truth, segments.sample_rate))
     glitches = np.concatenate([p for p, _ in parts])

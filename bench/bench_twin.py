@@ -69,7 +69,7 @@ def main() -> None:
     segments = fit.test_segments
     gate_floor = mismatch(segments.truth * segments.gate, segments.truth)
     t = time.perf_counter()
-    comparisons = [clean_window(w.raw, w.events, fit.model).comparison for w in files.values()]
+    comparisons = [clean_window(w.channels(list(fit.model.channels)), w.events, fit.model).comparison for w in files.values()]
     clean_s = time.perf_counter() - t
     cleaned = cleaning_headline(fit.test_segments.gps, fit.test.table, comparisons)
     result = {

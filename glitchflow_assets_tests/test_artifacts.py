@@ -15,7 +15,7 @@ from glitchflow_assets.core.artifacts.glitch_events import read_events, write_ev
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
 from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms
 from glitchflow_assets.core.artifacts.storage import ContentDigest, SchemaError, open_artifact, write_artifact
-from glitchflow_assets.core.ingest.assemble import IngestOptions
+from glitchflow_assets.core.ingest.assemble import IngestOptions, window_channels
 from glitchflow_assets.core.runs.windows import window_for_key
 from glitchflow_assets.core.signal.annalisa import channel_table
 from glitchflow_assets.core.signal.events import EventSearchConfig
@@ -127,7 +127,7 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
 
     # the twin cleaned_strain applies: a Wiener filter fitted on this window's events
     twin = TwinConfig()
-    segments, _ = event_segments(summary.path, WINDOW.key, table.events, selection.selected, twin.segments)
+    segments, _ = event_segments(window_channels(run, WINDOW, summary, selection.selected), WINDOW.key, table.events, twin.segments)
     accumulator = WienerAccumulator(selection.selected, segments.sample_rate, segments.witness.shape[-1], twin.wiener)
     accumulator.add(segments)
     accumulator.solve().save(storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX), {"run": run.name})
@@ -137,6 +137,6 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     assert cleaned.metadata["predicted"] > 0 and report.removed_fraction() > 0 and len(report.new) == 0
     assert Path(cleaned.metadata["frame"].value).exists()
 
-    _set_version(storage.window_file(run.name, RAW, WINDOW), 3)  # a file from a future glitchflow
-    with pytest.raises(dg.Failure, match=r"raw_strain_segments schema version 3; this glitchflow reads version\(s\) 1, 2"):
+    _set_version(storage.window_file(run.name, RAW, WINDOW), 4)  # a file from a future glitchflow
+    with pytest.raises(dg.Failure, match=r"raw_strain_segments schema version 4; this glitchflow reads version\(s\) 3"):
         events_of_window(inputs, WINDOW)

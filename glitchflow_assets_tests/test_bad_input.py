@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
-from glitchflow_assets.core.ingest.assemble import IngestError, ingest_window
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_scan, read_strain
+from glitchflow_assets.core.ingest.assemble import IngestError, ingest_window, window_channels
 from glitchflow_assets.core.ingest.quality import assess
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.frames import FrameError, parse_frame_name, scan_frame_dir
@@ -151,8 +151,7 @@ def test_nan_samples_are_flagged_with_channel_and_gps_and_cut_out(frames_copy, t
     assert not outcome.passed and outcome.severity == "ERROR"
     assert VIRGO_SCENARIO.strain in outcome.description and f"{bad_gps:.4f}" in outcome.description
     assert len(summary.strain.segments) == 2 and summary.strain.segments[0][1] < bad_gps < summary.strain.segments[1][0]
-    data, _, _ = read_data(tmp_path / "w.h5")
-    assert np.isfinite(data).all()
+    assert np.isfinite(read_strain(tmp_path / "w.h5")[0]).all() and np.isfinite(read_scan(tmp_path / "w.h5")[0]).all()
 
 
 def test_data_at_a_rate_the_registry_does_not_expect_are_left_out_and_named(frames_copy, tmp_path):
@@ -172,8 +171,12 @@ def test_data_at_a_rate_the_registry_does_not_expect_are_left_out_and_named(fram
     assert "V1:LSC_MICH_ERR" in outcome.description and victim.name in outcome.description and "4096" in outcome.description
     mich = {c.name: c for c in summary.channels}["V1:LSC_MICH_ERR"]
     assert mich.native_rate == 4096 and total(clip(mich.segments, window.gps_start, window.gps_end)) == 0
-    data, _, _ = read_data(tmp_path / "w.h5", ["V1:LSC_MICH_ERR"], window.gps_start, window.gps_end)
-    assert not data.any()  # left out: zeros, not 2048 Hz data resampled
+    scan, names, t0 = read_scan(tmp_path / "w.h5")
+    rate = summary.scan_rate
+    assert not scan[names.index("V1:LSC_MICH_ERR"), round((window.gps_start - t0) * rate) : round((window.gps_end - t0) * rate)].any()
+    held = window_channels(run, window, summary, ["V1:LSC_MICH_ERR"])  # as later stages read it: left out there too
+    assert total(clip(held.segments["V1:LSC_MICH_ERR"], window.gps_start, window.gps_end)) == 0
+    assert not held.data[1, round((window.gps_start - held.t0) * 4096) : round((window.gps_end - held.t0) * 4096)].any()
     assert summary.attrs["livetime"] == 60
 
 

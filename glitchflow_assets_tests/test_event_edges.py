@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glitchflow_assets.core.artifacts.raw_strain_segments import read_data
+from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain
 from glitchflow_assets.core.ingest.assemble import ingest_window
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.segments import total
@@ -41,8 +41,8 @@ def searched(tmp_path_factory):
     out = []
     for window in windows_overlapping(START - 300, START + 900, run.cadence):
         summary = ingest_window(run, window, root / f"{window.key}.h5")
-        data, _, t0 = read_data(summary.path, [run.strain_channel])
-        events, segments = window_events(data[0], t0, run.sample_rate, summary.strain.segments, summary.window_span)
+        strain, t0 = read_strain(summary.path)
+        events, segments = window_events(strain, t0, run.sample_rate, summary.strain.segments, summary.window_span)
         out.append((window.key, (window.gps_start, window.gps_end), events.assign(window=window.key), segments))
     truth = load_truth(root / "frames")
     return truth[truth.role == "strain"], out

@@ -59,7 +59,7 @@ from glitchflow_assets.cli import LOCAL_INSTANCE_YAML, main
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
 from glitchflow_assets.core.artifacts.storage import exclusive, sha256sum
-from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
+from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window, window_channels
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.frames import FrameError, parse_frame_name, scan_frame_dir
 from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests
@@ -689,8 +689,8 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentWrite
 path, kind = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(0)
 try:
-    if kind == "raw_strain_segments":  # 24 channels of 1e6 samples, one at a time: 96 MB
-        with RawSegmentWriter(path, 24, 1_000_000) as writer:
+    if kind == "raw_strain_segments":  # the strain and 23 channels of 1e6 samples, one at a time: 96 MB
+        with RawSegmentWriter(path, 1_000_000, 23, 1_000_000) as writer:
             for i in range(24):
                 writer.write_channel(i, rng.standard_normal(1_000_000).astype("f4"))
             writer.publish()
@@ -788,15 +788,12 @@ def test_channels_that_change_mid_run_are_handled_and_reported(frames_copy, isol
     assert storage.run_file("SIM", "dataset_split").exists()
 
     # a twin fitted on SLOWED at 256 Hz leaves the second window's events out, naming the rate, and keeps the first's
+    run = load_registry()["SIM"]
     events = read_events(storage.window_file("SIM", "glitch_events", second)).events
-    kept, left_out = event_segments(
-        storage.window_file("SIM", "raw_strain_segments", second), second.key, events, [SLOWED], witness_rates={SLOWED: 256}
-    )
+    kept, left_out = event_segments(window_channels(run, second, after, [SLOWED]), second.key, events, witness_rates={SLOWED: 256})
     assert kept is None and len(left_out) == len(events) > 0
     assert all(f"{SLOWED} is at 128 Hz in window {second.key}, not 256 Hz" in why for _, why in left_out)
     events = read_events(storage.window_file("SIM", "glitch_events", first)).events
-    kept, _ = event_segments(
-        storage.window_file("SIM", "raw_strain_segments", first), first.key, events, [SLOWED], witness_rates={SLOWED: 256}
-    )
+    kept, _ = event_segments(window_channels(run, first, before, [SLOWED]), first.key, events, witness_rates={SLOWED: 256})
     assert kept is not None and len(kept.gps) > 0
     assert after.unusable([GONE, NEW, SLOWED], {SLOWED: 256}) == {SLOWED: f"{SLOWED} is at 128 Hz in window {second.key}, not 256 Hz"}
