@@ -1,5 +1,6 @@
 """Bad input: clear errors naming file / channel / GPS, skipped files with reasons, nothing lost."""
 
+import dataclasses
 import hashlib
 import os
 
@@ -214,3 +215,23 @@ def test_scan_survives_loops_directory_links_fifos_and_foreign_digits(frames_cop
     run, window = _five_minutes(frames_copy)
     summary = ingest_window(run, window, tmp_path / "w.h5")
     assert summary.attrs["livetime"] > 290
+
+
+def test_witnesses_are_read_only_from_the_frames_a_window_was_made_from(frames_copy, tmp_path):
+    """Later stages read the witnesses from the frame files the window file records: a file changed or gone since,
+    or a recorded path leading out of the frame directory, is an error naming it, never other data read silently."""
+    run, window = _minute(frames_copy)
+    summary = ingest_window(run, window, tmp_path / "w.h5")
+    held = window_channels(run, window, summary, ["V1:LSC_MICH_ERR"])
+    assert held.segments["V1:LSC_MICH_ERR"] and held.data[1].any()
+    victim = frames_copy / summary.frames[1].path
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\0")
+    with pytest.raises(IngestError, match=rf"frame file {victim} changed since the window's file was made from it; materialize"):
+        window_channels(run, window, summary, ["V1:LSC_MICH_ERR"])
+    victim.unlink()
+    with pytest.raises(IngestError, match=rf"frame file {victim}, which the window's file was made from, is gone"):
+        window_channels(run, window, summary, ["V1:LSC_MICH_ERR"])
+    hostile = dataclasses.replace(summary, frames=[dataclasses.replace(summary.frames[0], path="../../etc/V-V1SIM-1-60.gwf")])
+    with pytest.raises(IngestError, match="leaves the frame directory"):
+        window_channels(run, window, hostile, ["V1:LSC_MICH_ERR"])
+    assert window_channels(run, window, summary, []).names == [run.strain_channel]  # the strain alone needs no frame

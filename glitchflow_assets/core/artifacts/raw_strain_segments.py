@@ -16,7 +16,8 @@ Layout (schema version 3)::
                max_flat_seconds, first_flat_gps, rate_mismatch, absent_from}   one entry per channel, strain first
     /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included), on the
                        grid the file holds the channel at (strain: ``sample_rate``; the others: ``scan_rate``)
-    /frames/{name, gps_start, duration, sha256, size_bytes}           files read
+    /frames/{name, gps_start, duration, sha256, size_bytes, path}     files read (path: relative to the run's
+                                                                      frame directory, absolute outside it)
     /skipped/{name, reason}                                           files not used, and why
 
 Version 2 kept every channel at ``sample_rate`` in one ``/data`` array (2.3 bytes stored per byte of frames read at
@@ -68,6 +69,7 @@ class FrameRecord:
     duration: int
     sha256: str
     size_bytes: int
+    path: str  # relative to the run's frame directory (absolute for a file outside it)
 
 
 @dataclass
@@ -183,6 +185,7 @@ class RawSegmentWriter(AtomicHDF5Writer):
         _column(g, "gps_start", [r.gps_start for r in frames], "i8")
         _column(g, "duration", [r.duration for r in frames], "i8")
         _column(g, "size_bytes", [r.size_bytes for r in frames], "i8")
+        _column(g, "path", [r.path for r in frames], _STR)
         g = f.create_group("skipped")
         _column(g, "name", [s[0] for s in skipped], _STR)
         _column(g, "reason", [s[1] for s in skipped], _STR)
@@ -231,9 +234,15 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
             channels[int(i)].segments.append((float(start), float(end)))
         g = f["frames"]
         frames = [
-            FrameRecord(n, int(s), int(d), h, int(b))
-            for n, s, d, h, b in zip(
-                _strings(g["name"]), g["gps_start"][()], g["duration"][()], _strings(g["sha256"]), g["size_bytes"][()], strict=True
+            FrameRecord(n, int(s), int(d), h, int(b), p)
+            for n, s, d, h, b, p in zip(
+                _strings(g["name"]),
+                g["gps_start"][()],
+                g["duration"][()],
+                _strings(g["sha256"]),
+                g["size_bytes"][()],
+                _strings(g["path"]),
+                strict=True,
             )
         ]
         skipped = list(zip(_strings(f["skipped/name"]), _strings(f["skipped/reason"]), strict=True))

@@ -34,7 +34,7 @@ from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.decoded_cache import DecodedFrames
 from glitchflow_assets.core.io.decoder import FrameContents
-from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, scan_frame_dir
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, parse_frame_name, scan_frame_dir
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, subtract, total
 from glitchflow_assets.core.runs.windows import Window
@@ -294,17 +294,24 @@ def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummar
     return WindowChannels(names, data, t0, run.sample_rate, segments, summary)
 
 
+def _recorded_path(path: Path, root: Path) -> str:
+    """``path`` relative to the run's frame directory ``root``, or absolute where it lies outside it."""
+    return os.path.relpath(path, root) if path.resolve().is_relative_to(root.resolve()) else str(path.resolve())
+
+
 def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) -> dict[FrameFile, FrameContents]:
-    """The tables of contents of the frame files ``summary`` records, found again in the run's frame directory."""
-    found = {f.name: f for f, _ in scan_frame_dir(run.frames.path, run.frames.extension)[0]}
+    """The tables of contents of the frame files ``summary`` records, at their recorded paths."""
     again = f"materialize {run.name}/raw_strain_segments of the window again"
     contents = {}
     for record in summary.frames:
-        frame = found.get(record.name)
-        if frame is None:
-            raise IngestError(
-                f"{where}: frame file {record.name}, which the window's file was made from, is gone from {run.frames.path}; {again}"
-            )
+        if ".." in Path(record.path).parts:  # the window file names its frames; it never leads outside their directory
+            raise IngestError(f"{where}: frame path {record.path!r} recorded in {summary.path} leaves the frame directory")
+        try:
+            frame = parse_frame_name(run.frames.path / record.path)
+        except ValueError as exc:
+            raise IngestError(f"{where}: frame path {record.path!r} recorded in {summary.path}: {exc}") from exc
+        if not frame.path.is_file():
+            raise IngestError(f"{where}: frame file {frame.path}, which the window's file was made from, is gone; {again}")
         if sha256sum(frame.path) != record.sha256:
             raise IngestError(f"{where}: frame file {frame.path} changed since the window's file was made from it; {again}")
         try:
@@ -362,7 +369,10 @@ def _assemble_window(
             )
         _refuse_less_data(out_path, livetime, options, where)
         attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
-        records = [FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size) for f in contents]
+        records = [
+            FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size, _recorded_path(f.path, run.frames.path))
+            for f in contents
+        ]
         writer.finish(attrs, stats, records, skipped)
     return read_summary(out_path)
 
