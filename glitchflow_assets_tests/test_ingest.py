@@ -224,3 +224,18 @@ def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_
     os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))  # rewritten
     part = kept.read(frame, strain, "gwf", frame.gps_start + 10, frame.gps_start + 20)[run.strain_channel]
     assert kept.decoded_seconds == before + 60 and part.t0 == frame.gps_start + 10 and part.data.size == 10 * part.sample_rate
+
+
+def test_the_scan_is_read_in_blocks_of_bounded_size(sim_frames, sim_windows, tmp_path):
+    """ANNALISA reads a window's auxiliary channels a block at a time: each block within its byte budget (of float64
+    working copies), at least one channel, together exactly the scan store."""
+    from glitchflow_assets.core.artifacts.raw_strain_segments import scan_blocks
+
+    summary = ingest_window(sim_run(sim_frames), sim_windows[0], tmp_path / "w.h5")
+    scan, names, t0 = read_scan(summary.path)
+    one_channel = scan.shape[1] * 8
+    blocks = list(scan_blocks(summary, max_bytes=3 * one_channel))
+    assert [len(b.names) for b in blocks] == [3, 3, 3, 1] and all(b.data.shape[1] * 8 * len(b.names) <= 3 * one_channel for b in blocks)
+    assert sum((b.names for b in blocks), []) == names and all(b.t0 == t0 and b.sample_rate == summary.scan_rate for b in blocks)
+    np.testing.assert_array_equal(np.concatenate([b.data for b in blocks]), scan)
+    assert [len(b.names) for b in scan_blocks(summary, max_bytes=1)] == [1] * 10  # never an empty block

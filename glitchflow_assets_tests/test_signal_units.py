@@ -196,3 +196,22 @@ def test_the_significance_carries_the_trials_factor_of_the_channels_scored():
     witness = table(999, 10, aux_area=1).loc["CANDIDATE"]  # every event, 0.2 expected, among 1,000 channels
     assert witness.selected and witness.significance > 10
     assert table(0, 0).loc["CANDIDATE", "significance"] == 0.0
+
+
+def test_scores_do_not_depend_on_how_the_channels_are_blocked():
+    """ANNALISA scores a window a block of channels at a time (bounded memory): one channel per block, or all in one,
+    gives the same counts."""
+    x = _white_noise(32, seed=6, channels=5)
+    for gps in (8.0, 16.0, 24.0):
+        _inject(x[0], 0.0, gps, 30.0, 8.0, 12.0)
+        _inject(x[2], 0.0, gps, 30.0, 8.0, 15.0)  # a witness at the same instant
+    names, segments, rates = ["S", "A", "B", "C", "D"], [[(0.0, 32.0)]] * 5, [RATE] * 5
+    config = AnnalisaConfig(time_tolerance=0.1, row_tolerance=2)  # as SIM: a peak a pixel off still coincides
+    whole = _score(x, names, segments, rates, [8.0, 16.0, 24.0], config)
+    singles = [ScanBlock([names[i]], x[i : i + 1], 0.0, RATE, [segments[i]], [RATE]) for i in range(1, 5)]
+    blocked = score_window(x[0], 0.0, RATE, segments[0], singles, RATE, np.array([8.0, 16.0, 24.0]), config)
+    assert blocked.channels == whole.channels and (blocked.scored == whole.scored).all() and whole.scored.any()
+    assert all((blocked.counts[k] == whole.counts[k]).all() for k in whole.counts)
+    assert whole.counts["intersection"][:, 1].tolist() == [1, 0, 1]  # B witnesses two events within the tolerance
+    with pytest.raises(ValueError, match="auxiliary channels held at 64 Hz; ANNALISA's band up to 50 Hz needs 128 Hz"):
+        score_window(x[0], 0.0, RATE, segments[0], singles, 64, np.array([8.0]), AnnalisaConfig())
