@@ -11,6 +11,7 @@ readable data or no valid strain, or a re-ingest that would hold less strain dat
 raises :class:`IngestError` naming the window, files and channel, and leaves the earlier file untouched.
 """
 
+import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,18 @@ log = logging.getLogger(__name__)
 # Frames decoded for one window that the next one reads too (its margins): kept for the process, bounded in bytes.
 DECODED = DecodedFrames(decoder.read, parallel=None)
 RESAMPLERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="glitchflow-resample")
+
+
+def frame_checksum(path: Path) -> str:
+    """SHA-256 of a frame file, hashed once per process while the file keeps its inode, size and modification time
+    (a window's edge frames are read by both windows, and every later read of its witnesses checks them again)."""
+    stat = path.stat()
+    return _checksum(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    return sha256sum(path)
 
 
 class IngestError(RuntimeError):
@@ -312,7 +325,7 @@ def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) 
             raise IngestError(f"{where}: frame path {record.path!r} recorded in {summary.path}: {exc}") from exc
         if not frame.path.is_file():
             raise IngestError(f"{where}: frame file {frame.path}, which the window's file was made from, is gone; {again}")
-        if sha256sum(frame.path) != record.sha256:
+        if frame_checksum(frame.path) != record.sha256:
             raise IngestError(f"{where}: frame file {frame.path} changed since the window's file was made from it; {again}")
         try:
             contents[frame] = decoder.probe(frame, run.frames.kind, run.strain_channel)
@@ -370,7 +383,9 @@ def _assemble_window(
         _refuse_less_data(out_path, livetime, options, where)
         attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
         records = [
-            FrameRecord(f.name, f.gps_start, f.duration, sha256sum(f.path), f.path.stat().st_size, _recorded_path(f.path, run.frames.path))
+            FrameRecord(
+                f.name, f.gps_start, f.duration, frame_checksum(f.path), f.path.stat().st_size, _recorded_path(f.path, run.frames.path)
+            )
             for f in contents
         ]
         writer.finish(attrs, stats, records, skipped)
