@@ -64,6 +64,7 @@ def _metadata(summary: RawSegmentSummary) -> dict:
         "livetime_s": float(a["livetime"]),
         "gap_fraction": float(a["gap_fraction"]),
         "sample_rate_hz": int(a["sample_rate"]),
+        "scan_rate_hz": int(a["scan_rate"]),
         "n_channels": len(summary.channels),
         "n_frames": len(summary.frames),
         "frames": dg.MetadataValue.md("\n".join(f"- `{f.name}` sha256 `{f.sha256[:16]}…`" for f in summary.frames)),
