@@ -15,7 +15,7 @@ fresh Dagster instance, as a user would run it. Reported per size:
 * **whether the selection was exact**: the selected channels are exactly SIM's true witnesses.
 
     .venv/bin/python bench/bench_scale.py                       # 11, 100, 300, 1000 channels
-    .venv/bin/python bench/bench_scale.py --sizes 100 --minutes 20
+    .venv/bin/python bench/bench_scale.py --sizes 100 --minutes 20 --annalisa default   # a new run's ANNALISA band
 """
 
 import argparse
@@ -97,11 +97,14 @@ class _PeakMemory:
         return self.peak
 
 
-def _materialize(frames: Path, start: int, end: int, root: Path) -> tuple[float, int]:
-    """Wall seconds and peak memory of ``glitchflow materialize`` through channel_selection on a fresh home."""
+def _materialize(frames: Path, start: int, end: int, root: Path, annalisa: str) -> tuple[float, int]:
+    """Wall seconds and peak memory of ``glitchflow materialize`` through channel_selection on a fresh home, with SIM's
+    ANNALISA settings (``annalisa="sim"``) or a new run's defaults (``"default"``)."""
     doc = yaml.safe_load(SHIPPED_REGISTRY.read_text())
     sim = doc["runs"]["SIM"]
     sim["frames"]["path"], sim["watch"] = str(frames), False
+    if annalisa == "default":
+        del sim["annalisa"]
     root.mkdir(parents=True)
     (root / "runs.yaml").write_text(yaml.safe_dump({"runs": {"SIM": sim}}))
     env = dict(os.environ, GLITCHFLOW_RUNS=str(root / "runs.yaml"), GLITCHFLOW_HOME=str(root), DAGSTER_HOME=str(root / "dagster"))
@@ -123,17 +126,18 @@ def _stored_bytes(root: Path, start: int, end: int) -> int:
     )
 
 
-def measure(n_aux: int, minutes: int, seed: int) -> dict:
+def measure(n_aux: int, minutes: int, seed: int, annalisa: str) -> dict:
     frames, start, end = _frames(n_aux, minutes, seed)
     files = _read_files(frames, start, end)
     decoder_rate, n_channels = _decoder_rate(files)
-    root = OUT / f"{n_aux}ch" / f"home-{os.getpid()}"
-    wall, peak = _materialize(frames, start, end, root)
+    root = OUT / f"{n_aux}ch" / f"home-{annalisa}-{os.getpid()}"
+    wall, peak = _materialize(frames, start, end, root, annalisa)
     runs_s, steps_s = _runs_and_steps(root / "dagster")
     selection = json.loads(GlitchflowStorage(root=str(root / "storage")).run_file("SIM", SELECTION, ".json").read_text())
     witnesses = {c for c, role in VIRGO_SCENARIO.roles().items() if role == "witness"}
     data_s, read_bytes = end - start, sum(f.path.stat().st_size for f in files)
     return {
+        "annalisa": annalisa,
         "aux_channels": n_channels - 1,
         "minutes": minutes,
         "runs_s": round(runs_s, 1),
@@ -156,13 +160,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(MINUTES), help="auxiliary channel counts")
     parser.add_argument("--minutes", type=int, default=None, help="minutes of SIM for every size (default: per size)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--annalisa", choices=["sim", "default"], default="sim", help="SIM's ANNALISA settings (8-256 Hz) or a new run's (8-50 Hz)"
+    )
     args = parser.parse_args()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
     results = []
     for n in args.sizes:
-        results.append(measure(n, args.minutes or MINUTES.get(n, 5), args.seed))
+        results.append(measure(n, args.minutes or MINUTES.get(n, 5), args.seed, args.annalisa))
         print(json.dumps(results[-1]), flush=True)
-    (OUT / "results.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    (OUT / f"results-{args.annalisa}.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     print(f"\n{machine}\n")
     columns = ["aux channels", "minutes", "ch-s/s (runs)", "x real time", "decoder ch-s/s (1 core)", "of decoder", "command s"]
     columns += ["peak GB", "stored / read", "exact"]
