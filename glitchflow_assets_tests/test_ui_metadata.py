@@ -53,7 +53,7 @@ def test_the_selection_plot_draws_the_rule_in_use():
     assert AnnalisaConfig(selection="corr_iou").rule == "mean corr > 0.17 and mean IoU > 0.08"
     for selection in ("corr_iou", "significance"):
         png = selection_png(table, AnnalisaConfig(selection=selection), "SIM")
-        assert Image.open(io.BytesIO(png)).size[0] == 1800  # 12 in at 150 dpi
+        assert Image.open(io.BytesIO(png)).size[0] == 1200  # 8 in at 150 dpi: whole on a 1600 px page
 
 
 def test_a_thousand_channels_show_the_ones_that_matter_and_one_line_on_the_rest():
@@ -81,7 +81,7 @@ def test_a_thousand_channels_show_the_ones_that_matter_and_one_line_on_the_rest(
     assert channels_not_shown(rest.iloc[:0], "significance", "x") == "none: the table holds every channel"
     assert len(metadata_table(shown).records) == TOP_CHANNELS
     png = selection_png(shown, AnnalisaConfig(), "SIM", line)
-    assert Image.open(io.BytesIO(png)).size[1] <= (0.4 * TOP_CHANNELS + 2) * 150  # as tall as 25 channels, not 1,000
+    assert Image.open(io.BytesIO(png)).size[1] <= (0.3 * TOP_CHANNELS + 2) * 150  # as tall as 25 channels, not 1,000
 
     raw = pd.DataFrame({"channel": ["V1:STRAIN", "V1:A", "V1:B", "V1:C"], "missing_s": [0.0, 0.0, 0.0, 60.0]})
     raw["nonfinite"], raw["longest_flat_s"] = [0, 0, 5, 0], [0.0, 2.0, 0.0, 0.0]

@@ -18,11 +18,13 @@ def selection_png(table: pd.DataFrame, config: AnnalisaConfig, run: str, not_sho
             ("mean_corr", "mean corr (fraction of strain peaks witnessed)", config.corr_threshold),
             ("mean_iou", "mean IoU", config.iou_threshold),
         ]
-    fig, axes = pyplot().subplots(1, 2, figsize=(12, 0.4 * len(table) + 2), sharey=True, layout="constrained")
+    fig, axes = pyplot().subplots(1, 2, figsize=(8, 0.3 * len(table) + 2), sharey=True, layout="constrained")  # 1200 px wide
     colours = ["tab:green" if s else "tab:grey" for s in table["selected"]]
     for ax, (column, label, threshold) in zip(axes, panels, strict=True):
         ax.barh(table["channel"], table[column], color=colours)
         ax.set_xlabel(label)
+        if column == "significance":  # true witnesses reach hundreds: linear to 10, then logarithmic, so 5 stays visible
+            ax.set_xscale("symlog", linthresh=10)
         if threshold is not None:
             ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
             ax.legend(loc="lower right")
