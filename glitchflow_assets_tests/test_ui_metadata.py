@@ -87,3 +87,24 @@ def test_a_thousand_channels_show_the_ones_that_matter_and_one_line_on_the_rest(
     raw["nonfinite"], raw["longest_flat_s"] = [0, 0, 5, 0], [0.0, 2.0, 0.0, 0.0]
     shown, rest = top_channels(raw, ["missing_s", "nonfinite", "longest_flat_s"], raw["channel"] == "V1:STRAIN", top=3)
     assert list(shown["channel"]) == ["V1:C", "V1:B", "V1:STRAIN"] and list(rest["channel"]) == ["V1:A"]
+
+
+def test_a_check_names_the_strain_and_ten_channels_and_counts_the_rest():
+    """A thousand-channel window where 300 channels are constant: the check's description stays a few lines."""
+    from pathlib import Path
+
+    from glitchflow_assets.core.artifacts.raw_strain_segments import ChannelStats, RawSegmentSummary
+    from glitchflow_assets.core.ingest.quality import MAX_NAMED, assess
+    from glitchflow_assets.core.runs.registry import load_registry
+
+    run = load_registry()["SIM"]
+    span = (run.gps_start, run.gps_start + 300)
+    channels = [ChannelStats(run.strain_channel, native_rate=16384, present=True, segments=[span])]
+    channels += [
+        ChannelStats(f"V1:CH_{i:04d}", native_rate=256, present=True, segments=[span], max_flat_seconds=300.0 if i % 3 == 0 else 0.0)
+        for i in range(999)
+    ]
+    attrs = {"window": "2024-05-17T16:55", "gps_start": span[0], "gps_end": span[1]}
+    flat = assess(RawSegmentSummary(Path("w.h5"), attrs, channels, [], []), run)["no_flatlined_channels"]
+    assert not flat.passed and flat.severity == "WARN" and len(flat.messages) == MAX_NAMED + 1
+    assert flat.messages[0].startswith("V1:CH_0000: constant for 300.0 s") and flat.messages[-1].startswith("and 323 more channels")

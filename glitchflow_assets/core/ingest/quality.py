@@ -49,8 +49,15 @@ CHECKS = tuple(check_descriptions())
 BLOCKING = frozenset({"no_nonfinite_samples", "sample_rates"})
 
 
+MAX_NAMED = 10  # channels a check names one by one; a real detector may have hundreds with the same problem
+
+
 def _outcome(measured: str, messages: list[str], strain_hit: bool) -> Outcome:
-    return Outcome(passed=not messages, measured=measured, severity="ERROR" if strain_hit else "WARN", messages=messages)
+    """``messages`` in channel order (the strain's first), the first :data:`MAX_NAMED` of them and a count of the rest."""
+    named = messages[:MAX_NAMED] + (
+        [f"and {len(messages) - MAX_NAMED} more channels (every one in the window's file)"] if len(messages) > MAX_NAMED else []
+    )
+    return Outcome(passed=not messages, measured=measured, severity="ERROR" if strain_hit else "WARN", messages=named)
 
 
 def _gap_fraction(summary: RawSegmentSummary, run: ObservingRun, window: str, thresholds: Thresholds) -> Outcome:
