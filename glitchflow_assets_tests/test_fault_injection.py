@@ -205,13 +205,16 @@ def test_a_checksum_damaged_frame_is_skipped_as_damaged(frames_copy, tmp_path):
     assert victim.name in str(info.value) and "checksum" in str(info.value)
 
 
-def test_a_damaged_duplicate_never_displaces_the_intact_copy(frames_copy, tmp_path):
+@pytest.mark.parametrize("channel_batch", [16, 1], ids=["one-batch", "batches-read-ahead"])
+def test_a_damaged_duplicate_never_displaces_the_intact_copy(frames_copy, tmp_path, channel_batch):
+    """Also when the damaged channel is decoded in a later batch, read while an earlier one is resampled: the window
+    is assembled again without the file."""
     run, window = _minute(frames_copy)
     good = _frame_at(frames_copy, window.gps_start)
     damaged = _frame_at(frames_copy, window.gps_start, tag="A1")  # sorts first, same span, same channels
     shutil.copy(good, damaged)
     _flip_middle(damaged)
-    summary = ingest_window(run, window, tmp_path / "w.h5")
+    summary = ingest_window(run, window, tmp_path / "w.h5", options=IngestOptions(channel_batch=channel_batch))
     assert summary.attrs["livetime"] == pytest.approx(60.0)
     assert good.name in {f.name for f in summary.frames} and "checksum" in dict(summary.skipped)[damaged.name]
 

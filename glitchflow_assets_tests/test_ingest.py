@@ -14,7 +14,7 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import MARGIN_S, SCHEM
 from glitchflow_assets.core.ingest.assemble import ingest_window, window_channels
 from glitchflow_assets.core.ingest.quality import assess
 from glitchflow_assets.core.io import decoder
-from glitchflow_assets.core.io.frames import parse_frame_name
+from glitchflow_assets.core.io.frames import ChannelData, parse_frame_name
 from glitchflow_assets.core.runs.segments import clip
 from glitchflow_assets.core.runs.windows import Cadence, windows_overlapping
 from glitchflow_assets.core.signal.resample import edge_seconds
@@ -217,13 +217,46 @@ def test_consecutive_windows_decode_each_frame_once_and_give_the_same_files(sim_
     copy.parent.mkdir()
     shutil.copy(sim_frames / copy.name, copy)
     frame, strain = parse_frame_name(copy), [run.strain_channel]
-    kept.read(frame, strain, "gwf", frame.gps_start, frame.gps_end)
+    kept.read(frame, strain, "gwf", frame.gps_start, frame.gps_start + 5, keep_from=frame.gps_start + 10)
     before = kept.decoded_seconds
     kept.read(frame, strain, "gwf", frame.gps_start + 10, frame.gps_start + 20)
-    assert kept.decoded_seconds == before  # kept
+    assert kept.decoded_seconds == before  # kept from +10 s on
+    kept.read(frame, strain, "gwf", frame.gps_start + 5, frame.gps_start + 20)
+    assert kept.decoded_seconds == before + 60  # not kept before +10 s
+    before = kept.decoded_seconds
     os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))  # rewritten
     part = kept.read(frame, strain, "gwf", frame.gps_start + 10, frame.gps_start + 20)[run.strain_channel]
     assert kept.decoded_seconds == before + 60 and part.t0 == frame.gps_start + 10 and part.data.size == 10 * part.sample_rate
+
+
+def test_a_budget_smaller_than_a_window_keeps_what_fits_for_the_next_one(tmp_path):
+    """Decoded frames kept for the next window stay within the budget, and a window wider than the budget keeps the
+    channels that fit (read in batches, each batch does not evict the one before); the next window's frames evict
+    them."""
+    from glitchflow_assets.core.io.decoded_cache import DecodedFrames
+
+    rate, names = 64, [f"X1:C{i}" for i in range(10)]
+    frames = []
+    for gps in (0, 60):
+        frames.append(parse_frame_name(tmp_path / f"X-T-{1_000_000_000 + gps}-60.gwf"))
+        frames[-1].path.write_bytes(b"")  # only its name, size and time matter to the cache
+
+    def decode(frame, channels, kind, start, end):
+        return {c: ChannelData(c, np.full(int((end - start) * rate), names.index(c), np.float32), start, rate, "") for c in channels}
+
+    one = 60 * rate * 4  # a channel of a frame, in bytes
+    kept = DecodedFrames(decode, budget_bytes=4 * one)
+    t0 = frames[0].gps_start
+    for batch in (names[:5], names[5:]):  # window [t0, t0 + 60) reads frames 0 and 1; the next starts reading at t0 + 51
+        kept.read_each([(frames[0], batch), (frames[1], batch)], "gwf", t0 - 9, t0 + 69, keep_from=t0 + 51)
+    decoded = kept.decoded_seconds
+    for batch in (names[:5], names[5:]):
+        got = kept.read_each([(frames[0], batch), (frames[1], batch)], "gwf", t0 + 51, t0 + 129, keep_from=t0 + 111)
+        assert [got[0][c].data[0] for c in batch] == [names.index(c) for c in batch]  # the right channel's samples
+    # kept for the next window within 240 s of samples, in the order decoded: frame 0 from +51 s (9 s) of channels 0-4
+    # and frame 1 (60 s) of channels 0-2 (225 s), then frame 0 of channel 5 (234 s); the other 11 decoded again
+    assert decoded == 60 * 2 * 10 and kept.decoded_seconds - decoded == 60 * (2 * 10 - 6 - 3)
+    assert sum(c.data.nbytes for _, c in kept._kept.values()) <= 4 * one
 
 
 def test_the_scan_is_read_in_blocks_of_bounded_size(sim_frames, sim_windows, tmp_path):

@@ -134,6 +134,11 @@ def window_read_span(window: Window) -> tuple[float, float]:
     return start - PAD_S, end + PAD_S
 
 
+def next_window_read_start(window: Window) -> float:
+    """Where the read span of the window after ``window`` begins: frames from there on are read again for it."""
+    return window.gps_end - MARGIN_S - PAD_S
+
+
 def _column(group: h5py.Group, name: str, values: list, dtype=None) -> None:
     group.create_dataset(name, data=np.asarray(values, dtype=dtype) if dtype is not _STR else np.array(values, dtype=object), dtype=dtype)
 
@@ -266,7 +271,7 @@ def read_scan(path: str | Path, rows: slice = slice(None)) -> tuple[np.ndarray, 
         return f["scan"][rows], _strings(f["channels/name"])[1:][rows], float(f.attrs["data_gps_start"])
 
 
-SCAN_BLOCK_BYTES = 256 * 2**20  # auxiliary samples a scan holds in memory at once, whatever the number of channels
+SCAN_BLOCK_BYTES = 64 * 2**20  # auxiliary samples a scan holds in memory at once (float64), whatever the number of channels
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import (
     FrameRecord,
     RawSegmentSummary,
     RawSegmentWriter,
+    next_window_read_start,
     read_strain,
     read_summary,
     window_data_span,
@@ -80,12 +81,15 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
     """Update flat-line / non-finite statistics from native samples; zero non-finite ones; return bad spans."""
     x, rate = piece.data, piece.sample_rate
     if x.size > 1:
-        flat = _runs_of(np.diff(x) == 0)
+        repeats = x[1:] == x[:-1]
+        flat = _runs_of(repeats) if repeats.any() else []  # one pass where no sample repeats (most channels)
         if flat:
             start, stop = max(flat, key=lambda r: r[1] - r[0])
             seconds = (stop - start + 1) / rate
             if seconds > stats.max_flat_seconds:
                 stats.max_flat_seconds, stats.first_flat_gps = seconds, piece.t0 + start / rate
+    if np.isfinite(x.sum()):  # one pass, no temporary, where every sample is finite (a sum of finite float32 may overflow)
+        return []
     bad = ~np.isfinite(x)
     if not bad.any():
         return []
@@ -299,7 +303,7 @@ def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummar
     if witnesses:
         contents = _recorded_frames(run, summary, where)
         span = window_data_span(window)
-        pieces = _read_batch(contents, names, range(1, len(names)), run, window_read_span(window))
+        pieces = _read_batch(contents, names, range(1, len(names)), run, window)
         for i in range(1, len(names)):
             stats = ChannelStats(names[i])
             data[i] = _assemble(pieces[i], stats, run, span, run.sample_rate, is_strain=False, where=f"{where}, channel {names[i]}")
@@ -352,12 +356,21 @@ def _assemble_window(
         raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in contents)}")
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c, absent_from=_files_lacking(c, contents)) for c in channels]
-    data_span, span = window_data_span(window), window_read_span(window)
+    data_span = window_data_span(window)
     seconds, scan_rate = data_span[1] - data_span[0], run.annalisa_config().scan_rate(run.sample_rate)
-    with RawSegmentWriter(out_path, seconds * run.sample_rate, len(channels) - 1, seconds * scan_rate) as writer:
-        for b0 in range(0, len(channels), options.channel_batch):
-            batch = range(b0, min(b0 + options.channel_batch, len(channels)))
-            pieces = _read_batch(contents, channels, batch, run, span)
+    batches = [range(b0, min(b0 + options.channel_batch, len(channels))) for b0 in range(0, len(channels), options.channel_batch)]
+    # In the background: the frames' checksums, and the next batch decoded while this one is resampled (two batches in
+    # memory at most), so the decoder processes and the resampling threads share the cores instead of taking turns.
+    with (
+        RawSegmentWriter(out_path, seconds * run.sample_rate, len(channels) - 1, seconds * scan_rate) as writer,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="glitchflow-ingest") as background,
+    ):
+        checksums = {f: background.submit(frame_checksum, f.path) for f in contents}
+        reading = background.submit(_read_batch, contents, channels, batches[0], run, window)
+        for k, batch in enumerate(batches):
+            pieces = reading.result()
+            if k + 1 < len(batches):
+                reading = background.submit(_read_batch, contents, channels, batches[k + 1], run, window)
             # resampling (numpy/scipy, GIL released) runs on every core; the writes stay in order in this thread
             assembled = RESAMPLERS.map(
                 lambda i, pieces=pieces: _assemble(
@@ -384,7 +397,7 @@ def _assemble_window(
         attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
         records = [
             FrameRecord(
-                f.name, f.gps_start, f.duration, frame_checksum(f.path), f.path.stat().st_size, _recorded_path(f.path, run.frames.path)
+                f.name, f.gps_start, f.duration, checksums[f].result(), f.path.stat().st_size, _recorded_path(f.path, run.frames.path)
             )
             for f in contents
         ]
@@ -393,13 +406,15 @@ def _assemble_window(
 
 
 def _read_batch(
-    contents: dict[FrameFile, FrameContents], channels: list[str], batch: range, run: ObservingRun, span: tuple[float, float]
+    contents: dict[FrameFile, FrameContents], channels: list[str], batch: range, run: ObservingRun, window: Window
 ) -> dict[int, list[tuple[str, ChannelData]]]:
-    """The pieces (file name, native data) of each channel of ``batch``, from every file holding it, over GPS ``span``."""
+    """The pieces (file name, native data) of each channel of ``batch``, from every file holding it, over the read span
+    of ``window``; what the next window reads too is kept for it."""
     pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
     reads = [(f, [channels[i] for i in batch if channels[i] in toc.channels]) for f, toc in contents.items()]
     reads = [(f, wanted) for f, wanted in reads if wanted]
-    for (f, _), got in zip(reads, DECODED.read_each(reads, run.frames.kind, *span), strict=True):
+    got_each = DECODED.read_each(reads, run.frames.kind, *window_read_span(window), keep_from=next_window_read_start(window))
+    for (f, _), got in zip(reads, got_each, strict=True):
         if isinstance(got, FrameError):
             raise _UnreadableFile(f, str(got)) from got
         for i in batch:
