@@ -172,10 +172,11 @@ def decode_channels(path: Path, channels: list[str], kind: str, gps_start: float
     frame = parse_frame_name(path)
     start, end = max(gps_start, frame.gps_start), min(gps_end, frame.gps_end)
     read = _read_gwosc if kind == "gwosc-hdf5" else _read_gwf
+    together = _read_gwf_together(frame.path, channels, start, end) if kind == "gwf" and len(channels) > 1 else {}
     out = {}
     for name in channels:
         try:
-            data, t0, rate, unit = read(frame.path, name, start, end)
+            data, t0, rate, unit = together[name] if name in together else read(frame.path, name, start, end)
         except Exception as exc:  # gwframe/frameCPP/h5py raise many types for damaged files
             if "CHECKSUM" in str(exc).upper():
                 raise FrameError(f"{frame.path}: checksum error in channel {name}: the file is damaged ({exc})") from exc
@@ -192,12 +193,24 @@ def decode_channels(path: Path, channels: list[str], kind: str, gps_start: float
 
 
 def _read_gwf(path: Path, channel: str, start: float, end: float) -> tuple[np.ndarray, float, float, str]:
-    """One channel's samples ``[time]``, GPS start, rate and unit (one channel at a time: gwframe's multi-channel
-    read leaves out a channel it cannot decode instead of raising)."""
+    """One channel's samples ``[time]``, GPS start, rate and unit; raises what frameCPP says of a channel it cannot decode."""
     import gwframe
 
     series = gwframe.read(str(path), channel, start=start, end=end)
     return np.asarray(series.array), float(series.start), float(series.sample_rate), series.unit
+
+
+def _read_gwf_together(path: Path, channels: list[str], start: float, end: float) -> dict[str, tuple[np.ndarray, float, float, str]]:
+    """The channels gwframe's multi-channel read decodes (the file opened and its table of contents read once, ~7 % of
+    the decoding at a hundred channels). It leaves out a channel it cannot decode instead of raising, so the caller
+    reads those alone (:func:`_read_gwf`), which names the problem; a whole-read failure leaves them all to it."""
+    import gwframe
+
+    try:
+        series = gwframe.read(str(path), channels, start=start, end=end)
+    except Exception:  # noqa: BLE001 - each channel is then read alone, and its own read says what is wrong
+        return {}
+    return {name: (np.asarray(s.array), float(s.start), float(s.sample_rate), s.unit) for name, s in series.items()}
 
 
 def _read_gwosc(path: Path, channel: str, start: float, end: float) -> tuple[np.ndarray, float, float, str]:
