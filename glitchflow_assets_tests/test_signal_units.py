@@ -198,6 +198,17 @@ def test_the_significance_carries_the_trials_factor_of_the_channels_scored():
     assert table(0, 0).loc["CANDIDATE", "significance"] == 0.0
 
 
+def test_a_witness_of_hundreds_of_glitches_keeps_a_finite_significance():
+    """Over hours a true witness coincides hundreds of times where ~10 are expected: P(N >= n) underflows float64, and
+    -log10 p must stay a finite number that grows with n (an infinite one drew no bar and broke the JSON): from the
+    Poisson tail's first term, which matches scipy's tail where that is finite."""
+    from glitchflow_assets.core.signal.annalisa import _significance
+
+    assert _significance(145, 2.0, 1) == pytest.approx(-poisson.logsf(144, 2.0) / np.log(10), rel=1e-6)  # finite both ways
+    values = [_significance(n, 9.857, 10) for n in (300, 417, 1000)]
+    assert all(np.isfinite(values)) and values == sorted(values) and values[1] > 400
+
+
 def test_scores_do_not_depend_on_how_the_channels_are_blocked():
     """ANNALISA scores a window a block of channels at a time (bounded memory): one channel per block, or all in one,
     gives the same counts."""

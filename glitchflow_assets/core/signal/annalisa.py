@@ -328,6 +328,9 @@ def _significance(observed: int, expected: float, trials: int) -> float:
     """``-log10`` of the chance that any of ``trials`` channels, each with ``expected`` chance coincidences, reaches
     ``observed`` (``1 - (1 - p)^trials``, computed in logs: ``p`` reaches 1e-300 and below for true witnesses)."""
     log_p = float(poisson.logsf(observed - 1, expected))  # natural log of P(N >= observed)
+    if not math.isfinite(log_p):  # P underflows float64 (a strong witness over hours): the tail's first term times
+        # the geometric bound on the rest, which matches logsf to 1e-7 where both are finite
+        log_p = float(poisson.logpmf(observed, expected)) - math.log1p(-expected / (observed + 1))
     if log_p > -30:
         p_any = -math.expm1(trials * math.log1p(-math.exp(log_p))) if log_p < 0 else 1.0
         return -math.log10(max(p_any, 1e-300))
