@@ -155,6 +155,29 @@ def test_nan_samples_are_flagged_with_channel_and_gps_and_cut_out(frames_copy, t
     assert np.isfinite(read_strain(tmp_path / "w.h5")[0]).all() and np.isfinite(read_scan(tmp_path / "w.h5")[0]).all()
 
 
+def test_nan_samples_in_a_frame_two_windows_share_are_flagged_in_both_every_time(frames_copy, tmp_path):
+    """The frame ending at a window boundary is read by both windows (the second one's margin), the second time from
+    the decoded-frame cache: its NaNs are flagged and cut out by each window, and again when a window is ingested
+    again in the same process (ingest never zeroes them in the samples it was served)."""
+    run = sim_run(frames_copy, cadence=Cadence.parse("1min"))
+    first, second = windows_overlapping(run.gps_start, run.gps_start + 120, run.cadence)
+    bad_gps = first.gps_end - 4.0  # inside the second window's margin
+
+    def poison(data):
+        channel = data["V1:LSC_MICH_ERR"]
+        i = int((bad_gps - channel.t0.value) * channel.sample_rate.value)
+        channel.value[i : i + 50] = np.nan
+
+    _rewrite(_frame_at(frames_copy, first.gps_start), poison)
+    counts = []
+    for window, name in ((first, "a"), (second, "b"), (second, "b-again")):
+        summary = ingest_window(run, window, tmp_path / f"{name}.h5")
+        mich = next(c for c in summary.channels if c.name == "V1:LSC_MICH_ERR")
+        counts.append(mich.nonfinite_count)
+        assert not any(s <= bad_gps < e for s, e in mich.segments), name
+    assert counts == [50, 50, 50]
+
+
 def test_data_at_a_rate_the_registry_does_not_expect_are_left_out_and_named(frames_copy, tmp_path):
     """One frame holds LSC_MICH_ERR at 2048 Hz, the registry says 4096 Hz: that minute of the channel is a gap (never
     resampled beside the rest), the check names channel, file and rates, and the strain flows on (WARN)."""

@@ -11,6 +11,7 @@ readable data or no valid strain, or a re-ingest that would hold less strain dat
 raises :class:`IngestError` naming the window, files and channel, and leaves the earlier file untouched.
 """
 
+import dataclasses
 import functools
 import logging
 import os
@@ -77,8 +78,9 @@ def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
-    """Update flat-line / non-finite statistics from native samples; zero non-finite ones; return bad spans."""
+def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> tuple[Segments, ChannelData]:
+    """Update flat-line / non-finite statistics from native samples; return the bad spans and the piece with its
+    non-finite samples zeroed (a copy: the samples served may be the decoded-frame cache's, read again later)."""
     x, rate = piece.data, piece.sample_rate
     if x.size > 1:
         repeats = x[1:] == x[:-1]
@@ -89,16 +91,16 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> Segments:
             if seconds > stats.max_flat_seconds:
                 stats.max_flat_seconds, stats.first_flat_gps = seconds, piece.t0 + start / rate
     if np.isfinite(x.sum()):  # one pass, no temporary, where every sample is finite (a sum of finite float32 may overflow)
-        return []
+        return [], piece
     bad = ~np.isfinite(x)
     if not bad.any():
-        return []
+        return [], piece
     runs = _runs_of(bad)
     if not stats.nonfinite_count:
         stats.first_nonfinite_gps = piece.t0 + runs[0][0] / rate
     stats.nonfinite_count += int(bad.sum())
-    x[bad] = 0.0
-    return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs]
+    cleaned = dataclasses.replace(piece, data=np.where(bad, 0, x).astype(x.dtype))
+    return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs], cleaned
 
 
 def _reference_rate(pieces: list[tuple[str, ChannelData]], expected: float | None) -> float:
@@ -189,8 +191,9 @@ def _assemble(
     if not kept:
         return out
     bad: Segments = []
-    for _, p in kept:
-        bad += _inspect_piece(p, stats)
+    for k, (name, piece) in enumerate(kept):
+        spans, cleaned = _inspect_piece(piece, stats)
+        bad, kept[k] = bad + spans, (name, cleaned)
     valid = _resample_onto(out, kept, reference, fs, span, where)
     widen = edge_seconds(reference, fs)
     bad = [(s - widen, e + widen) for s, e in bad]
