@@ -196,7 +196,11 @@ def _read_gwf(path: Path, channel: str, start: float, end: float) -> tuple[np.nd
     """One channel's samples ``[time]``, GPS start, rate and unit; raises what frameCPP says of a channel it cannot decode."""
     import gwframe
 
-    series = gwframe.read(str(path), channel, start=start, end=end)
+    return _samples(gwframe.read(str(path), channel, start=start, end=end))
+
+
+def _samples(series) -> tuple[np.ndarray, float, float, str]:
+    """A gwframe series as (samples ``[time]``, GPS start, rate, unit)."""
     return np.asarray(series.array), float(series.start), float(series.sample_rate), series.unit
 
 
@@ -210,7 +214,7 @@ def _read_gwf_together(path: Path, channels: list[str], start: float, end: float
         series = gwframe.read(str(path), channels, start=start, end=end)
     except Exception:  # noqa: BLE001 - each channel is then read alone, and its own read says what is wrong
         return {}
-    return {name: (np.asarray(s.array), float(s.start), float(s.sample_rate), s.unit) for name, s in series.items()}
+    return {name: _samples(s) for name, s in series.items()}
 
 
 def _read_gwosc(path: Path, channel: str, start: float, end: float) -> tuple[np.ndarray, float, float, str]:
