@@ -20,6 +20,7 @@ from scipy.signal import butter, sosfilt
 from glitchflow_assets.core.artifacts.storage import atomic_path
 from glitchflow_assets.core.io.frames import ChannelData
 from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
+from glitchflow_assets.core.signal.matched_filter import optimal_snr
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.waveforms import (
@@ -172,13 +173,6 @@ def plan_glitches(scenario: Scenario, seed: int, gps_start: float, gps_end: floa
     rows = [g for b in range(first, last + 1) for g in _plan_block(scenario, seed, b)]
     rows = [g for g in rows if g.gps + g.half_length + 1.0 > gps_start and g.gps - g.half_length - 1.0 < gps_end]
     return sorted(rows, key=lambda g: (g.gps, g.channel))
-
-
-def optimal_snr(waveform: np.ndarray, sample_rate: float, psd_values: np.ndarray) -> float:
-    """sqrt(4 sum |h(f)|^2 / S(f) df) for a waveform ``[time]`` and its PSD on ``rfftfreq`` (DC skipped)."""
-    spectrum = np.fft.rfft(waveform) / sample_rate
-    df = sample_rate / len(waveform)
-    return float(np.sqrt(4.0 * np.sum(np.abs(spectrum[1:]) ** 2 / psd_values[1:]) * df))
 
 
 class ChannelRenderer:
