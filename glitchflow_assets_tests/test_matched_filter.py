@@ -1,11 +1,14 @@
 """Matched filtering (core/signal/matched_filter.py) and the gravitational-wave signals injected to test cleaning's
 safety (core/sim/signals.py)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from glitchflow_assets.core.io.decoder import read_file
 from glitchflow_assets.core.signal.matched_filter import inner_product, optimal_snr, recovered_snr
-from glitchflow_assets.core.sim import VIRGO_SCENARIO
+from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_signals, simulate
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.signals import Signal, add_signals, draw_signals, waveform
 
@@ -73,3 +76,27 @@ def test_signals_are_drawn_from_their_seed_on_top_of_or_away_from_glitches():
     assert all(np.min(np.abs(glitches - s.gps)) <= 1.0 for s in on)
     assert all(np.min(np.abs(glitches - s.gps)) >= 4.0 and 1000 <= s.gps <= 1300 for s in off)
     assert all(8.0 <= s.snr <= 30.0 for s in on + off) and all(s.mass1 >= s.mass2 for s in on + off)
+
+
+def test_a_simulated_signal_is_in_the_strain_alone_at_its_snr(tmp_path):
+    """SIM with a BBH chirp: every auxiliary channel is bit for bit the run without it, the strain differs by the chirp
+    alone, whose matched-filter SNR in the strain frames is its own (noise and all), and the truth lists it."""
+    quiet = dataclasses.replace(VIRGO_SCENARIO, glitch_rate_per_min=0.001)  # no glitch near the chirp
+    chirp = Signal("bbh", 1_400_000_100.0, 20.0, 30.0, 25.0)
+    simulate(tmp_path / "with", 1_400_000_000, 180, seed=5, scenario=dataclasses.replace(quiet, signals=(chirp,)))
+    simulate(tmp_path / "without", 1_400_000_000, 180, seed=5, scenario=quiet)
+    name = "V-V1SIM-1400000060-60.gwf"  # the frame holding the merger
+    with_chirp, without = read_file(tmp_path / "with" / name), read_file(tmp_path / "without" / name)
+    for channel in with_chirp:
+        if channel != VIRGO_SCENARIO.strain:
+            np.testing.assert_array_equal(with_chirp[channel].data, without[channel].data)
+    strain = VIRGO_SCENARIO.channel(VIRGO_SCENARIO.strain)
+    rate = strain.sample_rate
+    span = slice(28 * rate, 44 * rate)  # 16 s ending 4 s after the merger (at 40 s into the frame)
+    data, template = with_chirp[strain.name].data[span], (with_chirp[strain.name].data - without[strain.name].data)[span]
+    psd = strain.psd(np.fft.rfftfreq(template.size, 1.0 / rate))
+    assert np.all((with_chirp[strain.name].data - without[strain.name].data)[: 20 * rate] == 0)  # the chirp starts after
+    assert optimal_snr(template, rate, psd) == pytest.approx(20.0, rel=0.02)
+    assert recovered_snr(data, template, rate, psd) == pytest.approx(20.0, abs=3.0)  # noise: unit normal
+    assert abs(recovered_snr(without[strain.name].data[span], template, rate, psd)) < 4.0
+    assert load_signals(tmp_path / "with") == [chirp] and load_signals(tmp_path / "without") == []

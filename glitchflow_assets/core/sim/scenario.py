@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from glitchflow_assets.core.sim.noise import PsdFunction, lal_psd, power_law_psd
+from glitchflow_assets.core.sim.signals import Signal
 
 STRAIN = "V1:Hrec_hoft_16384Hz"
 
@@ -96,6 +97,7 @@ class Scenario:
     snr_max: float = 150.0
     witness_gain_range: tuple[float, float] = (0.8, 2.5)  # witness SNR = strain SNR x gain
     scripted: tuple[ScriptedGlitch, ...] = ()  # placed exactly, on top of the random process
+    signals: tuple[Signal, ...] = ()  # gravitational-wave signals, in the strain only (no witness sees them)
 
     def channel(self, name: str) -> ChannelSpec:
         return next(c for c in self.channels if c.name == name)

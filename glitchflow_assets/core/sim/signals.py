@@ -22,6 +22,7 @@ F_MIN = {"bbh": 20.0, "bns": 30.0}  # Hz where a chirp starts (a BNS from 30 Hz 
 MASSES = {"bbh": (20.0, 40.0), "bns": (1.2, 1.6)}  # solar masses, each component uniform in this range
 BURST_FREQUENCY, BURST_Q = (60.0, 500.0), (4.0, 20.0)  # log-uniform
 ON_GLITCH_S = 1.0  # a signal "on top of" a glitch peaks within this of the glitch's peak
+REACH_S = (120.0, 2.0)  # s before and after its GPS time that a signal can reach (a BNS from 30 Hz; a ringdown)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,10 @@ def waveform(signal: Signal, sample_rate: float, psd: PsdFunction) -> tuple[np.n
 def add_signals(strain: np.ndarray, t0: float, sample_rate: float, signals: list[Signal], psd: PsdFunction) -> np.ndarray:
     """``strain`` ``[time]`` (from GPS ``t0``) with ``signals`` added where they overlap it: a new array."""
     out = np.array(strain, dtype=np.float64)
+    t1 = t0 + out.size / sample_rate
     for s in signals:
+        if s.gps + REACH_S[1] < t0 or s.gps - REACH_S[0] > t1:
+            continue  # not in this stretch: no waveform to make
         wave, at = waveform(s, sample_rate, psd)
         first = int(round((s.gps - t0) * sample_rate)) - at
         lo, hi = max(first, 0), min(first + wave.size, out.size)

@@ -23,6 +23,7 @@ from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
 from glitchflow_assets.core.signal.matched_filter import optimal_snr
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
+from glitchflow_assets.core.sim.signals import Signal, add_signals
 from glitchflow_assets.core.sim.waveforms import (
     scattered_light_fringe,
     scatterer_motion,
@@ -178,8 +179,9 @@ def plan_glitches(scenario: Scenario, seed: int, gps_start: float, gps_end: floa
 class ChannelRenderer:
     """Noise + lines + glitches of one channel, for any sample range."""
 
-    def __init__(self, spec: ChannelSpec, seed: int, stream: int, transfers: dict[str, np.ndarray]):
-        self.spec = spec
+    def __init__(self, spec: ChannelSpec, seed: int, stream: int, transfers: dict[str, np.ndarray], signals: tuple[Signal, ...] = ()):
+        """``signals``: gravitational-wave signals this channel records (the strain's renderer only)."""
+        self.spec, self.signals = spec, signals
         self.noise = NoiseStream(spec.psd, spec.sample_rate, seed, stream)
         freqs = np.fft.rfftfreq(len(self.noise.taps), 1.0 / spec.sample_rate)
         self.rms = float(np.sqrt(np.sum(spec.psd(freqs)[1:]) * (freqs[1] - freqs[0])))
@@ -218,14 +220,20 @@ class ChannelRenderer:
         return data
 
     def samples(self, start: int, n: int, glitches: list[Glitch]) -> np.ndarray:
-        return self.background(start, n) + self.glitches(start, n, glitches)
+        data = self.background(start, n) + self.glitches(start, n, glitches)
+        fs = self.spec.sample_rate
+        return add_signals(data, start / fs, fs, list(self.signals), self.spec.psd) if self.signals else data
 
 
 def make_renderers(scenario: Scenario, seed: int, only: set[str] | None = None) -> list[ChannelRenderer]:
     """One renderer per channel of ``scenario`` (stream index = channel position), or per channel named in ``only``."""
     strain_rate = scenario.channel(scenario.strain).sample_rate
     transfers = {m.name: butter(2, m.transfer_band, btype="bandpass", fs=strain_rate, output="sos") for m in scenario.morphologies}
-    return [ChannelRenderer(spec, seed, i, transfers) for i, spec in enumerate(scenario.channels) if only is None or spec.name in only]
+    return [
+        ChannelRenderer(spec, seed, i, transfers, scenario.signals if spec.name == scenario.strain else ())
+        for i, spec in enumerate(scenario.channels)
+        if only is None or spec.name in only
+    ]
 
 
 @dataclass
@@ -271,6 +279,9 @@ def _write_truth(out: Path, scenario: Scenario, seed: int, gps_start: int, durat
     truth_path = truth_dir / f"glitches-{gps_start}-{duration}.csv"
     with atomic_path(truth_path) as tmp:
         truth.to_csv(tmp, index=False)
+    if signals := [asdict(s) for s in scenario.signals if gps_start <= s.gps < gps_end]:
+        with atomic_path(truth_dir / f"signals-{gps_start}-{duration}.csv") as tmp:
+            pd.DataFrame(signals).to_csv(tmp, index=False)
     channels = {c.name: {"sample_rate": c.sample_rate, "unit": c.unit, "role": c.role} for c in scenario.channels}
     with atomic_path(truth_dir / "channels.json") as tmp:
         tmp.write_text(json.dumps({"seed": seed, "glitch_rate_per_min": scenario.glitch_rate_per_min, "channels": channels}, indent=2))
@@ -293,7 +304,8 @@ def simulate(
     Frames are ``OBS-TAG-GPS-DUR.gwf`` of ``frame_length`` s (the last one shorter if needed), each
     written to a temporary name and renamed. Existing frames are kept unless ``overwrite``: a re-run
     continues where an interrupted one stopped. Ground truth: ``truth/glitches-GPS-DUR.csv`` (one row
-    per glitch appearance, see :class:`Glitch`) and ``truth/channels.json`` (seed, glitch rate, channel roles and
+    per glitch appearance, see :class:`Glitch`), ``truth/signals-GPS-DUR.csv`` (the scenario's gravitational-wave
+    signals in the span, if any, see :class:`~.signals.Signal`) and ``truth/channels.json`` (seed, glitch rate, channel roles and
     rates: enough to render the truth again, see :mod:`.truth`).
     ``workers`` > 1 writes frames in that many processes (frames are independent: the same files result).
     """
@@ -319,6 +331,13 @@ def simulate(
                 progress(i, len(jobs), path)
     truth_path, truth = _write_truth(out, scenario, seed, gps_start, duration)
     return SimulationResult([job[0] for job in jobs], truth_path, truth)
+
+
+def load_signals(frame_dir: str | Path) -> list[Signal]:
+    """The gravitational-wave signals a simulation under ``frame_dir`` injected into its strain (none for older ones)."""
+    files = sorted((Path(frame_dir) / TRUTH_DIR).glob("signals-*.csv"))
+    rows = pd.concat([pd.read_csv(f) for f in files]).drop_duplicates() if files else pd.DataFrame()
+    return sorted((Signal(**r) for r in rows.to_dict("records")), key=lambda s: s.gps)
 
 
 def load_truth(frame_dir: str | Path, gps_start: float | None = None, gps_end: float | None = None) -> pd.DataFrame:
