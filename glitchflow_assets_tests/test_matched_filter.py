@@ -53,6 +53,8 @@ def test_the_recovered_snr_is_the_optimal_snr_plus_unit_normal_noise():
     # a quarter of the signal taken away is a quarter of its SNR gone
     assert recovered_snr(0.75 * template, template, RATE, psd) == pytest.approx(0.75 * optimal_snr(template, RATE, psd))
     assert inner_product(template, -template, RATE, psd) == pytest.approx(-(optimal_snr(template, RATE, psd) ** 2))
+    # strain as window files hold it (float32, ~1e-21): the same SNR (computed in float32 it came out 1.6 for 15)
+    assert optimal_snr(template.astype(np.float32), RATE, psd) == pytest.approx(optimal_snr(template, RATE, psd), rel=1e-5)
 
 
 def test_bad_shapes_and_a_zero_waveform_are_refused():

@@ -3,8 +3,8 @@
 The noise-weighted inner product ``<a, b> = 4 Re sum a(f) b*(f) / S(f) df`` (one-sided PSD ``S``, DC left out), the
 optimal SNR of a waveform ``sqrt(<h, h>)``, and the SNR recovered from data at the waveform's known time and phase,
 ``<d, h> / sqrt(<h, h>)``: for data = noise + h it scatters around the optimal SNR with unit standard deviation, and
-it drops where cleaning took part of the signal away. Series are ``[time]`` at one rate; the PSD is given on
-``numpy.fft.rfftfreq`` of their length.
+it drops where cleaning took part of the signal away. Series are ``[time]`` at one rate (computed in float64 whatever
+their dtype); the PSD is given on ``numpy.fft.rfftfreq`` of their length.
 """
 
 import numpy as np
@@ -15,7 +15,8 @@ def _spectra(*series: np.ndarray, sample_rate: float, psd: np.ndarray) -> tuple[
     n = series[0].size
     if any(s.shape != (n,) for s in series) or psd.shape != (n // 2 + 1,):
         raise ValueError(f"series of {[s.shape for s in series]} samples need one length and a PSD of {n // 2 + 1} bins, got {psd.shape}")
-    return [np.fft.rfft(s) / sample_rate for s in series], sample_rate / n
+    # float64 whatever the input: strain squared over its PSD (~1e-42 / 1e-46) is below float32's normal range
+    return [np.fft.rfft(np.asarray(s, dtype=np.float64)) / sample_rate for s in series], sample_rate / n
 
 
 def inner_product(a: np.ndarray, b: np.ndarray, sample_rate: float, psd: np.ndarray) -> float:
