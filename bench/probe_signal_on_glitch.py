@@ -64,12 +64,13 @@ def main() -> None:
         events, _ = window_events(strain, t0, summary.sample_rate, summary.strain.segments, summary.window_span, EventSearchConfig())
         channels = window_channels(r, window, summary, twin.channels)
         segments, _ = event_segments(channels, "", events, TwinConfig().segments, witness_rates=twin.witness_rates)
-        fit, i = predict(twin, segments), int(np.argmin(np.abs(segments.gps - g)))
-        near = events.iloc[int(np.argmin(np.abs(events.gps - g)))]
-        print(
-            f"{name:>7} chirp: event at glitch {near.gps - g:+.3f} s, SNR {near.snr:.1f}, {near.fmin:.0f}-{near.fmax:.0f} Hz; "
-            f"twin amplitude {fit.amplitude[i]:.3f}, whitened prediction {np.linalg.norm(fit.whitened[i]):.1f}"
-        )
+        fit = predict(twin, segments)
+        for i in np.flatnonzero(np.abs(segments.gps - g) < 3.0):  # every event near the glitch, and what the twin fits there
+            e = events.iloc[int(np.argmin(np.abs(events.gps - segments.gps[i])))]
+            print(
+                f"{name:>7} chirp: event at glitch {e.gps - g:+.3f} s, SNR {e.snr:.1f}, {e.fmin:.0f}-{e.fmax:.0f} Hz; "
+                f"twin amplitude {fit.amplitude[i]:.3f}, whitened prediction {np.linalg.norm(fit.whitened[i]):.1f}"
+            )
         results[name] = (strain.astype(np.float64), t0, int(summary.sample_rate), clean_window(channels, events, twin))
     without, t0, rate, cleaned_without = results["without"]
     strain, _, _, cleaned = results["with"]
