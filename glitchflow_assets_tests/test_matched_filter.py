@@ -102,3 +102,24 @@ def test_a_simulated_signal_is_in_the_strain_alone_at_its_snr(tmp_path):
     assert recovered_snr(data, template, rate, psd) == pytest.approx(20.0, abs=3.0)  # noise: unit normal
     assert abs(recovered_snr(without[strain.name].data[span], template, rate, psd)) < 4.0
     assert load_signals(tmp_path / "with") == [chirp] and load_signals(tmp_path / "without") == []
+
+
+def test_events_whose_gates_overlap_are_cleaned_as_one():
+    """A signal on a glitch can split the search's event in two; the witnesses see one glitch, so the twin must predict
+    and subtract it once: the loudest event's row with the union of their extents. Events apart stay apart."""
+    import pandas as pd
+
+    from glitchflow_assets.core.twin.event_segments import merge_overlapping_events
+
+    events = pd.DataFrame(
+        {
+            "gps": [100.000, 100.007, 130.0],
+            "snr": [80.0, 9.6, 12.0],
+            "start": [99.4, 99.9, 129.95],
+            "end": [100.6, 100.1, 130.05],
+        }
+    )
+    merged = merge_overlapping_events(events)
+    assert merged.gps.tolist() == [100.0, 130.0] and merged.snr.tolist() == [80.0, 12.0]
+    assert merged.start.tolist() == [99.4, 129.95] and merged.end.tolist() == [100.6, 130.05]
+    assert merge_overlapping_events(events.iloc[[2]]).equals(events.iloc[[2]].reset_index(drop=True))

@@ -104,6 +104,25 @@ def event_gate(times: np.ndarray, start: float, end: float, gps: float, config: 
     return 0.5 * (1.0 + np.cos(np.pi * outside))
 
 
+def merge_overlapping_events(events: pd.DataFrame, config: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
+    """``events`` (gps, start, end, snr, ...) with those whose gates overlap made one: the loudest one's row, its extent
+    the union. The witnesses see one glitch there, so the twin must predict and subtract it once: a signal on top of a
+    glitch can split the search's event in two (the GW170817 case), and each half would subtract the whole glitch."""
+    if len(events) < 2:
+        return events.reset_index(drop=True)
+    ordered = events.sort_values("gps").reset_index(drop=True)
+    lo = np.minimum(ordered.start, ordered.gps - config.gate_min_half_s) - config.gate_pad_s - config.gate_ramp_s
+    hi = np.maximum(ordered.end, ordered.gps + config.gate_min_half_s) + config.gate_pad_s + config.gate_ramp_s
+    group = np.concatenate([[0], np.cumsum(lo.to_numpy()[1:] > np.maximum.accumulate(hi.to_numpy())[:-1])])
+    rows = []
+    for g in np.unique(group):
+        members = ordered[group == g]
+        row = members.loc[members.snr.idxmax()].copy()
+        row["start"], row["end"] = members.start.min(), members.end.max()
+        rows.append(row)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
 def _whitened(rows: np.ndarray, psd: torch.Tensor, rate: float, skip: int, n: int) -> np.ndarray:
     """``rows`` ``[event, channel, time]`` whitened by ``psd`` ``[channel, freq]``, the context dropped: ``[event, channel, n]``."""
     out = whiten(torch.as_tensor(rows, dtype=torch.float64), rate, psd=psd[None])

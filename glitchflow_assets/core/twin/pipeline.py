@@ -17,7 +17,7 @@ from glitchflow_assets.core.signal.events import EventSearchConfig, window_event
 from glitchflow_assets.core.twin.cleaning import EventComparison, changed_spans, compare_events, subtract_glitches
 from glitchflow_assets.core.twin.convnet import SCHEMA as CONVNET_SCHEMA
 from glitchflow_assets.core.twin.convnet import ConvNetConfig, ConvNetTwin, train_convnet
-from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments
+from glitchflow_assets.core.twin.event_segments import EventSegments, SegmentConfig, TruthFunction, event_segments, merge_overlapping_events
 from glitchflow_assets.core.twin.prediction import Prediction, TwinModel, predict
 from glitchflow_assets.core.twin.scoring import WaveformScores
 from glitchflow_assets.core.twin.wiener import WienerAccumulator, WienerConfig, WienerFilter
@@ -221,7 +221,8 @@ def clean_window(
     summary, rate, t0 = channels.summary, channels.sample_rate, channels.t0
     start, end = summary.window_span
     strain = channels.data[0].astype(np.float64)
-    segments, skipped = event_segments(channels, "", events, config.segments, witness_rates=model.witness_rates)
+    one_per_glitch = merge_overlapping_events(events, config.segments)
+    segments, skipped = event_segments(channels, "", one_per_glitch, config.segments, witness_rates=model.witness_rates)
     if segments is None:
         cleaned, synthetic, predicted = strain, np.zeros_like(strain), 0
     else:
