@@ -238,7 +238,7 @@ def _twin_headline(keys: list[str]) -> None:
     from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
     from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
     from glitchflow_assets.defs.twin import cleaning_report_path
-    from glitchflow_assets.lib.names import WAVEFORMS
+    from glitchflow_assets.lib.names import CLEAN_EVAL, WAVEFORMS
     from glitchflow_assets.lib.resources import GlitchflowStorage
 
     run, storage = load_registry()["SIM"], GlitchflowStorage()
@@ -268,6 +268,26 @@ def _twin_headline(keys: list[str]) -> None:
         [f"{cleaned['new_events_elsewhere']:.0f}"],
         "(the PSD re-estimated without the glitches)",
     )
+    _cleaning_evaluation_headline(storage.run_file("SIM", CLEAN_EVAL, ".json"))
+
+
+def _cleaning_evaluation_headline(path: Path) -> None:
+    """Witness coverage per class and the known signals' SNRs through cleaning (the GW170817 case)."""
+    from glitchflow_assets.core.artifacts.cleaning_evaluation import read_cleaning_evaluation
+    from glitchflow_assets.core.twin.coverage import coverage_lines
+
+    evaluation = read_cleaning_evaluation(path)
+    _say("Witness coverage of held-out strain glitches above SNR 8 (predicted by the twin; removed below the search threshold):")
+    for line in coverage_lines(evaluation.coverage):
+        _say(f"  {line}")
+    for s in evaluation.signals.to_dict("records"):
+        where = "on a glitch" if s["on_glitch"] else "away from glitches"
+        _say(
+            f"Signal {s['kind']} at GPS {s['gps']:.2f} ({where}), matched-filter SNR: original {s['snr_original']:.2f}, "
+            f"cleaned {s['snr_cleaned']:.2f}, glitch-free truth {s['snr_truth']:.2f}"
+        )
+    if path.with_suffix(".png").exists():
+        _say(f"  figure (original, cleaned, truth): {path.with_suffix('.png')}")
 
 
 def _demo(args: argparse.Namespace) -> int:

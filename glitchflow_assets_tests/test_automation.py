@@ -10,6 +10,7 @@ import pytest
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.lib.names import (
+    CLEAN_EVAL,
     CLEANED,
     EVALUATION,
     EVENTS,
@@ -81,6 +82,9 @@ def test_new_windows_flow_through_the_window_stages_and_run_level_stages_wait_fo
     # the refitted time-domain twin cleans every window again
     assert automation.tick(automation.t0 + timedelta(minutes=58)) == {CLEANED: set(WINDOWS)}
     automation.record(CLEANED, WINDOWS)
+    # then, never beside the windows it reads, the cleaning evaluation
+    assert automation.tick(automation.t0 + timedelta(minutes=59)) == {CLEAN_EVAL: {None}}
+    automation.record(CLEAN_EVAL)
     # no new window: the next tick refreshes nothing
     assert automation.tick(automation.t0 + timedelta(minutes=115)) == {}
     # a late window flows through every window stage (the selection exists now, and the twin: it is cleaned too); then
@@ -109,6 +113,7 @@ def test_new_windows_flow_through_the_window_stages_and_run_level_stages_wait_fo
         SELECTION: 1,
         SPECTROGRAMS: len(WINDOWS) + 1,
         CLEANED: 2 * (len(WINDOWS) + 1),
+        CLEAN_EVAL: 2,  # once per interval, after each re-cleaning
         **dict.fromkeys(model_stages, 2),
     }
     assert automation.tick(automation.t0 + timedelta(minutes=300)) == {}  # and then it rests

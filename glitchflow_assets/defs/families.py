@@ -4,6 +4,7 @@ import dagster as dg
 
 from glitchflow_assets.core import settings
 from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
+from glitchflow_assets.defs.cleaning_evaluation import cleaning_evaluation
 from glitchflow_assets.defs.ingest import annalisa_scores, glitch_events, raw_strain_segments
 from glitchflow_assets.defs.model import dataset_split, model_evaluation, synthetic_glitches, trained_model
 from glitchflow_assets.defs.selection import channel_selection
@@ -21,6 +22,7 @@ JOB_DESCRIPTIONS = {
     "spectrograms": "Q-transform spectrograms of {run} windows for the selected witnesses.",
     "model": "Build the {run} dataset, train, evaluate and generate synthetic glitches; fit the time-domain twin (one GPU).",
     "cleaning": "Subtract the time-domain twin's glitches from {run} windows and search the cleaned strain again.",
+    "cleaning_evaluation": "Evaluate the cleaning of {run}: witness coverage per glitch class, and the known signals' safety.",
 }
 
 
@@ -38,7 +40,7 @@ def run_jobs(run: ObservingRun) -> list:
 
 
 def run_family(run: ObservingRun) -> dg.Definitions:
-    """One observing run's asset family: its eleven assets, its jobs, its new-frame sensor and its automation sensor."""
+    """One observing run's asset family: its twelve assets, its jobs, its new-frame sensor and its automation sensor."""
     return dg.Definitions(
         assets=[
             raw_strain_segments(run),
@@ -52,6 +54,7 @@ def run_family(run: ObservingRun) -> dg.Definitions:
             synthetic_glitches(run),
             glitch_waveforms(run),
             cleaned_strain(run),
+            cleaning_evaluation(run),
         ],
         jobs=run_jobs(run),
         sensors=[new_frames_sensor(run, job_name(run.name, "ingest")), automation_sensor(run)],

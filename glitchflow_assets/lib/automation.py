@@ -8,7 +8,8 @@ these conditions, on by default where the registry says ``watch: true``).
   interval of the run's ``refresh_cron`` (registry; UTC): at a tick when inputs were updated since their last
   refresh, or at the first input update after a quiet tick - a retraining per new window would be wasteful, and no
   window is left out because it arrived just before a tick. The evaluation and the synthetic set follow the model,
-  the time-domain twin (``glitch_waveforms``) follows the dataset, and ``cleaned_strain`` follows the twin.
+  the time-domain twin (``glitch_waveforms``) follows the dataset, and ``cleaned_strain`` follows the twin; the
+  cleaning evaluation refreshes on the cron once the windows it reads are cleaned.
   A refreshed selection is followed by every spectrogram window (Dagster's condition sees the update, not whether
   the selected channels changed); their data versions then mark what actually changed.
 """
@@ -36,6 +37,15 @@ def on_refresh_cron(run: ObservingRun) -> dg.AutomationCondition:
     new_inputs = A.any_deps_updated().since_last_handled().with_label("an input updated since the last refresh")
     return (tick & new_inputs & ~A.any_deps_in_progress() & ~A.in_progress()).with_label(
         f"once per '{run.refresh_cron}' (UTC) when inputs updated"
+    )
+
+
+def after_window_stages(run: ObservingRun) -> dg.AutomationCondition:
+    """:func:`on_refresh_cron`, and never in the tick that requests windows of its inputs: a run-level stage that reads
+    every window (the cleaning evaluation) waits until they are written, not run beside them on the old files."""
+    A = dg.AutomationCondition
+    return (on_refresh_cron(run) & ~A.any_deps_match(A.will_be_requested())).with_label(
+        f"once per '{run.refresh_cron}' (UTC) when inputs updated, after them"
     )
 
 

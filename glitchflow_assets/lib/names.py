@@ -14,6 +14,7 @@ EVALUATION = "model_evaluation"
 SYNTHETIC = "synthetic_glitches"
 WAVEFORMS = "glitch_waveforms"
 CLEANED = "cleaned_strain"
+CLEAN_EVAL = "cleaning_evaluation"
 
 # Job name suffix -> the assets it materializes (one run per window for window stages, one run per run-level stage).
 JOBS = {
@@ -22,6 +23,7 @@ JOBS = {
     "spectrograms": (SPECTROGRAMS,),
     "model": (SPLIT, TRAINED, EVALUATION, SYNTHETIC, WAVEFORMS),
     "cleaning": (CLEANED,),
+    "cleaning_evaluation": (CLEAN_EVAL,),
 }
 
 TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize)

@@ -1,5 +1,6 @@
 """Figures of the signal stages (PNG bytes in the house style of :mod:`glitchflow_assets.core.plots`): the witness
-selection's statistics against their thresholds, and one event's spectrograms."""
+selection's statistics against their thresholds, one event's spectrograms, and versions of one strain stretch
+(original, cleaned, glitch-free) as Q-transforms on one colour scale."""
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,13 @@ def selection_png(table: pd.DataFrame, config: AnnalisaConfig, run: str, not_sho
     return to_png(fig)
 
 
-def spectrogram_png(spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str) -> bytes:
-    """PNG of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels."""
+def spectrogram_png(
+    spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str, top: float | None = None
+) -> bytes:
+    """PNG of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels, up to
+    ``top`` (default: the largest value, at least 25)."""
     fig, axes = pyplot().subplots(1, len(channels), figsize=(3.4 * len(channels) + 1, 3.4), squeeze=False, layout="constrained")
-    top = max(25.0, float(spectrogram.max()))
+    top = max(25.0, float(spectrogram.max())) if top is None else top
     for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
         mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
         ax.set_yscale("log")
@@ -48,3 +52,22 @@ def spectrogram_png(spectrogram: np.ndarray, channels: list[str], frequencies: n
     fig.colorbar(mesh, ax=axes[0], shrink=0.9).set_label("normalised energy [SNR$^2$]")
     fig.suptitle(title)
     return to_png(fig)
+
+
+def strain_versions_png(
+    versions: dict[str, np.ndarray], t0: float, sample_rate: float, gps: float, title: str, before_s: float = 3.0, after_s: float = 0.5
+) -> bytes:
+    """Q-transforms of versions of one strain stretch (label -> ``[time]`` from GPS ``t0``; the first one's ASD whitens
+    them all, so their energies compare) over ``gps - before_s`` .. ``gps + after_s``, side by side on one colour scale
+    (normalised energy 0-25, where a chirp's track shows beside a glitch thousands of times louder)."""
+    from gwpy.timeseries import TimeSeries
+
+    series = {label: TimeSeries(np.asarray(data, dtype=np.float64), t0=t0, sample_rate=sample_rate) for label, data in versions.items()}
+    asd = next(iter(series.values())).asd(4, 2, method="median")
+    maps = [
+        s.q_transform(qrange=(4, 64), frange=(20, 500), outseg=(gps - before_s, gps + after_s), whiten=asd, norm=False, logf=True)
+        for s in series.values()
+    ]
+    times = maps[0].times.value - gps
+    stack = np.stack([m.value.T for m in maps])  # [version, freq, time]
+    return spectrogram_png(stack, list(versions), maps[0].frequencies.value, times, title, top=25.0)

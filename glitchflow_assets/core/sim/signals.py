@@ -96,16 +96,22 @@ def add_signals(strain: np.ndarray, t0: float, sample_rate: float, signals: list
 
 
 def draw_signals(
-    seed: int, span: tuple[float, float], n: int, glitch_gps: np.ndarray, on_glitch: bool, snr: tuple[float, float] = (8.0, 30.0)
+    seed: int,
+    span: tuple[float, float],
+    n: int,
+    glitch_gps: np.ndarray,
+    on_glitch: bool,
+    snr: tuple[float, float] = (8.0, 30.0),
+    within_s: float = ON_GLITCH_S,
 ) -> list[Signal]:
-    """``n`` signals over GPS ``span``, kinds in turn, SNR uniform in ``snr``: each within +-``ON_GLITCH_S`` of a glitch
+    """``n`` signals over GPS ``span``, kinds in turn, SNR uniform in ``snr``: each within +-``within_s`` of a glitch
     peak of ``glitch_gps`` (``on_glitch``), or at least 4 s from every one. Drawn from ``seed`` alone."""
     rng = np.random.default_rng(seed)
     signals = []
     while len(signals) < n:
         kind = KINDS[len(signals) % len(KINDS)]
         if on_glitch:
-            gps = float(rng.choice(glitch_gps)) + rng.uniform(-ON_GLITCH_S, ON_GLITCH_S)
+            gps = float(rng.choice(glitch_gps)) + rng.uniform(-within_s, within_s)
         else:
             gps = rng.uniform(*span)
             if len(glitch_gps) and np.min(np.abs(glitch_gps - gps)) < 4.0:

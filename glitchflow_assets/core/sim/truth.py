@@ -42,13 +42,20 @@ class StrainTruth:
 
 def true_strain_glitches(frame_dir: str | Path, gps: np.ndarray, tolerance_s: float = 0.1) -> pd.DataFrame:
     """For each event time ``gps`` ``[event]``, the nearest true strain glitch within ``tolerance_s``: columns
-    morphology (empty when none) and snr (0 when none)."""
+    morphology (empty when none), catalogue_snr (0 when none) and witnesses (the channels that saw it, comma-separated)."""
     table = load_truth(frame_dir)
     strain = table[table.role == "strain"].sort_values("gps")
+    seen = table[table.role == "witness"].groupby("event_id").channel.agg(lambda c: ",".join(sorted(c)))
     times = strain.gps.to_numpy()
     rows = []
     for g in gps:
         i = int(np.argmin(np.abs(times - g))) if len(times) else -1
         hit = i >= 0 and abs(times[i] - g) <= tolerance_s
-        rows.append({"morphology": strain.morphology.iloc[i] if hit else "", "catalogue_snr": float(strain.snr.iloc[i]) if hit else 0.0})
+        rows.append(
+            {
+                "morphology": strain.morphology.iloc[i] if hit else "",
+                "catalogue_snr": float(strain.snr.iloc[i]) if hit else 0.0,
+                "witnesses": seen.get(strain.event_id.iloc[i], "") if hit else "",
+            }
+        )
     return pd.DataFrame(rows)

@@ -17,13 +17,14 @@ import pandas as pd
 from glitchflow_assets.core.artifacts.glitch_waveforms import place
 from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema
 
-REPORT_SCHEMA, REPORT_VERSION = "glitchflow.cleaned_strain", 2  # 2: new events split from those in untouched data
+REPORT_SCHEMA, REPORT_VERSION = "glitchflow.cleaned_strain", 3  # 2: new events split from those in untouched data; 3: predicted
 NEW_COLUMNS = ["gps", "snr", "start", "end"]
 
 
 @dataclass
 class EventComparison:
-    """``table``: one row per original event (gps, snr_before, snr_after: 0 when removed, removed); ``new``: events of
+    """``table``: one row per original event (gps, snr_before, snr_after: 0 when removed, removed, predicted: cleaning
+    changed the strain over the event, i.e. the twin predicted a glitch there); ``new``: events of
     the cleaned strain that were not there before, where cleaning changed the strain; ``elsewhere``: those that were not
     there before, in untouched samples."""
 
@@ -68,8 +69,15 @@ def compare_events(before: pd.DataFrame, after: pd.DataFrame, changed: pd.DataFr
     ``changed``: the spans (start, end) where the strain was changed (None: everywhere)."""
     hits = _overlaps(before, after, pad_s)
     snr_after = np.where(hits, after.snr.to_numpy()[None], 0.0).max(axis=1) if len(after) else np.zeros(len(before))
+    predicted = np.ones(len(before), bool) if changed is None else _overlaps(before, changed, 0.0).any(axis=1)
     table = pd.DataFrame(
-        {"gps": before.gps.to_numpy(), "snr_before": before.snr.to_numpy(), "snr_after": snr_after, "removed": ~hits.any(axis=1)}
+        {
+            "gps": before.gps.to_numpy(),
+            "snr_before": before.snr.to_numpy(),
+            "snr_after": snr_after,
+            "removed": ~hits.any(axis=1),
+            "predicted": predicted,
+        }
     )
     unmatched = (after[~hits.any(axis=0)] if len(after) else after).sort_values("gps").reset_index(drop=True)
     touched = np.ones(len(unmatched), bool) if changed is None else _overlaps(unmatched, changed, pad_s).any(axis=1)
@@ -91,12 +99,14 @@ def write_cleaning_report(path: str | Path, comparison: EventComparison, attrs: 
 
 
 def read_cleaning_report(path: str | Path) -> EventComparison:
-    """One window's cleaning report read back (version 1 too: it has no ``elsewhere`` events)."""
+    """One window's cleaning report read back (versions 1 and 2 too: version 1 has no ``elsewhere`` events, neither
+    says which events were ``predicted``: NA)."""
     document = json.loads(Path(path).read_text())
-    check_schema(path, document, REPORT_SCHEMA, (1, REPORT_VERSION))  # version 1 counted every new event as new
-    table = pd.DataFrame(document["events"], columns=["gps", "snr_before", "snr_after", "removed"])
+    check_schema(path, document, REPORT_SCHEMA, (1, 2, REPORT_VERSION))  # version 1 counted every new event as new
+    table = pd.DataFrame(document["events"], columns=["gps", "snr_before", "snr_after", "removed", "predicted"])
     elsewhere = pd.DataFrame(document.get("new_events_elsewhere", {c: [] for c in NEW_COLUMNS}))
-    return EventComparison(table.astype({"removed": bool}), pd.DataFrame(document["new_events"]), elsewhere)
+    table = table.astype({"removed": bool, "predicted": "boolean"})
+    return EventComparison(table, pd.DataFrame(document["new_events"]), elsewhere)
 
 
 def cleaning_headline(

@@ -2,9 +2,14 @@
 ``<a, b> = sum a b`` is the noise-weighted one and ``|a|`` is an SNR).
 
 - **mismatch** ``1 - <p, t> / (|p| |t|)`` between prediction and the true glitch (simulated runs): shape only.
-- **amplitude** ``alpha = max(0, <p, y> / <p, p>)`` fitted on the strain data ``y`` inside the gate: a witness's
-  coupling gain changes from glitch to glitch (it does in the simulator, and in detectors), so the witnesses fix the
-  shape and the strain fixes the scale, as in template subtraction.
+- **amplitude** ``alpha = <p, y> / <p, p>`` fitted on the strain data ``y`` inside the gate: a witness's coupling
+  gain changes from glitch to glitch (it does in the simulator, and in detectors), so the witnesses fix the shape and
+  the strain fixes the scale, as in template subtraction. The fit is where a gravitational-wave signal could leak
+  into the prediction, so it is constrained: a glitch is subtracted only where the witnesses predict one (whitened
+  SNR >= PREDICTED_SNR_MIN) *and* the strain confirms it, the predicted shape's matched-filter SNR in the gated
+  strain ``<p, y> / |p|`` reaching CONFIRMED_SNR_MIN. Witness noise mapped through the twin can reach the first
+  bar; without a glitch in the strain the second is unit-normal around ``<p, h> / |p|``, so a signal no witness
+  sees (a burst, a chirp) is not subtracted on the strength of witness noise.
 - **SNR removed**: ``|t| - |t - alpha p|`` (truth), and without truth the **excess power** in the gate before and
   after cleaning, ``sum (g y)^2 - sum g^2`` (the second term is white noise's expectation).
 """
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-PREDICTED_SNR_MIN = 4.0  # a twin "predicts a glitch" when its witness-only prediction reaches this whitened SNR
+PREDICTED_SNR_MIN = 4.0  # a twin "predicts a glitch" when its witness-only prediction reaches this whitened SNR ...
+CONFIRMED_SNR_MIN = 4.0  # ... and the strain confirms it: the predicted shape's matched-filter SNR in the gated strain
 
 
 def mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -25,11 +31,13 @@ def mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def fitted_amplitude(prediction: np.ndarray, strain: np.ndarray, gate: np.ndarray) -> np.ndarray:
-    """``alpha`` ``[event]``: the least-squares scale of ``prediction`` onto the gated strain, never negative; 0 where the
-    twin predicts no glitch (witness-only SNR below PREDICTED_SNR_MIN)."""
+    """``alpha`` ``[event]``: the least-squares scale of ``prediction`` onto the gated strain; 0 where the twin predicts
+    no glitch (witness-only SNR below PREDICTED_SNR_MIN) or the strain does not confirm it (below CONFIRMED_SNR_MIN)."""
     pp = np.sum(prediction**2, axis=-1)
-    alpha = np.sum(prediction * strain * gate, axis=-1) / np.where(pp > 0, pp, 1.0)
-    return np.where(np.sqrt(pp) >= PREDICTED_SNR_MIN, np.maximum(alpha, 0.0), 0.0)
+    py = np.sum(prediction * strain * gate, axis=-1)
+    norm = np.sqrt(pp)
+    confirmed = py >= CONFIRMED_SNR_MIN * norm
+    return np.where((norm >= PREDICTED_SNR_MIN) & confirmed, py / np.where(pp > 0, pp, 1.0), 0.0)
 
 
 @dataclass
