@@ -37,7 +37,7 @@ from glitchflow_assets.core.sim.signals import draw_signals
 from glitchflow_assets.core.sim.simulator import plan_glitches
 from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.twin import scoring
-from glitchflow_assets.core.twin.pipeline import clean_window, load_twin
+from glitchflow_assets.core.twin.pipeline import CleanedWindow, clean_window, load_twin
 from glitchflow_assets.core.twin.safety import StrainVersions, relative, safety_summary, signal_recovery
 
 OUT = Path(__file__).resolve().parent / "out" / "safety"
@@ -76,6 +76,24 @@ def draw(scenario, run_seed: int, seed: int, span: tuple[float, float], n_off: i
     return coincident + on + off
 
 
+def _simulated(frames: Path, span: tuple[float, float], seed: int, scenario) -> Path:
+    """The run's span (and a minute either side) simulated into ``frames`` with ``scenario``'s signals, unless it was."""
+    if not (frames / "truth").is_dir() or load_signals(frames) != sorted(scenario.signals, key=lambda s: s.gps):
+        simulate(frames, int(span[0]) - 60, int(span[1] - span[0]) + 120, seed=seed, scenario=scenario, workers=2, overwrite=True)
+    return frames
+
+
+def _cleaned(run, window, twin, name: str) -> tuple[np.ndarray, CleanedWindow]:
+    """One window ingested, searched and cleaned as ``cleaned_strain`` does: (the original strain over the window, the result)."""
+    summary = ingest_window(run, window, OUT / f"windows-{name}" / f"{window.gps_start}.h5")
+    strain, s0 = read_strain(summary.path)
+    rate = summary.sample_rate
+    events, _ = window_events(strain, s0, rate, summary.strain.segments, summary.window_span, EventSearchConfig())
+    result = clean_window(window_channels(run, window, summary, list(twin.channels)), events, twin)
+    i0 = round((result.gps_start - s0) * rate)
+    return strain[i0 : i0 + result.cleaned.size].astype(np.float64), result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--off", type=int, default=150, help="signals at least 4 s from every glitch")
@@ -91,43 +109,52 @@ def main() -> None:
     source = home / "frames" / "SIM"
     twin = load_twin(home / "storage" / "SIM" / "glitch_waveforms" / "SIM-glitch_waveforms.twin.h5")
     meta = json.loads((source / "truth" / "channels.json").read_text())
-    starts = sorted(int(p.name.split("-")[-2]) for p in source.glob("*.gwf"))
-    span = (float(starts[0] + 60), float(starts[-1]))  # the windows the run simulated (a minute of margin either side)
+    frames_read = sorted((int(p.stem.split("-")[-2]), int(p.stem.split("-")[-1])) for p in source.glob("*.gwf"))
+    span = (float(frames_read[0][0]), float(sum(frames_read[-1])))  # what the run simulated
     scenario = dataclasses.replace(VIRGO_SCENARIO, glitch_rate_per_min=meta["glitch_rate_per_min"])
     windows = windows_overlapping(*span, run.cadence)
     span_signals = (windows[0].gps_start + EDGE_S, windows[-1].gps_end - EDGE_S)
     signals = draw(scenario, meta["seed"], args.seed, span_signals, args.off, args.on, args.coincident)
+    t0 = time.monotonic()
+    frames = {
+        name: _simulated(OUT / f"frames-{name}", span, meta["seed"], dataclasses.replace(scenario, signals=present))
+        for name, present in (("with", scenario.signals + tuple(signals)), ("without", ()))
+    }
+    print(
+        f"simulated {len(signals) + len(scenario.signals)} signals into {frames['with']}, and without them ({time.monotonic() - t0:.0f} s)"
+    )
     if args.unconstrained:
         scoring.CONFIRMED_SNR_MIN = -np.inf  # the least-squares amplitude wherever the witnesses predict a glitch
     scenario = dataclasses.replace(scenario, signals=scenario.signals + tuple(signals))
-    frames = OUT / "frames"
-    t0 = time.monotonic()
-    if load_signals(frames) != sorted(scenario.signals, key=lambda s: s.gps):  # else simulated before with these signals
-        simulate(frames, int(span[0]) - 60, int(span[1] - span[0]) + 120, seed=meta["seed"], scenario=scenario, workers=2, overwrite=True)
-    print(f"simulated {len(scenario.signals)} signals into {frames} ({time.monotonic() - t0:.0f} s)")
-    run = dataclasses.replace(run, frames=dataclasses.replace(run.frames, path=frames))
-    truth = StrainTruth(frames, scenario)
+    truth = StrainTruth(frames["with"], scenario)
     psd = scenario.channel(scenario.strain).psd
     native = scenario.channel(scenario.strain).sample_rate
-    glitch_gps = np.array([g.gps for g in plan_glitches(scenario, meta["seed"], *span) if g.role == "strain"])
+    glitches = pd.DataFrame(
+        [(g.gps, g.half_length) for g in plan_glitches(scenario, meta["seed"], *span) if g.role == "strain"], columns=["gps", "half_length"]
+    )
     tables = []
     for i, window in enumerate(windows, 1):
-        summary = ingest_window(run, window, OUT / "windows" / f"{window.gps_start}.h5")
-        strain, s0 = read_strain(summary.path)
-        rate = summary.sample_rate
-        events, _ = window_events(strain, s0, rate, summary.strain.segments, summary.window_span, EventSearchConfig())
-        cleaned = clean_window(window_channels(run, window, summary, list(twin.channels)), events, twin)
-        i0, n = round((cleaned.gps_start - s0) * rate), cleaned.cleaned.size
-        original = strain[i0 : i0 + n].astype(np.float64)
+        cleaned = {
+            name: _cleaned(dataclasses.replace(run, frames=dataclasses.replace(run.frames, path=f)), window, twin, name)
+            for name, f in frames.items()
+        }
+        (original, result), (_, without) = cleaned["with"], cleaned["without"]
+        n, start = original.size, result.gps_start
         versions = StrainVersions(
-            cleaned.gps_start, rate, original, cleaned.cleaned, original - truth.glitch(cleaned.gps_start, n, int(rate)), cleaned.synthetic
+            start,
+            result.sample_rate,
+            original,
+            result.cleaned,
+            original - truth.glitch(start, n, int(result.sample_rate)),
+            result.synthetic,
+            without.synthetic,
         )
-        table = signal_recovery(list(scenario.signals), versions, native, psd, glitch_gps)
+        table = signal_recovery(list(scenario.signals), versions, native, psd, glitches)
         tables.append(table.assign(window=window.key))
-        print(f"  [{i}/{len(windows)}] {window.key}: {len(events)} events, {len(table)} signals ({time.monotonic() - t0:.0f} s)")
+        print(f"  [{i}/{len(windows)}] {window.key}: {len(table)} signals ({time.monotonic() - t0:.0f} s)")
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(OUT / f"signals{'-unconstrained' if args.unconstrained else ''}.csv", index=False)
-    report(table, glitch_gps, platform.processor() or platform.machine())
+    report(table, glitches.gps.to_numpy(), platform.processor() or platform.machine())
 
 
 def _where(row, glitch_gps: np.ndarray) -> str:

@@ -20,7 +20,7 @@ from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.sim.truth import true_strain_glitches
 from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-from glitchflow_assets.defs.twin import cleaning_report_path
+from glitchflow_assets.lib.inputs import cleaning_report_path
 from glitchflow_assets.lib.names import WAVEFORMS
 from glitchflow_assets.lib.resources import GlitchflowStorage
 

@@ -237,7 +237,7 @@ def _twin_headline(keys: list[str]) -> None:
     """The time-domain twin's numbers on the held-out SIM glitches, against the simulator's truth."""
     from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
     from glitchflow_assets.core.twin.cleaning import cleaning_headline, read_cleaning_report
-    from glitchflow_assets.defs.twin import cleaning_report_path
+    from glitchflow_assets.lib.inputs import cleaning_report_path
     from glitchflow_assets.lib.names import CLEAN_EVAL, WAVEFORMS
     from glitchflow_assets.lib.resources import GlitchflowStorage
 

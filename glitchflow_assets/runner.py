@@ -81,8 +81,8 @@ class SpanResult:
 
 
 def stage_groups(defs: dg.Definitions, run: str, through: str | None = None) -> list[tuple[bool, list[dg.AssetKey]]]:
-    """``run``'s assets in topological order, grouped into (partitioned, keys) runs of consecutive assets of one kind;
-    ``through`` stops after that asset."""
+    """``run``'s assets in topological order, grouped into (partitioned, keys) runs of consecutive assets of one kind
+    and one job; ``through`` stops after that asset."""
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.toposorted_asset_keys if k.path[0] == run]
     if through is not None:
@@ -90,7 +90,8 @@ def stage_groups(defs: dg.Definitions, run: str, through: str | None = None) -> 
         if through not in names:
             raise ValueError(f"{run} has no asset {through!r}; its assets: {', '.join(names)}")
         keys = keys[: names.index(through) + 1]
-    return [(partitioned, list(group)) for partitioned, group in itertools.groupby(keys, key=lambda k: graph.get(k).is_partitioned)]
+    kind = lambda k: (graph.get(k).is_partitioned, job_for(run, [k]))  # noqa: E731
+    return [(partitioned, list(group)) for (partitioned, _), group in itertools.groupby(keys, key=kind)]
 
 
 def job_for(run: str, keys: list[dg.AssetKey]) -> str:

@@ -25,8 +25,8 @@ from glitchflow_assets.core.twin.pipeline import TwinConfig
 from glitchflow_assets.core.twin.wiener import WienerAccumulator
 from glitchflow_assets.defs.ingest import events_of_window, raw_of_window, scores_of_window
 from glitchflow_assets.defs.spectrograms import spectrograms_of_window
-from glitchflow_assets.defs.twin import TWIN_SUFFIX, clean_of_window, cleaning_report_path
-from glitchflow_assets.lib.inputs import Inputs, selection_file
+from glitchflow_assets.defs.twin import clean_of_window
+from glitchflow_assets.lib.inputs import TWIN_SUFFIX, Inputs, cleaning_report_path, selection_file
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SPECTROGRAMS, WAVEFORMS
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import sim_run

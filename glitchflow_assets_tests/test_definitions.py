@@ -4,6 +4,7 @@ Regenerate the snapshot after an intended change with ``GLITCHFLOW_UPDATE_SNAPSH
 and review the diff like code.
 """
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import dagster as dg
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.definitions import defs as load_defs
 from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.runner import job_for, stage_groups
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
@@ -76,3 +78,14 @@ def test_partial_first_and_last_windows_are_kept(gw150914_run):
     graph = build_definitions({"GW150914": gw150914_run}).resolve_asset_graph()
     keys = graph.get(dg.AssetKey(["GW150914", "raw_strain_segments"])).partitions_def.get_partition_keys()
     assert keys == ["2015-09-14T09:50", "2015-09-14T09:51"]  # data span 09:50:29-09:51:01 UTC
+
+
+def test_every_stage_group_the_runner_launches_is_one_job_in_the_graph_order():
+    """`glitchflow demo` and `materialize` launch one run per stage group: each must be held by one job (a run-level
+    stage of its own job, such as cleaning_evaluation, once landed beside the model's evaluation and broke the demo)."""
+    defs = build_definitions({"SIM": load_registry()["SIM"]})
+    groups = stage_groups(defs, "SIM")
+    names = [k.path[-1] for _, keys in groups for k in keys]
+    assert names == [k.path[-1] for k in defs.resolve_asset_graph().toposorted_asset_keys] and len(set(names)) == len(names)
+    jobs = [job_for("SIM", keys) for _, keys in groups]  # raises for a group no job holds
+    assert jobs[-1] == "SIM_cleaning_evaluation" and all(a != b for a, b in itertools.pairwise(jobs))

@@ -72,8 +72,8 @@ from glitchflow_assets.core.twin.wiener import WienerConfig, WienerFilter
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets.defs.model import load_recorded_model
 from glitchflow_assets.defs.sensors import new_frames_sensor
-from glitchflow_assets.defs.twin import TWIN_DIGEST, TWIN_SUFFIX
-from glitchflow_assets.lib.inputs import Inputs, materialized_and_intact
+from glitchflow_assets.defs.twin import TWIN_DIGEST
+from glitchflow_assets.lib.inputs import TWIN_SUFFIX, Inputs, materialized_and_intact
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import SIM_MINUTES, sim_run
 from glitchflow_assets_tests.conftest import drop_frame_file as _drop

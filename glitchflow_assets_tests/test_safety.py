@@ -25,22 +25,24 @@ def _versions(signals: list[Signal], take: dict[int, float]) -> StrainVersions:
     waves = [signal_in_strain(s, T0, n, RATE, NATIVE, STRAIN.psd) for s in signals]
     original = noise + sum(waves)
     synthetic = sum((take.get(i, 0.0) * w for i, w in enumerate(waves)), np.zeros(n))
-    return StrainVersions(T0, RATE, original, original - synthetic, original, synthetic)
+    return StrainVersions(T0, RATE, original, original - synthetic, original, synthetic, synthetic_without_signals=np.zeros(n))
 
 
+NO_GLITCH = pd.DataFrame({"gps": [], "half_length": []})
 SIGNALS = [Signal("bbh", T0 + 20.0, 15.0, 30.0, 25.0), Signal("burst", T0 + 30.0, 20.0, frequency=120.0, q=8.0)]
 
 
 def test_a_signal_is_measured_at_its_snr_and_a_cleaning_that_takes_part_of_it_is_caught():
-    kept = signal_recovery(SIGNALS, _versions(SIGNALS, {}), NATIVE, STRAIN.psd, np.array([]))
+    kept = signal_recovery(SIGNALS, _versions(SIGNALS, {}), NATIVE, STRAIN.psd, NO_GLITCH)
     assert list(kept.kind) == ["bbh", "burst"] and not kept.on_glitch.any() and not kept.touched.any()
     assert kept.snr_original.to_numpy() == pytest.approx(kept.snr.to_numpy(), abs=3.0)  # optimal SNR + unit-normal noise
     assert (kept.snr_cleaned == kept.snr_original).all()
     assert kept.ep_original.iloc[1] == pytest.approx(20.0, rel=0.2)  # a burst search's excess power sees it too
     assert safety_summary(kept)["off_glitch_within_1pc"] == 1.0 and safety_summary(kept)["bursts_subtracted"] == 0
     # 3 % of the chirp and all of the burst taken: both seen, and the goals fail
-    harmed = signal_recovery(SIGNALS, _versions(SIGNALS, {0: 0.03, 1: 1.0}), NATIVE, STRAIN.psd, np.array([]))
+    harmed = signal_recovery(SIGNALS, _versions(SIGNALS, {0: 0.03, 1: 1.0}), NATIVE, STRAIN.psd, NO_GLITCH)
     assert harmed.snr_cleaned.iloc[0] == pytest.approx(harmed.snr_original.iloc[0] - 0.03 * SIGNALS[0].snr, abs=0.05)
+    assert harmed.snr_taken_by_fit.iloc[0] == pytest.approx(0.03 * SIGNALS[0].snr, abs=0.05) and kept.snr_taken_by_fit.eq(0).all()
     assert abs(harmed.snr_cleaned.iloc[1]) < 3 and harmed.ep_cleaned.iloc[1] < 5 and harmed.touched.all()
     summary = safety_summary(harmed)
     assert summary["off_glitch_within_1pc"] == 0.0 and summary["bursts_subtracted"] == 1
@@ -66,7 +68,7 @@ def test_a_signal_on_a_glitch_is_judged_against_the_truth():
     left_in = StrainVersions(T0, RATE, v.original + glitch, v.original + glitch, v.original, np.zeros_like(glitch))
     removed = StrainVersions(T0, RATE, v.original + glitch, v.original, v.original, glitch)
     for versions, within in ((left_in, 0.0), (removed, 1.0)):
-        table = signal_recovery(SIGNALS[:1], versions, NATIVE, STRAIN.psd, np.array([T0 + 19.9]))
+        table = signal_recovery(SIGNALS[:1], versions, NATIVE, STRAIN.psd, pd.DataFrame({"gps": [T0 + 19.9], "half_length": [0.25]}))
         summary = safety_summary(table)
         assert table.on_glitch.all() and summary["on_glitch_needing_cleaning"] == 1 and summary["on_glitch_within_5pc"] == within
 

@@ -19,12 +19,11 @@ from glitchflow_assets.core.twin.cleaning import EventComparison, read_cleaning_
 from glitchflow_assets.core.twin.coverage import coverage_lines, witness_coverage
 from glitchflow_assets.core.twin.pipeline import CLEAN, SYNTH, load_twin, twin_channel, twin_frame_path
 from glitchflow_assets.core.twin.safety import ON_GLITCH_CHANGE, StrainVersions, safety_summary, signal_recovery
-from glitchflow_assets.defs.twin import TWIN_SUFFIX, cleaning_report_path
 from glitchflow_assets.lib.automation import after_window_stages
 from glitchflow_assets.lib.factory import run_asset
-from glitchflow_assets.lib.inputs import Inputs, step_inputs, window_raw
+from glitchflow_assets.lib.inputs import Inputs, champion_twin_file, cleaning_report_path, step_inputs, window_raw
 from glitchflow_assets.lib.metadata import md_image, metadata_table
-from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, SPLIT, WAVEFORMS, asset_key
+from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, SPLIT, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 SIGNAL_SAFETY = "signal_safety"
@@ -42,13 +41,15 @@ def held_out_events(reports: dict[str, EventComparison], splits: dict[str, dict[
 
 
 def classify(events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simulated: bool) -> pd.DataFrame:
-    """``events`` with ``class`` (SIM: the true glitch's morphology, or "no true glitch"; elsewhere "all": this run has
-    no Gravity Spy labels) and ``witnessed`` (SIM: a selected witness saw the glitch; elsewhere unknown)."""
+    """``events`` with ``class`` (SIM: the true glitch's morphology; events within 0.1 s of no true glitch are left out:
+    they are no glitch of any class; elsewhere "all": this run has no Gravity Spy labels) and ``witnessed`` (SIM: a
+    selected witness saw the glitch; elsewhere unknown)."""
     if not simulated:
         return events.assign(**{"class": "all (no Gravity Spy labels)", "witnessed": pd.NA})
     truth = true_strain_glitches(run.frames.path, events.gps.to_numpy())
     seen = truth.witnesses.map(lambda names: bool(set(filter(None, names.split(","))) & set(witnesses)))
-    return events.assign(**{"class": truth.morphology.replace("", "no true glitch").to_numpy(), "witnessed": seen.to_numpy()})
+    classified = events.assign(**{"class": truth.morphology.to_numpy(), "witnessed": seen.to_numpy()})
+    return classified[classified["class"] != ""]
 
 
 def _cleaned_frame(inputs: Inputs, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +68,7 @@ def signal_table(inputs: Inputs, keys: list[str]) -> tuple[pd.DataFrame, bytes |
     run = inputs.run
     signals, truth, catalogue = load_signals(run.frames.path), StrainTruth(run.frames.path), load_truth(run.frames.path)
     strain = truth.scenario.channel(truth.scenario.strain)
-    glitch_gps = catalogue[catalogue.role == "strain"].gps.to_numpy()
+    glitches = catalogue[catalogue.role == "strain"]
     tables, candidates = [], []  # candidates: (how far the original is off the truth, row, versions)
     for key in keys:
         window = window_for_key(key, run.cadence)
@@ -78,7 +79,7 @@ def signal_table(inputs: Inputs, keys: list[str]) -> tuple[pd.DataFrame, bytes |
         cleaned, synthetic = _cleaned_frame(inputs, window)
         rate, n = summary.sample_rate, original.size
         versions = StrainVersions(t0, rate, original.astype(np.float64), cleaned, original - truth.glitch(t0, n, int(rate)), synthetic)
-        table = signal_recovery(signals, versions, strain.sample_rate, strain.psd, glitch_gps)
+        table = signal_recovery(signals, versions, strain.sample_rate, strain.psd, glitches)
         tables.append(table)
         candidates += [(abs(r.snr_original / r.snr_truth - 1), r, versions) for r in table[table.on_glitch].itertuples()]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -98,7 +99,7 @@ def evaluate_cleaning(context: dg.AssetExecutionContext, run: ObservingRun, stor
     inputs = step_inputs(context, storage, run)
     reports = {k: read_cleaning_report(cleaning_report_path(storage, run, window_for_key(k, run.cadence))) for k in keys}
     splits = dataset_events(storage.run_file(run.name, SPLIT))
-    witnesses = list(load_twin(storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)).channels)
+    witnesses = list(load_twin(champion_twin_file(storage, run)).channels)
     simulated = StrainTruth.available(run.frames.path)
     events = classify(held_out_events(reports, splits), run, witnesses, simulated)
     coverage = witness_coverage(events)
@@ -106,12 +107,26 @@ def evaluate_cleaning(context: dg.AssetExecutionContext, run: ObservingRun, stor
     safety = safety_summary(signals) if len(signals) else {}
     path = storage.run_file(run.name, CLEAN_EVAL, ".json")
     write_cleaning_evaluation(path, CleaningEvaluation(run.name, keys, coverage, signals, safety), png)
-    intervals = {c: coverage[c].map(lambda v: f"{100 * v[0]:.0f}-{100 * v[1]:.0f} %") for c in ("predicted_95", "removed_95")}
+    shown = pd.DataFrame(
+        {
+            "class": coverage["class"],
+            "glitches": coverage.glitches,
+            **{
+                f"{what} [95 %]": [
+                    f"{100 * f:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]"
+                    for f, (lo, hi) in zip(coverage[f"{what}_fraction"], coverage[f"{what}_95"], strict=True)
+                ]
+                for what in ("predicted", "removed")
+            },
+            "witnessed": coverage.witnessed_fraction.round(2),
+            "status": coverage.status,
+        }
+    )
     metadata = {
         "path": dg.MetadataValue.path(str(path)),
         "windows": len(keys),
         "held_out_events": len(events),
-        "coverage": metadata_table(coverage.assign(**intervals).round(3)),
+        "coverage": metadata_table(shown),
         "coverage_summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in coverage_lines(coverage))),
     }
     if len(signals):

@@ -30,7 +30,14 @@ from glitchflow_assets.core.twin.registration import TwinFiles, TwinOutcome, fit
 from glitchflow_assets.core.twin.scoring import per_morphology
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
-from glitchflow_assets.lib.inputs import Inputs, read_run_selection, step_inputs, window_witnesses
+from glitchflow_assets.lib.inputs import (
+    Inputs,
+    champion_twin_file,
+    cleaning_report_path,
+    read_run_selection,
+    step_inputs,
+    window_witnesses,
+)
 from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_links
 from glitchflow_assets.lib.metadata import metadata_table
 from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
@@ -38,7 +45,6 @@ from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 from glitchflow_assets.lib.windowed import for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
-TWIN_SUFFIX = ".twin.h5"  # the champion twin (Wiener filter or learned model) that cleaned_strain applies, HDF5
 CANDIDATE_SUFFIX = ".candidate.twin.h5"  # the latest fit, before its gate
 TWIN_DIGEST = "twin_sha256"  # glitch_waveforms metadata: the champion twin file's SHA-256, checked before cleaning
 
@@ -125,7 +131,7 @@ def fit_waveforms(
     dataset_version = data_version_of(context, asset_key(run.name, SPLIT))
     files = TwinFiles(
         storage.run_file(run.name, WAVEFORMS),
-        storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX),
+        champion_twin_file(storage, run),
         storage.run_file(run.name, WAVEFORMS, CANDIDATE_SUFFIX),
     )
     try:
@@ -191,15 +197,10 @@ def glitch_waveforms(run: ObservingRun) -> dg.AssetsDefinition:
     return _waveforms
 
 
-def cleaning_report_path(storage: GlitchflowStorage, run: ObservingRun, window: Window):
-    """The JSON cleaning report beside a window's ``cleaned_strain`` file (what the CLI's summary reads)."""
-    return storage.window_file(run.name, CLEANED, window).with_suffix(".json")
-
-
 def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     """Subtract the twin's glitches from one window's strain, write the frame, search it again and report."""
     storage, run = inputs.storage, inputs.run
-    model_path = storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
+    model_path = champion_twin_file(storage, run)
     if not model_path.exists():
         raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: no twin has passed {WAVEFORM_GATE} yet ({model_path})")
     model = inputs.run_level_file(WAVEFORMS, model_path, TWIN_DIGEST, load_twin)

@@ -26,7 +26,7 @@ from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.ingest.assemble import IngestError, WindowChannels, window_channels
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
-from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, SELECTION, SPECTROGRAMS, asset_key
+from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SCORES, SELECTION, SPECTROGRAMS, WAVEFORMS, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -190,6 +190,19 @@ def window_witnesses(inputs: Inputs, window: Window, witnesses: list[str]) -> Wi
         return window_channels(inputs.run, window, summary, witnesses)
     except IngestError as exc:
         raise dg.Failure(description=str(exc)) from exc
+
+
+TWIN_SUFFIX = ".twin.h5"  # the champion twin (Wiener filter or learned model) that cleaned_strain applies, HDF5
+
+
+def champion_twin_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:
+    """The champion time-domain twin that ``cleaned_strain`` applies (written by ``glitch_waveforms`` once its gate passes)."""
+    return storage.run_file(run.name, WAVEFORMS, TWIN_SUFFIX)
+
+
+def cleaning_report_path(storage: GlitchflowStorage, run: ObservingRun, window: Window) -> Path:
+    """The JSON cleaning report beside a window's ``cleaned_strain`` file (what the evaluation and the CLI's summary read)."""
+    return storage.window_file(run.name, CLEANED, window).with_suffix(".json")
 
 
 def selection_file(storage: GlitchflowStorage, run: ObservingRun) -> Path:

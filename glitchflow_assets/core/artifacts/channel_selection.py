@@ -9,14 +9,13 @@ Layout (schema version 1)::
 Files written before ``schema`` was recorded are read as version 1 (same layout).
 """
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema, content_version, write_bytes
+from glitchflow_assets.core.artifacts.storage import check_schema, content_version, read_json_document, write_json_document
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 
 SCHEMA = "glitchflow.channel_selection"
@@ -53,17 +52,11 @@ def selection_of(run: str, table: pd.DataFrame, windows: list[str], config: Anna
 def write_selection(path: str | Path, selection: ChannelSelection, figure: bytes | None = None) -> None:
     """The selection as JSON, and ``figure`` (its statistics, PNG) beside it with the suffix ``.png``; each atomic."""
     document = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(selection), "version": selection.version}
-    if figure is not None:
-        write_bytes(Path(path).with_suffix(".png"), figure)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=2))
+    write_json_document(path, document, figure)
 
 
 def read_selection(path: str | Path) -> ChannelSelection:
     """A run's channel selection read back; a ValueError naming the file when it cannot be read or is not a selection."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the channel selection ({exc})") from exc
+    document = read_json_document(path, "channel selection")
     check_schema(path, {"schema": SCHEMA, "schema_version": SCHEMA_VERSION} | document, SCHEMA, {SCHEMA_VERSION})
     return ChannelSelection(document["run"], document["selected"], document["windows"], document["config"], document["channels"])

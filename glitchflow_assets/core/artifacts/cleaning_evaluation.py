@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from glitchflow_assets.core.artifacts.storage import atomic_path, check_schema, write_bytes
+from glitchflow_assets.core.artifacts.storage import check_schema, read_json_document, write_json_document
 
 SCHEMA, SCHEMA_VERSION = "glitchflow.cleaning_evaluation", 1
 
@@ -40,18 +40,12 @@ def write_cleaning_evaluation(path: str | Path, evaluation: CleaningEvaluation, 
         "signals": json.loads(evaluation.signals.to_json(orient="records")),
         "safety": evaluation.safety,
     }
-    if figure is not None:
-        write_bytes(Path(path).with_suffix(".png"), figure)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1))
+    write_json_document(path, document, figure, indent=1)
 
 
 def read_cleaning_evaluation(path: str | Path) -> CleaningEvaluation:
     """A run's cleaning evaluation read back; a ValueError naming the file when it cannot be read or is not one."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the cleaning evaluation ({exc})") from exc
+    document = read_json_document(path, "cleaning evaluation")
     check_schema(path, document, SCHEMA, {SCHEMA_VERSION})
     return CleaningEvaluation(
         document["run"], document["windows"], pd.DataFrame(document["coverage"]), pd.DataFrame(document["signals"]), document["safety"]

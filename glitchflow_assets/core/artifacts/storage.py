@@ -84,6 +84,22 @@ def write_bytes(final: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_json_document(path: str | Path, document: dict, figure: bytes | None = None, indent: int = 2) -> None:
+    """``document`` as JSON at ``path``, and ``figure`` (PNG) beside it with the suffix ``.png``; each atomic."""
+    if figure is not None:
+        write_bytes(Path(path).with_suffix(".png"), figure)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=indent))
+
+
+def read_json_document(path: str | Path, what: str) -> dict:
+    """The JSON document at ``path``; a ValueError naming the file and ``what`` it should hold when it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the {what} ({exc})") from exc
+
+
 class LockTimeout(TimeoutError):
     """Another writer held an artifact's lock for longer than the caller would wait."""
 

@@ -58,14 +58,15 @@ def strain_versions_png(
     versions: dict[str, np.ndarray], t0: float, sample_rate: float, gps: float, title: str, before_s: float = 3.0, after_s: float = 0.5
 ) -> bytes:
     """Q-transforms of versions of one strain stretch (label -> ``[time]`` from GPS ``t0``; the first one's ASD whitens
-    them all, so their energies compare) over ``gps - before_s`` .. ``gps + after_s``, side by side on one colour scale
-    (normalised energy 0-25, where a chirp's track shows beside a glitch thousands of times louder)."""
+    them all; one Q, 12, for all) over ``gps - before_s`` .. ``gps + after_s``, side by side on one colour scale: energy normalised by each
+    frequency row's median (the noise floor, the same in every version: glitches and chirps are brief), 0-25, where
+    a chirp's track shows beside a glitch thousands of times louder."""
     from gwpy.timeseries import TimeSeries
 
     series = {label: TimeSeries(np.asarray(data, dtype=np.float64), t0=t0, sample_rate=sample_rate) for label, data in versions.items()}
     asd = next(iter(series.values())).asd(4, 2, method="median")
     maps = [
-        s.q_transform(qrange=(4, 64), frange=(20, 500), outseg=(gps - before_s, gps + after_s), whiten=asd, norm=False, logf=True)
+        s.q_transform(qrange=(12, 12), frange=(20, 500), outseg=(gps - before_s, gps + after_s), whiten=asd, norm="median", logf=True)
         for s in series.values()
     ]
     times = maps[0].times.value - gps

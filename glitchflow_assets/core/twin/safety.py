@@ -25,7 +25,7 @@ TAIL_S = 2.0  # ... and after it (ringdown, the burst's second half)
 OFF_GLITCH_CHANGE = 0.01  # goal: away from glitches the SNR changes by at most 1 % ...
 OFF_GLITCH_SHARE = 0.99  # ... for 99 % of the signals
 ON_GLITCH_CHANGE = 0.05  # goal: on top of a glitch the cleaned SNR is within 5 % of the truth's
-CROSS_S = 4.0  # a glitch peaking this close to a signal's measured stretch may reach into it (arches last seconds)
+CROSS_S = 1.0  # s beyond a glitch's half-length that it may still reach (the strain's coupling filter rings on)
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class StrainVersions:
     cleaned: np.ndarray
     truth: np.ndarray
     synthetic: np.ndarray
+    synthetic_without_signals: np.ndarray | None = None  # what cleaning subtracts from the same data without the signals
 
     @property
     def span(self) -> tuple[float, float]:
@@ -71,13 +72,16 @@ def burst_excess_power_snr(data: np.ndarray, sample_rate: float, psd: np.ndarray
 
 
 def signal_recovery(
-    signals: list[Signal], strain: StrainVersions, native_rate: float, psd: PsdFunction, glitch_gps: np.ndarray
+    signals: list[Signal], strain: StrainVersions, native_rate: float, psd: PsdFunction, glitches: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per signal whose GPS time ``strain`` covers: kind, gps, snr (injected), on_glitch (a glitch of
-    ``glitch_gps`` peaks within ON_GLITCH_S), crossed (glitches peaking within CROSS_S of the stretch the SNR is
-    measured on: a BNS inspiral a minute long crosses several, however far from its merger), the matched-filter SNR
-    in each of VERSIONS (``snr_original``, ...; bursts also ``ep_original``, ... by excess power), and ``touched``:
-    whether cleaning changed a sample within ON_GLITCH_S of the signal's GPS time."""
+    """One row per signal whose GPS time ``strain`` covers: kind, gps, snr (injected), on_glitch (a strain glitch of
+    ``glitches`` (columns gps, half_length: the simulator's truth) peaks within ON_GLITCH_S), crossed (glitches whose
+    extent reaches the stretch the SNR is measured on: a BNS inspiral a minute long crosses several, however far from
+    its merger), the matched-filter SNR in each of VERSIONS (``snr_original``, ...; bursts also ``ep_original``, ...
+    by excess power), ``touched``: whether cleaning changed a sample within ON_GLITCH_S of the signal's GPS time, and
+    where ``strain`` has what cleaning subtracts without the signals, ``snr_taken_by_fit``: the signal's SNR in the
+    difference - what the signal added to the subtracted glitches, by leaking into their fitted amplitude."""
+    peaks, half = glitches.gps.to_numpy(), glitches.half_length.to_numpy() + CROSS_S
     rate, (start, end) = strain.sample_rate, strain.span
     rows = []
     for s in signals:
@@ -91,14 +95,17 @@ def signal_recovery(
             "kind": s.kind,
             "gps": s.gps,
             "snr": s.snr,
-            "on_glitch": bool(np.any(np.abs(glitch_gps - s.gps) <= ON_GLITCH_S)),
-            "crossed": int(np.sum((glitch_gps > lo - CROSS_S) & (glitch_gps < hi + CROSS_S))),
+            "on_glitch": bool(np.any(np.abs(peaks - s.gps) <= ON_GLITCH_S)),
+            "crossed": int(np.sum((peaks + half > lo) & (peaks - half < hi))),
         }
         for name in VERSIONS:
             data = getattr(strain, name)[i0 : i0 + n]
             row[f"snr_{name}"] = recovered_snr(data, template, rate, power)
             if s.kind == "burst":
                 row[f"ep_{name}"] = burst_excess_power_snr(data, rate, power, s, s.gps - (start + i0 / rate))
+        if strain.synthetic_without_signals is not None:
+            taken = strain.synthetic[i0 : i0 + n] - strain.synthetic_without_signals[i0 : i0 + n]
+            row["snr_taken_by_fit"] = recovered_snr(taken, template, rate, power)
         near = slice(max(round((s.gps - ON_GLITCH_S - start) * rate), 0), round((s.gps + ON_GLITCH_S - start) * rate))
         rows.append(row | {"touched": bool(np.any(strain.synthetic[near] != 0))})
     return pd.DataFrame(rows)
