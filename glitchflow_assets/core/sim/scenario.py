@@ -107,8 +107,8 @@ class Scenario:
 
 
 # The GW170817 case: a binary neutron star chirp whose inspiral a loud blip (a witnessed family) crosses 0.9 s before the
-# merger (GW170817's was 1.1 s), where the chirp sweeps through the blip's 140 Hz; in SIM's 17:10 window.
-GW170817_MERGER_GPS = 1400001168.0
+# merger (GW170817's was 1.1 s), where the chirp sweeps through the blip's 140 Hz; in SIM's 17:25 window.
+GW170817_MERGER_GPS = 1400002068.0
 GW170817_SIGNAL = Signal("bns", GW170817_MERGER_GPS, snr=20.0, mass1=1.46, mass2=1.27)
 GW170817_GLITCH = ScriptedGlitch(GW170817_MERGER_GPS - 0.9, "blip", snr=100.0, frequency=140.0, q=4.0)
 
