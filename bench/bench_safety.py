@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from glitchflow_assets.core.ingest.assemble import ingest_window, window_channel
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
-from glitchflow_assets.core.sim import VIRGO_SCENARIO, Signal, load_signals, simulate
+from glitchflow_assets.core.sim import VIRGO_SCENARIO, Signal, load_signals, load_truth, simulate
 from glitchflow_assets.core.sim.signals import draw_signals
 from glitchflow_assets.core.sim.simulator import plan_glitches
 from glitchflow_assets.core.sim.truth import StrainTruth
@@ -77,15 +78,30 @@ def draw(scenario, run_seed: int, seed: int, span: tuple[float, float], n_off: i
 
 
 def _simulated(frames: Path, span: tuple[float, float], seed: int, scenario) -> Path:
-    """The run's span (and a minute either side) simulated into ``frames`` with ``scenario``'s signals, unless it was."""
-    written, wanted = load_signals(frames), sorted(scenario.signals, key=lambda s: s.gps)
-    same = len(written) == len(wanted) and all(
-        a.kind == b.kind and np.allclose(dataclasses.astuple(a)[1:], dataclasses.astuple(b)[1:], rtol=1e-12, atol=0)
-        for a, b in zip(written, wanted, strict=True)
-    )  # the CSV's round trip may change the last digit: equal floats would re-simulate every run
-    if not (frames / "truth").is_dir() or not same:
-        simulate(frames, int(span[0]) - 60, int(span[1] - span[0]) + 120, seed=seed, scenario=scenario, workers=2, overwrite=True)
+    """The run's span (and a minute either side) simulated into ``frames`` with ``scenario``'s signals and glitches,
+    unless it was (frames left by another scenario, e.g. one that moved a scripted glitch, are simulated again)."""
+    start, duration = int(span[0]) - 60, int(span[1] - span[0]) + 120
+    if not ((frames / "truth").is_dir() and _holds(frames, scenario, seed, start, start + duration)):
+        shutil.rmtree(frames, ignore_errors=True)  # frames and truth tables of another span would stay beside the new ones
+        simulate(frames, start, duration, seed=seed, scenario=scenario, workers=2)
     return frames
+
+
+def _holds(frames: Path, scenario, seed: int, gps_start: float, gps_end: float) -> bool:
+    """Whether ``frames``' truth lists ``scenario``'s signals and glitches (to rounding: the CSV's round trip may
+    change the last digit, and equal floats would re-simulate every run)."""
+    written, wanted = load_signals(frames), sorted(scenario.signals, key=lambda s: s.gps)
+    glitches = np.array([g.gps for g in plan_glitches(scenario, seed, gps_start, gps_end)])
+    recorded = np.sort(load_truth(frames)["gps"].to_numpy())
+    return (
+        len(written) == len(wanted)
+        and all(
+            a.kind == b.kind and np.allclose(dataclasses.astuple(a)[1:], dataclasses.astuple(b)[1:], rtol=1e-12, atol=0)
+            for a, b in zip(written, wanted, strict=True)
+        )
+        and recorded.shape == glitches.shape
+        and np.allclose(recorded, np.sort(glitches), rtol=0, atol=1e-6)
+    )
 
 
 def _cleaned(run, window, twin, name: str) -> tuple[np.ndarray, CleanedWindow]:

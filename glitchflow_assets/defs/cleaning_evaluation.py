@@ -139,6 +139,11 @@ def evaluate_cleaning(context: dg.AssetExecutionContext, run: ObservingRun, stor
     return dg.MaterializeResult(metadata=metadata, check_results=[_safety_check(safety)] if safety else [])
 
 
+def _percent(share: float) -> str:
+    """A share as a percentage; "-" for the share of no signals."""
+    return f"{100 * share:.0f} %" if np.isfinite(share) else "- (none)"
+
+
 def _safety_check(summary: dict[str, float]) -> dg.AssetCheckResult:
     """The goals of signal safety on the run's known signals (see :func:`~core.twin.safety.safety_summary`)."""
     off_ok = not summary["off_glitch"] or summary["off_glitch_within_1pc"] >= 0.99
@@ -149,9 +154,9 @@ def _safety_check(summary: dict[str, float]) -> dg.AssetCheckResult:
         passed=off_ok and on_ok and bursts_ok,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{int(summary['signals'])} known signals: away from glitches {int(summary['off_glitch'])}, SNR within 1 % "
-        f"for {100 * summary['off_glitch_within_1pc']:.0f} % (goal 99 %); on glitches where the original is off by > "
+        f"for {_percent(summary['off_glitch_within_1pc'])} (goal 99 %); on glitches where the original is off by > "
         f"{100 * ON_GLITCH_CHANGE:.0f} %: {int(summary['on_glitch_needing_cleaning'])}, cleaned within 5 % of the truth for "
-        f"{100 * summary['on_glitch_within_5pc']:.0f} %; bursts away from glitches that cleaning touched: "
+        f"{_percent(summary['on_glitch_within_5pc'])}; bursts away from glitches whose SNR cleaning lowered by > 1 %: "
         f"{int(summary['bursts_subtracted'])}",
         metadata={k: float(v) for k, v in summary.items() if np.isfinite(v)},
     )
