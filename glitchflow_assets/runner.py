@@ -6,24 +6,35 @@ consecutive assets of the same kind are grouped - window-partitioned ones into i
 as many per run as the assets' backfill policy allows (the run's ``backfill_batch``, what a backfill from the UI
 launches: run start-up and bookkeeping are paid once per batch), run-level ones into one run - each group run by the
 job that holds it. Used by ``glitchflow demo|materialize``, the tests and the benchmarks.
+
+Each run is executed in this process but recorded as the UI's own launches are: with the origin of the workspace's
+code location (``workspace.yaml``), so the UI lists it on the Overview timeline and on its job's Runs tab and can
+re-execute it, and with tags naming its stage and its windows.
 """
 
 import itertools
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
+from dagster._core.execution.job_execution_result import JobExecutionResult
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from glitchflow_assets.core.artifacts.storage import process_alive
-from glitchflow_assets.lib.names import JOBS, job_name
+from glitchflow_assets.lib.names import CODE_LOCATION, DEFINITIONS_MODULE, JOBS, job_name
 
 if TYPE_CHECKING:  # not exported by dagster's public API
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress lines only; full logs in the UI
+STAGE_TAG, WINDOWS_TAG = "glitchflow/stage", "glitchflow/windows"  # shown on every run in the UI's run lists
 # Dagster's tags for a run over a range of partitions (a single-run backfill)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # On every in-process run: the host and process running it, so that a run whose process was killed outright (SIGKILL,
@@ -40,7 +51,7 @@ class Step:
     job: str
     assets: list[dg.AssetKey]
     partitions: list[str]
-    result: dg.ExecuteInProcessResult | None  # None: skipped, already materialized
+    result: JobExecutionResult | None  # None: skipped, already materialized
 
     @property
     def skipped(self) -> bool:
@@ -114,6 +125,38 @@ def window_batches(windows: Sequence[str], partition_keys: Sequence[str], size: 
         else:
             batches.append([key])
     return batches
+
+
+def code_location_origin(job: str) -> RemoteJobOrigin:
+    """The origin the UI records for a launch of ``job`` from the workspace's code location (``workspace.yaml``)."""
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=DEFINITIONS_MODULE, working_directory=os.path.dirname(os.path.dirname(__file__))
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(loadable_target_origin=target, location_name=CODE_LOCATION)
+    return RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(code_location_origin=location, repository_name="__repository__"), job_name=job
+    )
+
+
+def execute(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, keys: list[dg.AssetKey], batch: list[str], run_config: dict, tags: dict[str, str]
+) -> JobExecutionResult:
+    """Run ``keys`` of ``job`` for the windows ``batch`` (none: run-level) in this process, recorded with the code
+    location's origin."""
+    if len(batch) == 1:
+        tags = {**tags, **job.get_tags_for_partition_key(batch[0], selected_asset_keys=keys)}
+    elif batch:
+        tags = {**tags, RANGE_START: batch[0], RANGE_END: batch[-1]}
+    config = {**QUIET, **run_config}
+    job = job.with_executor_def(dg.in_process_executor)  # every step in this process, whatever executor the run's pods use
+    run = instance.create_run_for_job(
+        job_def=job,
+        run_config=config,
+        tags={**job.run_tags, **tags},
+        asset_selection=frozenset(keys),
+        remote_job_origin=code_location_origin(job.name),
+    )
+    return execute_run(InMemoryJob(job), run, instance)
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -190,14 +233,8 @@ def materialize_span(
             outcome.steps.append(step)
             on_step(step)
         for batch in batches:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=batch[0] if len(batch) == 1 else None,
-                asset_selection=keys,
-                run_config={**QUIET, "ops": ops},
-                tags={**tags, **({RANGE_START: batch[0], RANGE_END: batch[-1]} if len(batch) > 1 else {})},
-                raise_on_error=False,
-            )
+            shown = {STAGE_TAG: name.removeprefix(f"{run}_"), **({WINDOWS_TAG: f"{batch[0]} to {batch[-1]}"} if batch else {})}
+            result = execute(job, instance, keys, batch, {"ops": ops}, {**tags, **shown})
             step = Step(name, keys, batch, result)
             outcome.steps.append(step)
             on_step(step)

@@ -28,7 +28,8 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 def sim_run(frames_dir: Path, **changes) -> ObservingRun:
-    run = load_registry()["SIM"]
+    """SIM reading ``frames_dir``, over its whole registry span (tests write more frames after building on it)."""
+    run = load_registry(follow_frames=False)["SIM"]
     return dataclasses.replace(run, frames=dataclasses.replace(run.frames, path=Path(frames_dir)), **changes)
 
 

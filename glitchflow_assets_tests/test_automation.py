@@ -32,7 +32,7 @@ class Automation:
     """Evaluates the SIM run's automation conditions tick after tick, carrying the cursor like the sensor does."""
 
     def __init__(self, instance: dg.DagsterInstance):
-        self.defs = build_definitions({"SIM": load_registry()["SIM"]})
+        self.defs = build_definitions({"SIM": load_registry(follow_frames=False)["SIM"]})
         self.instance, self.cursor = instance, None
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
         self.t0 = hour + timedelta(minutes=10)  # SIM refreshes hourly ("0 * * * *")
@@ -120,7 +120,7 @@ def test_new_windows_flow_through_the_window_stages_and_run_level_stages_wait_fo
 
 
 def test_every_asset_is_in_exactly_one_job_and_every_stage_but_ingest_is_automated():
-    defs = build_definitions({"SIM": load_registry()["SIM"]})
+    defs = build_definitions({"SIM": load_registry(follow_frames=False)["SIM"]})
     graph = defs.resolve_asset_graph()
     names = [k.path[-1] for k in graph.toposorted_asset_keys]
     assert sorted(n for members in JOBS.values() for n in members) == sorted(names)

@@ -12,8 +12,8 @@ from glitchflow_assets.core.artifacts.spectrograms import write_spectrograms
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms
 from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter, split_of, tiles_of
 from glitchflow_assets.defs.families import build_definitions
-from glitchflow_assets.lib.names import SELECTION, SPECTROGRAMS, SPLIT
-from glitchflow_assets.runner import materialize_span
+from glitchflow_assets.lib.names import CODE_LOCATION, SELECTION, SPECTROGRAMS, SPLIT
+from glitchflow_assets.runner import STAGE_TAG, WINDOWS_TAG, materialize_span
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.test_signal_units import RATE, _inject, _white_noise
 
@@ -156,6 +156,13 @@ def test_spectrograms_go_stale_when_the_selection_changes(sim_frames, isolated_h
     with dg.instance_for_test() as instance:
         outcome = materialize_span(defs, "SIM", [key], instance, through=SPLIT)
         assert outcome.success and all(e.passed for e in outcome.last(SPLIT).result.get_asset_check_evaluations())
+        for step in outcome.steps:  # recorded as the UI's launches are: on the timeline and the job's Runs tab
+            recorded = instance.get_run_by_id(step.result.run_id)
+            assert recorded.remote_job_origin.location_name == CODE_LOCATION and recorded.job_name == step.job
+            assert recorded.tags[STAGE_TAG] == step.job.removeprefix("SIM_")
+            assert recorded.tags.get(WINDOWS_TAG) == (f"{key} to {key}" if step.partitions else None)
+        by_job = instance.get_runs(dg.RunsFilter(job_name="SIM_ingest", tags={".dagster/repository": f"__repository__@{CODE_LOCATION}"}))
+        assert [r.run_id for r in by_job] == [outcome.steps[0].result.run_id]
         first = data_version(SELECTION)
         assert used_by_spectrograms() == first
         select(defs)  # same selection again: nothing to recompute

@@ -10,10 +10,13 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
+from glitchflow_assets import definitions
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.definitions import defs as load_defs
 from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.lib.names import CODE_LOCATION, DEFINITIONS_MODULE
 from glitchflow_assets.runner import job_for, stage_groups
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
@@ -58,20 +61,46 @@ def test_code_location_loads_through_the_defs_folder_with_the_runs_that_have_fra
     assert _run_names(build_definitions(load_registry())) == {"SIM", "O3a", "O3b", "O4a"}  # explicit runs: all of them
 
 
+def test_the_runner_records_runs_under_the_workspace_code_location():
+    """The origin the runner gives its runs names the code location workspace.yaml loads (else the UI would not list them)."""
+    (location,) = yaml.safe_load((Path(__file__).parents[1] / "workspace.yaml").read_text())["load_from"]
+    assert location["python_module"]["location_name"] == CODE_LOCATION
+    assert location["python_module"]["module_name"] == DEFINITIONS_MODULE == definitions.__name__
+
+
 def test_asset_graph_snapshot():
-    current = _graph(build_definitions(load_registry()))
+    current = _graph(build_definitions(load_registry(follow_frames=False)))  # the registry as written
     if os.environ.get("GLITCHFLOW_UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text())
 
 
 def test_partitions_cover_each_run_exactly():
-    graph = build_definitions(load_registry()).resolve_asset_graph()
+    graph = build_definitions(load_registry(follow_frames=False)).resolve_asset_graph()
     sim = graph.get(dg.AssetKey(["SIM", "raw_strain_segments"])).partitions_def
     keys = sim.get_partition_keys()
     assert len(keys) == 288 and keys[0] == "2024-05-17T16:55" and keys[-1] == "2024-05-18T16:50"  # one day, 5 min
     o3b = graph.get(dg.AssetKey(["O3b", "raw_strain_segments"])).partitions_def
     assert (o3b.get_first_partition_key(), o3b.get_last_partition_key()) == ("2019-11-01T15:00", "2020-03-27T16:00")
+
+
+def test_sim_shows_the_windows_simulated_and_no_more(isolated_home):
+    """SIM's span follows its frames: no window is shown that was never simulated; more frames, more windows."""
+
+    def sim_keys() -> list[str]:
+        graph = build_definitions({"SIM": load_registry()["SIM"]}).resolve_asset_graph()
+        return graph.get(dg.AssetKey(["SIM", "raw_strain_segments"])).partitions_def.get_partition_keys()
+
+    assert sim_keys() == ["2024-05-17T16:55"]  # nothing simulated yet: its first window, to start from
+    frames = isolated_home / "frames" / "SIM"
+    frames.mkdir(parents=True)
+    start = load_registry(follow_frames=False)["SIM"].gps_start
+    for t in range(start, start + 660, 60):  # 11 minutes: two windows and a part of a third
+        (frames / f"V-V1SIM-{t}-60.gwf").write_bytes(b"frame")  # the span is read from the names
+    assert sim_keys() == ["2024-05-17T16:55", "2024-05-17T17:00", "2024-05-17T17:05"]
+    (frames / "late").mkdir()
+    (frames / "late" / f"V-V1SIM-{start + 3600}-60.gwf").write_bytes(b"frame")
+    assert sim_keys()[-1] == "2024-05-17T17:55" and len(sim_keys()) == 13
 
 
 def test_partial_first_and_last_windows_are_kept(gw150914_run):

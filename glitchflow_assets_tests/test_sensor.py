@@ -64,6 +64,27 @@ def test_late_file_rematerializes_its_window_with_a_new_run_key(watched):
     assert late[0].run_key != next(r.run_key for r in first if r.partition_key == "2024-05-17T16:55")
 
 
+def test_the_sensor_says_what_it_saw_and_its_cursor_stays_short(watched):
+    """The sensor's page shows its skip reason and its cursor: what it saw, and a short name for its state."""
+    directory, sensor = watched
+    for k in range(7):  # the first window, its margin, and a minute of the second
+        _drop(directory, START + 60 * k)
+    _drop(directory, START + 86400 + 600)  # after SIM's span
+    with dg.instance_for_test() as instance:
+        tick = lambda cursor: sensor(dg.build_sensor_context(cursor=cursor, instance=instance, resources={"storage": GlitchflowStorage()}))  # noqa: E731
+        first = tick(None)
+        assert [r.partition_key for r in first.run_requests] == ["2024-05-17T16:55"]
+        assert first.cursor.startswith("1 windows requested, state ") and len(first.cursor) < 64
+        again = tick(first.cursor)
+        assert again.run_requests == [] and again.cursor == first.cursor
+        assert again.skip_reason.skip_message.startswith("8 files, 1 window unchanged; 1 window waiting for more data; 1 file outside the loaded span")
+        assert "V-V1SIM-1400087118-60.gwf" in again.skip_reason.skip_message
+        for k in range(7, 12):
+            _drop(directory, START + 60 * k)
+        third = tick(again.cursor)  # the state the cursor names is read back: only the new window is requested
+        assert [r.partition_key for r in third.run_requests] == ["2024-05-17T17:00"] and third.cursor.startswith("2 windows")
+
+
 def test_restart_with_saved_cursor_requests_nothing_twice(watched):
     directory, sensor = watched
     for k in range(6):

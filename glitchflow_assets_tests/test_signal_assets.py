@@ -1,11 +1,15 @@
 """The signal-core assets through Dagster: a SIM window's events and scores, then the run's channel selection."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.runs.windows import window_for_key
 from glitchflow_assets.defs.families import build_definitions
+from glitchflow_assets.lib.inputs import WINDOW_READERS, recorded_version
 from glitchflow_assets.lib.resources import GlitchflowStorage
 from glitchflow_assets_tests.conftest import sim_run
 
@@ -50,25 +54,59 @@ def test_channel_selection_without_scores_fails_clearly(tmp_path):
         assert "no materialized SIM/annalisa_scores" in result.failure_data_for_node("SIM__channel_selection").error.message
 
 
-def test_a_batched_run_materializes_each_window_of_its_range(sim_frames, isolated_home):
-    """What a backfill launches with the run's ``backfill_batch``: one run, two windows, a file and a
-    materialization per window, checks that hold for every window."""
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> dg.EventLogRecord:
+    (record,) = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+    return record
+
+
+def test_a_batched_run_records_each_window_as_its_own(sim_frames, isolated_home):
+    """What a backfill launches with the run's ``backfill_batch``: one run, two windows, and per window a file, a
+    materialization with that window's own metadata (span, file, loudest events, figure, data version) and check
+    results filed under its partition, read back from the instance the way the UI reads them."""
     run = sim_run(sim_frames)
     defs = build_definitions({"SIM": run})
     assert defs.get_assets_def(dg.AssetKey(["SIM", "raw_strain_segments"])).backfill_policy.max_partitions_per_run == run.backfill_batch > 1
     windows = ["2024-05-17T16:55", "2024-05-17T17:00"]
     tags = {"dagster/asset_partition_range_start": windows[0], "dagster/asset_partition_range_end": windows[1]}
+    storage = GlitchflowStorage()
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("SIM_ingest").execute_in_process(instance=instance, tags=tags)
         assert result.success
-        for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
-            key = dg.AssetKey(["SIM", asset])
-            assert instance.get_materialized_partitions(key) == set(windows), asset
-            (event,) = result.asset_materializations_for_node(f"SIM__{asset}")[:1]
-            rows = event.metadata["windows"].value
-            assert [r["window"] for r in rows] == windows and event.metadata["n_windows"].value == 2
-        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-        assert checks["sample_rates"].passed and "all 2 windows" in checks["sample_rates"].description
-    storage = GlitchflowStorage()
+        for window in windows:
+            start = window_for_key(window, run.cadence).gps_start
+            for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
+                key = dg.AssetKey(["SIM", asset])
+                (record,) = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[window]), limit=1
+                ).records
+                metadata = record.asset_materialization.metadata
+                assert record.run_id == result.run_id
+                assert metadata["gps_span"].value == f"{start} to {start + 300}", (asset, window)
+                assert metadata["utc_span"].value.startswith(window.replace("T", " ")), (asset, window)
+                path = metadata["path"].value
+                assert path == str(storage.window_file("SIM", asset, window_for_key(window, run.cadence)))
+                assert metadata["size_mb"].value == pytest.approx(Path(path).stat().st_size / 1e6)
+                # each window's own data version, against which later reads of that window are checked
+                assert recorded_version(instance, key, window) == WINDOW_READERS[asset](path).data_version()
+            events = (
+                instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(["SIM", "glitch_events"]), asset_partitions=[window]), limit=1
+                )
+                .records[0]
+                .asset_materialization.metadata
+            )
+            loudest = [r.data for r in events["loudest"].records]
+            assert loudest and all(start <= float(r["gps"]) < start + 300 and r["utc"].startswith("2024-05-17") for r in loudest)
+            assert all(len(r["gps"].split(".")[1]) == 3 for r in loudest)  # fixed precision
+            assert events["events"].value.startswith("![")
+        for check in ("sample_rates", "gap_fraction", "no_nonfinite_samples"):
+            check_key = dg.AssetCheckKey(dg.AssetKey(["SIM", "raw_strain_segments"]), check)
+            history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
+            evaluations = {h.event.asset_check_evaluation.partition: h.event.asset_check_evaluation for h in history}
+            assert set(evaluations) == set(windows), check
+            for window, evaluation in evaluations.items():
+                assert evaluation.passed and evaluation.target_materialization_data is not None, (check, window)
+                assert evaluation.target_materialization_data.run_id == result.run_id
+                assert {"measured", "limit"} <= set(evaluation.metadata) and window in evaluation.description
     assert all(p.name.startswith("SIM-glitch_events-") for p in (storage.base() / "SIM" / "glitch_events").iterdir())
     assert len(list((storage.base() / "SIM" / "glitch_events").iterdir())) == 2

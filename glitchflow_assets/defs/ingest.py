@@ -2,6 +2,7 @@
 ``glitch_events`` found in its strain and the ``annalisa_scores`` of every auxiliary channel on those events."""
 
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -18,15 +19,16 @@ from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.annalisa import channel_table, score_window_file
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
+from glitchflow_assets.core.signal.figures import events_png, strain_asd_png
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
 from glitchflow_assets.lib.inputs import Inputs, window_raw
-from glitchflow_assets.lib.metadata import channels_not_shown, metadata_table, top_channels
+from glitchflow_assets.lib.metadata import channels_not_shown, md_image, metadata_table, top_channels
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, asset_key
 from glitchflow_assets.lib.partitions import window_partitions
 from glitchflow_assets.lib.resources import GlitchflowStorage
-from glitchflow_assets.lib.windowed import for_each_window
+from glitchflow_assets.lib.windowed import WindowEvent, for_each_window
 
 RAW_RANK = ["missing_s", "nonfinite", "longest_flat_s"]  # the channels whose data most need a look come first
 
@@ -59,8 +61,6 @@ def _metadata(summary: RawSegmentSummary) -> dict:
     a = summary.attrs
     return {
         "path": dg.MetadataValue.path(str(summary.path)),
-        "gps_start": int(a["gps_start"]),
-        "gps_end": int(a["gps_end"]),
         "livetime_s": float(a["livetime"]),
         "gap_fraction": float(a["gap_fraction"]),
         "sample_rate_hz": int(a["sample_rate"]),
@@ -107,8 +107,13 @@ def raw_of_window(inputs: Inputs, window: Window, options: IngestOptions) -> dg.
         raise dg.Failure(description=str(exc), metadata={"gps_start": window.gps_start, "gps_end": window.gps_end}) from exc
     for name, reason in summary.skipped:
         dg.get_dagster_logger().warning(f"skipped {name}: {reason}")
+    strain, _ = read_strain(summary.path, window.gps_start, window.gps_end)
+    title = f"{run.strain_channel}, window {window.key} UTC"
     return dg.MaterializeResult(
-        metadata=_metadata(summary),
+        metadata={
+            **_metadata(summary),
+            "strain_asd": dg.MetadataValue.md(md_image(strain_asd_png(strain, summary.sample_rate, title), title)),
+        },
         data_version=dg.DataVersion(summary.data_version()),
         check_results=[
             dg.AssetCheckResult(
@@ -116,7 +121,7 @@ def raw_of_window(inputs: Inputs, window: Window, options: IngestOptions) -> dg.
                 passed=o.passed,
                 severity=dg.AssetCheckSeverity(o.severity),
                 description=o.description,
-                metadata={"partition": window.key, "problems": len(o.messages)},
+                metadata={"measured": o.value, "limit": o.limit, "problems": len(o.messages)},
             )
             for name, o in assess(summary, run).items()
         ],
@@ -143,9 +148,9 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
             + ("" if run.has_frame_source else f" **No frame directory at {run.frames.path} yet: nothing to ingest.**")
         ),
     )
-    def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> Iterator[WindowEvent]:
         options = IngestOptions(allow_less_data=config.allow_less_data)
-        return for_each_window(context, run, storage, lambda inputs, window: raw_of_window(inputs, window, options))
+        yield from for_each_window(context, run, storage, lambda inputs, window: raw_of_window(inputs, window, options))
 
     return _raw
 
@@ -160,7 +165,8 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
     written = read_events(path)
-    loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "frequency", "snr", "q", "duration"]]
+    loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "snr", "frequency", "q", "duration"]]
+    title = f"{len(events)} events in window {window.key} UTC"
     return dg.MaterializeResult(
         data_version=dg.DataVersion(written.data_version()),
         metadata={
@@ -169,6 +175,7 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
             "searched_livetime_s": written.livetime,
             "rate_per_hour": len(events) / written.livetime * 3600 if written.livetime else 0.0,
             "loudest": metadata_table(loudest),
+            "events": dg.MetadataValue.md(md_image(events_png(events, window.gps_start, window.gps_end, title), title)),
         },
     )
 
@@ -206,8 +213,8 @@ def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:
         description="Excess-power events in the strain of one window (Omicron-like multi-Q tile clustering): "
         "GPS, frequency, SNR, Q, duration, bandwidth.",
     )
-    def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, storage, events_of_window)
+    def _events(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> Iterator[WindowEvent]:
+        yield from for_each_window(context, run, storage, events_of_window)
 
     return _events
 
@@ -226,7 +233,7 @@ def annalisa_scores(run: ObservingRun) -> dg.AssetsDefinition:
         description="ANNALISA peak coincidence of every auxiliary channel with the strain on this window's glitch events "
         "(per event and channel).",
     )
-    def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, storage, scores_of_window)
+    def _scores(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> Iterator[WindowEvent]:
+        yield from for_each_window(context, run, storage, scores_of_window)
 
     return _scores

@@ -1,6 +1,7 @@
 """``spectrograms``: whitened Q-transforms of the strain and the selected witnesses around each window's events."""
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import dagster as dg
@@ -20,7 +21,7 @@ from glitchflow_assets.lib.inputs import Inputs, read_run_selection, window_witn
 from glitchflow_assets.lib.metadata import md_image
 from glitchflow_assets.lib.names import EVENTS, RAW, SELECTION, SPECTROGRAMS
 from glitchflow_assets.lib.resources import GlitchflowStorage
-from glitchflow_assets.lib.windowed import for_each_window
+from glitchflow_assets.lib.windowed import WindowEvent, for_each_window
 
 
 def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
@@ -69,7 +70,7 @@ def spectrograms(run: ObservingRun) -> dg.AssetsDefinition:
         description=f"Whitened Q-transform ({SpectrogramConfig().describe()}) of the strain and the selected "
         "witnesses around every glitch event of the window, with axes, event GPS and the versions of its inputs.",
     )
-    def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, storage, spectrograms_of_window)
+    def _spectrograms(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> Iterator[WindowEvent]:
+        yield from for_each_window(context, run, storage, spectrograms_of_window)
 
     return _spectrograms

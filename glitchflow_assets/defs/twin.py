@@ -3,6 +3,7 @@ events, gated on validation, tracked and registered in MLflow; held-out glitches
 ``cleaned_strain`` per window (strain minus the predicted glitches, as GWF, searched again)."""
 
 import functools
+from collections.abc import Iterator
 from dataclasses import replace
 from enum import Enum
 
@@ -42,7 +43,7 @@ from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_
 from glitchflow_assets.lib.metadata import metadata_table
 from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
-from glitchflow_assets.lib.windowed import for_each_window
+from glitchflow_assets.lib.windowed import WindowEvent, for_each_window
 
 WAVEFORM_GATE = "waveform_gate"
 CANDIDATE_SUFFIX = ".candidate.twin.h5"  # the latest fit, before its gate
@@ -243,7 +244,7 @@ def cleaned_strain(run: ObservingRun) -> dg.AssetsDefinition:
         "where it predicts one; unchanged elsewhere) as GWF (PREFIX:GLITCHFLOW_CLEAN, with what was subtracted as "
         "PREFIX:GLITCHFLOW_SYNTH), and glitch_events run on it: events removed, residual SNR, new events.",
     )
-    def _cleaned(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> dg.MaterializeResult:
-        return for_each_window(context, run, storage, clean_of_window)
+    def _cleaned(context: dg.AssetExecutionContext, storage: GlitchflowStorage) -> Iterator[WindowEvent]:
+        yield from for_each_window(context, run, storage, clean_of_window)
 
     return _cleaned

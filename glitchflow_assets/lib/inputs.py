@@ -30,6 +30,7 @@ from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SCORES, SELECTION,
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 DATA_VERSION_TAG = "dagster/data_version"
+WINDOW_VERSION_KEY = "window_data_version"  # a batched window's own data version, in its metadata
 # the window artifacts whose readers compute the data version their assets record
 WINDOW_READERS = {RAW: read_summary, EVENTS: read_events, SCORES: read_scores, SPECTROGRAMS: read_spectrograms}
 
@@ -51,15 +52,18 @@ READ_ERRORS = (OSError, KeyError, ValueError)
 
 
 def recorded_version(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> str | None:
-    """The data version of ``key``'s latest materialization (of ``partition``), None when it has none. A batched run
-    records one version for its whole partition range; each window's own is in its row of the ``windows`` table."""
+    """The data version of ``key``'s latest materialization (of ``partition``), None when it has none. A window
+    materialized in a batch carries its own in metadata :data:`WINDOW_VERSION_KEY` (the batch's is in the tag)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
     ).records
     if not records:
         return None
     materialization = records[0].asset_materialization
-    rows = materialization.metadata.get("windows")
+    own = materialization.metadata.get(WINDOW_VERSION_KEY)
+    if own is not None:
+        return str(own.value)
+    rows = materialization.metadata.get("windows")  # batches recorded before windows had their own metadata
     if partition and rows is not None:
         return next((str(r["data_version"]) for r in rows.value if r.get("window") == partition and "data_version" in r), None)
     return materialization.tags.get(DATA_VERSION_TAG)

@@ -7,26 +7,59 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-# GPS times keep 0.1 ms; whole numbers stay exact; any other float 4 significant digits (the UI would show 16, or
-# 1.4e+09 for a GPS time)
+from glitchflow_assets.core.runs.windows import gps_to_utc
+
+# GPS times as text at a fixed 3 decimals (1 ms; a float column would show 1400000123.5 beside 1400000123.1234, or
+# 1.4e+09) with their UTC in the next column; whole numbers stay exact; any other float 4 significant digits (the UI
+# would show 16)
 GPS_COLUMNS = frozenset({"gps", "start", "end", "event_gps", "gps_start", "gps_end", "first_gps"})
+UTC_BESIDE = frozenset({"gps", "event_gps", "gps_start", "first_gps"})  # a row's time; its start/end only in GPS
+
+
+def gps_text(gps: float) -> str:
+    """``gps`` to the millisecond, always three decimals."""
+    return f"{gps:.3f}"
+
+
+def utc_text(gps: float) -> str:
+    """``gps`` in UTC to the millisecond, e.g. ``2024-05-17 17:25:51.123``."""
+    return gps_to_utc(gps).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def span_metadata(gps_start: float, gps_end: float) -> dict[str, str]:
+    """A GPS span for the UI, in GPS and in UTC."""
+    return {"gps_span": f"{gps_start:.0f} to {gps_end:.0f}", "utc_span": f"{utc_text(gps_start)[:-4]} to {utc_text(gps_end)[:-4]} UTC"}
 
 
 def _value(column: str, value) -> str | int | float | bool | None:
     if isinstance(value, bool | np.bool_):
         return bool(value)
+    if column in GPS_COLUMNS and isinstance(value, int | float | np.integer | np.floating) and np.isfinite(value):
+        return gps_text(float(value))
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
         if not np.isfinite(value):
             return str(value)
-        if float(value).is_integer() and abs(value) < 1e15:  # rates, counts, GPS seconds: exact (16384, not 1.638e+04)
+        if float(value).is_integer() and abs(value) < 1e15:  # rates, counts: exact (16384, not 1.638e+04)
             return int(value)
-        return round(float(value), 4) if column in GPS_COLUMNS else float(f"{value:.4g}")
+        return float(f"{value:.4g}")
     return None if value is None else str(value)
 
 
-def _type(series: pd.Series) -> str:
+def _with_utc(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each row-time GPS column followed by its UTC (``utc`` for ``gps``, ``<name>_utc`` otherwise)."""
+    out = table.copy()
+    for column in [c for c in table.columns if c in UTC_BESIDE]:
+        name = "utc" if column == "gps" else f"{column}_utc"
+        utc = [utc_text(v) if pd.notna(v) else "" for v in table[column]]
+        out.insert(out.columns.get_loc(column) + 1, name, utc)
+    return out
+
+
+def _type(column: str, series: pd.Series) -> str:
+    if column in GPS_COLUMNS:
+        return "string"
     if pd.api.types.is_bool_dtype(series):
         return "bool"
     if pd.api.types.is_integer_dtype(series):
@@ -35,8 +68,10 @@ def _type(series: pd.Series) -> str:
 
 
 def metadata_table(table: pd.DataFrame) -> dg.MetadataValue:
-    """``table`` as a Dagster table value (one typed column per DataFrame column)."""
-    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), _type(table[c])) for c in table.columns])
+    """``table`` as a Dagster table value (one typed column per DataFrame column; GPS columns as fixed-precision text
+    with their UTC beside them)."""
+    table = _with_utc(table)
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), _type(str(c), table[c])) for c in table.columns])
     records = [dg.TableRecord({str(c): _value(str(c), v) for c, v in row.items()}) for row in table.to_dict("records")]
     return dg.MetadataValue.table(records, schema)
 

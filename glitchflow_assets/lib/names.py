@@ -26,6 +26,8 @@ JOBS = {
     "cleaning_evaluation": (CLEAN_EVAL,),
 }
 
+DEFINITIONS_MODULE = "glitchflow_assets.definitions"  # what workspace.yaml loads, as the code location
+CODE_LOCATION = "glitchflow"
 TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize)
 
 

@@ -1,20 +1,28 @@
 """Window-partitioned assets that a backfill runs in batches: one run materializes up to the run's
 ``backfill_batch`` consecutive windows, one after the other, each written atomically to its own file.
 
-A single window (the sensor's runs, a UI click) keeps its own metadata and checks. A batch returns one result for
-the whole partition range: per-window figures in a table, each check passed only if it passed in every window
-(failing windows named in its description), and a data version hashed from the windows' own.
+Every window keeps its own record, whether it ran alone (a sensor's run, a UI click) or in a batch: its
+materialization carries its own metadata (GPS and UTC span, file and size, tables, figure) and its own data version
+(metadata ``window_data_version`` in a batch, where Dagster's data-version tag holds the batch's), and each check
+result is filed under its window's partition, against that window's materialization.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # the target of a check result Dagster files itself
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from glitchflow_assets.core.artifacts.storage import LockTimeout, content_version, exclusive
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
-from glitchflow_assets.lib.inputs import Inputs
+from glitchflow_assets.lib.inputs import WINDOW_VERSION_KEY, Inputs
+from glitchflow_assets.lib.metadata import span_metadata
 from glitchflow_assets.lib.resources import GlitchflowStorage
+
+WindowEvent = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
 
 
 def window_backfill_policy(run: ObservingRun) -> dg.BackfillPolicy:
@@ -27,9 +35,10 @@ def for_each_window(
     run: ObservingRun,
     storage: GlitchflowStorage,
     materialize_one: Callable[[Inputs, Window], dg.MaterializeResult],
-) -> dg.MaterializeResult:
+) -> Iterator[WindowEvent]:
     """Materialize every window of the run's partition range (stopping at the first failure), each under its window
-    lock: a second writer of the same window (another ``glitchflow materialize``, a sensor's run) waits for it."""
+    lock: a second writer of the same window (another ``glitchflow materialize``, a sensor's run) waits for it. Yields
+    what the asset function yields: the materialization, then, for a batch, each window's check results."""
     keys, asset = context.partition_keys, context.asset_key.path[-1]
     inputs = Inputs(storage, run, context.instance)
     results = []
@@ -41,44 +50,74 @@ def for_each_window(
 
         try:
             with exclusive(storage.lock_file(run.name, asset, window), waiting):
-                results.append(materialize_one(inputs, window))
+                result = materialize_one(inputs, window)
         except LockTimeout as exc:
             raise dg.Failure(description=str(exc)) from exc
+        results.append(_with_span(result, window))
         if len(keys) > 1:
             context.log.info(f"window {key} done ({i}/{len(keys)})")
-    return results[0] if len(results) == 1 else _combine(keys, results)
+    if len(results) == 1:
+        yield results[0]
+    else:
+        yield from _batch(context, keys, results)
 
 
-def _scalar(value) -> bool:
-    return isinstance(value, int | float | str | bool)
+def _with_span(result: dg.MaterializeResult, window: Window) -> dg.MaterializeResult:
+    """``result`` with the window's GPS/UTC span and its file's size first in its metadata."""
+    metadata = dict(result.metadata or {})
+    path = metadata.get("path")
+    size = Path(path.path).stat().st_size if isinstance(path, dg.PathMetadataValue) else None
+    return dg.MaterializeResult(
+        metadata={**span_metadata(window.gps_start, window.gps_end), **metadata, **({"size_mb": size / 1e6} if size is not None else {})},
+        data_version=result.data_version,
+        check_results=result.check_results,
+    )
 
 
-def _combine(keys: list[str], results: list[dg.MaterializeResult]) -> dg.MaterializeResult:
-    # each window's own data version in its row: what later reads of that window are checked against (defs.inputs)
-    rows = [
-        {"window": k, **{n: v for n, v in (r.metadata or {}).items() if _scalar(v)}}
-        | ({"data_version": r.data_version.value} if r.data_version is not None else {})
-        for k, r in zip(keys, results, strict=True)
-    ]
-    checks = {}
+def _batch(context: dg.AssetExecutionContext, keys: list[str], results: list[dg.MaterializeResult]) -> Iterator[WindowEvent]:
+    """One materialization of the partition range whose event for each window holds that window's own metadata and
+    data version, then every window's check results filed under its partition."""
+    for key, result in zip(keys, results, strict=True):
+        own = {WINDOW_VERSION_KEY: result.data_version.value} if result.data_version is not None else {}
+        context.add_asset_metadata({**(result.metadata or {}), **own}, partition_key=key)
+    versions = [r.data_version.value for r in results if r.data_version is not None]
+    yield dg.MaterializeResult(
+        metadata={"batch": f"{len(keys)} windows, {keys[0]} to {keys[-1]}, in one run"},
+        data_version=dg.DataVersion(content_version(versions)) if versions else None,
+    )
+    checks = {c.check_name for r in results for c in r.check_results or []}
+    if not checks:
+        return
+    specs = {s.name: s for s in context.assets_def.check_specs if s.asset_key == context.asset_key}
+    for name in sorted(checks):  # the check's output: what lets a downstream step depend on it
+        yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(specs[name].key))
+    targets = _materializations(context.instance, context.asset_key, keys)
     for key, result in zip(keys, results, strict=True):
         for check in result.check_results or []:
-            checks.setdefault(check.check_name, []).append((key, check))
-    versions = [r.data_version.value for r in results if r.data_version is not None]
-    return dg.MaterializeResult(
-        metadata={"n_windows": len(keys), "windows": dg.MetadataValue.json(rows)},
-        data_version=dg.DataVersion(content_version(versions)) if versions else None,
-        check_results=[_combine_check(name, outcomes) for name, outcomes in checks.items()],
-    )
+            yield dg.AssetCheckEvaluation(
+                asset_key=context.asset_key,
+                check_name=check.check_name,
+                passed=check.passed,
+                metadata=check.metadata,
+                target_materialization_data=targets.get(key),
+                severity=check.severity,
+                description=check.description,
+                blocking=specs[check.check_name].blocking,
+                partition=key,
+            )
 
 
-def _combine_check(name: str, outcomes: list[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
-    failing = [(k, c) for k, c in outcomes if not c.passed]
-    error = any(c.severity == dg.AssetCheckSeverity.ERROR for _, c in failing)
-    return dg.AssetCheckResult(
-        check_name=name,
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR if error or not failing else dg.AssetCheckSeverity.WARN,
-        description="; ".join(f"{k}: {c.description}" for k, c in failing) or f"passed in all {len(outcomes)} windows",
-        metadata={"failing_windows": len(failing)},
-    )
+def _materializations(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """The latest materialization of each of ``partitions``: the one its check results are about."""
+    query = dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions)
+    records = instance.fetch_materializations(query, limit=len(partitions)).records
+    targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    for record in records:  # newest first
+        partition = record.partition_key
+        if partition is not None and partition not in targets:
+            targets[partition] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+    return targets

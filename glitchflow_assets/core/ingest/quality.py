@@ -24,6 +24,8 @@ class Outcome:
 
     passed: bool
     measured: str  # e.g. "strain gap 0.0 % of 300 s, limit 10 %"
+    value: float  # what was measured, in the limit's unit
+    limit: float
     severity: str = "WARN"  # ERROR | WARN
     messages: list[str] = field(default_factory=list)
 
@@ -52,12 +54,14 @@ BLOCKING = frozenset({"no_nonfinite_samples", "sample_rates"})
 MAX_NAMED = 10  # channels a check names one by one; a real detector may have hundreds with the same problem
 
 
-def _outcome(measured: str, messages: list[str], strain_hit: bool) -> Outcome:
+def _outcome(measured: str, value: float, limit: float, messages: list[str], strain_hit: bool) -> Outcome:
     """``messages`` in channel order (the strain's first), the first :data:`MAX_NAMED` of them and a count of the rest."""
     named = messages[:MAX_NAMED] + (
         [f"and {len(messages) - MAX_NAMED} more channels (every one in the window's file)"] if len(messages) > MAX_NAMED else []
     )
-    return Outcome(passed=not messages, measured=measured, severity="ERROR" if strain_hit else "WARN", messages=named)
+    return Outcome(
+        passed=not messages, measured=measured, value=value, limit=limit, severity="ERROR" if strain_hit else "WARN", messages=named
+    )
 
 
 def _gap_fraction(summary: RawSegmentSummary, run: ObservingRun, window: str, thresholds: Thresholds) -> Outcome:
@@ -70,6 +74,8 @@ def _gap_fraction(summary: RawSegmentSummary, run: ObservingRun, window: str, th
     return _outcome(
         f"strain gap {100 * gap:.3g} % of the {in_run[1] - in_run[0]:g} s of {window} inside {run.name}, "
         f"limit {100 * thresholds.max_gap_fraction:g} %",
+        100 * gap,
+        100 * thresholds.max_gap_fraction,
         [f"{strain}: gaps at GPS " + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in gaps)] if gap > thresholds.max_gap_fraction else [],
         False,
     )
@@ -92,23 +98,31 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
     return {
         "no_nonfinite_samples": _outcome(
             f"{sum(c.nonfinite_count for c in channels)} NaN/inf samples in {n} channels of {window}, limit 0",
+            sum(c.nonfinite_count for c in channels),
+            0,
             [f"{c.name}: {c.nonfinite_count} NaN/inf samples, first at GPS {c.first_nonfinite_gps:.4f}" for c in nonfinite],
             any(c.name == strain for c in nonfinite),
         ),
         "no_flatlined_channels": _outcome(
             f"longest constant stretch {longest_flat.max_flat_seconds:.3f} s ({longest_flat.name}) in {window}, "
             f"limit {thresholds.max_flat_seconds:g} s",
+            longest_flat.max_flat_seconds,
+            thresholds.max_flat_seconds,
             [f"{c.name}: constant for {c.max_flat_seconds:.1f} s from GPS {c.first_flat_gps:.4f}" for c in flat],
             any(c.name == strain for c in flat),
         ),
         "gap_fraction": _gap_fraction(summary, run, window, thresholds),
         "sample_rates": _outcome(
             f"{len(rates)} of {n} channels with data left out for an unexpected or changing native rate in {window}, limit 0",
+            len(rates),
+            0,
             [f"{c.name}: {c.rate_mismatch}" for c in rates],
             any(c.name == strain for c in rates),
         ),
         "channels_present": _outcome(
             f"{len(missing)} of {n} channels missing from every frame file and {len(partial)} from some of {window}, limit 0",
+            len(missing) + len(partial),
+            0,
             [f"{c.name}: not in any frame file" for c in missing]
             + [f"{c.name}: not in {c.absent_from} (a gap in this channel)" for c in partial],
             strain in {c.name for c in missing},

@@ -4,7 +4,9 @@ The registry ships as ``runs.yaml`` beside this module; ``$GLITCHFLOW_RUNS`` nam
 same shape whose runs replace (same name) or extend the shipped ones. A run is added by editing YAML only.
 """
 
+import dataclasses
 import fnmatch
+import math
 import os
 import re
 import string
@@ -56,6 +58,7 @@ class ObservingRun:
     backfill_batch: int = 1  # windows per run when backfilling window assets
     show_without_frames: bool = False  # load into the code location even while its frame directory is missing
     refresh_cron: str = "0 6 * * *"  # when run-level stages (selection, dataset, model) refresh, UTC
+    span_follows_frames: bool = False  # the span ends where its frames end (a simulated run): no window without data
 
     def annalisa_config(self) -> "AnnalisaConfig":
         """This run's witness-selection settings: the defaults with the registry's overrides."""
@@ -116,6 +119,7 @@ class _RunSpec(BaseModel):
     backfill_batch: Annotated[int, Field(strict=True, ge=1)] = 1
     show_without_frames: StrictBool = False
     refresh_cron: Annotated[str, Field(strict=True, pattern=_CRON_RE)] = ObservingRun.refresh_cron
+    span_follows_frames: StrictBool = False
 
 
 def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
@@ -159,7 +163,20 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         backfill_batch=run.backfill_batch,
         show_without_frames=run.show_without_frames,
         refresh_cron=run.refresh_cron,
+        span_follows_frames=run.span_follows_frames,
     )
+
+
+def span_of_frames(run: ObservingRun) -> ObservingRun:
+    """``run`` ending where the frame files in its directory end (by their names), within its registry span; one
+    window long while it has none. Each load sees the frames there are then: after ``glitchflow simulate`` writes
+    more, the UI shows them once the code location reloads."""
+    from glitchflow_assets.core.io.frames import scan_frame_dir  # numpy: only for the runs that need it
+
+    found, _ = scan_frame_dir(run.frames.path, run.frames.extension) if run.has_frame_source else ([], [])
+    ends = [f.gps_end for f, _ in found if f.gps_end > run.gps_start and f.gps_start < run.gps_end]
+    end = min(run.gps_end, math.ceil(max(ends))) if ends else min(run.gps_end, run.gps_start + run.cadence.seconds)
+    return dataclasses.replace(run, gps_end=end)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -185,10 +202,11 @@ def _read_runs(path: Path) -> dict[str, ObservingRun]:
     return {str(name): _parse_run(str(name), spec, path) for name, spec in doc["runs"].items()}
 
 
-def load_registry(user_file: str | Path | None = None) -> dict[str, ObservingRun]:
-    """The shipped runs, overridden/extended by ``user_file`` (default: ``$GLITCHFLOW_RUNS``)."""
+def load_registry(user_file: str | Path | None = None, follow_frames: bool = True) -> dict[str, ObservingRun]:
+    """The shipped runs, overridden/extended by ``user_file`` (default: ``$GLITCHFLOW_RUNS``); with ``follow_frames``,
+    each run with ``span_follows_frames`` ends where its frames end (:func:`span_of_frames`)."""
     runs = _read_runs(SHIPPED_REGISTRY)
     user_file = user_file or runs_file()
     if user_file:
         runs.update(_read_runs(Path(user_file)))
-    return runs
+    return {name: span_of_frames(run) if follow_frames and run.span_follows_frames else run for name, run in runs.items()}

@@ -40,16 +40,22 @@ def spectrogram_png(
     spectrogram: np.ndarray, channels: list[str], frequencies: np.ndarray, times: np.ndarray, title: str, top: float | None = None
 ) -> bytes:
     """PNG of ``spectrogram[channel, freq, time]`` with its true axes and one colour scale for all channels, up to
-    ``top`` (default: the largest value, at least 25)."""
-    fig, axes = pyplot().subplots(1, len(channels), figsize=(3.4 * len(channels) + 1, 3.4), squeeze=False, layout="constrained")
+    ``top`` (default: the largest value, at least 25); at most three panels a row, 1200 px wide at most."""
+    columns = min(3, len(channels))
+    rows = -(-len(channels) // columns)
+    fig, axes = pyplot().subplots(
+        rows, columns, figsize=(2.4 * columns + 1, 2.3 * rows + 0.6), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
     top = max(25.0, float(spectrogram.max())) if top is None else top
-    for ax, image, name in zip(axes[0], spectrogram, channels, strict=True):
+    for ax, image, name in zip(axes.flat, spectrogram, channels, strict=False):
         mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
         ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("time from event [s]")
-    axes[0][0].set_ylabel("frequency [Hz]")
-    fig.colorbar(mesh, ax=axes[0], shrink=0.9).set_label("normalised energy [SNR$^2$]")
+        ax.set_title(name, fontsize="small")
+    for ax in axes.flat[len(channels) :]:
+        ax.set_visible(False)
+    fig.supxlabel("time from event [s]")
+    fig.supylabel("frequency [Hz]")
+    fig.colorbar(mesh, ax=axes, shrink=0.9).set_label("normalised energy [SNR$^2$]")
     fig.suptitle(title)
     return to_png(fig)
 
@@ -72,3 +78,45 @@ def strain_versions_png(
     times = maps[0].times.value - gps
     stack = np.stack([m.value.T for m in maps])  # [version, freq, time]
     return spectrogram_png(stack, list(versions), maps[0].frequencies.value, times, title, top=25.0)
+
+
+def strain_asd_png(strain: np.ndarray, sample_rate: float, title: str) -> bytes:
+    """The amplitude spectral density of ``strain`` ``[time]`` (median Welch, 4 s segments), 10 Hz to Nyquist."""
+    from scipy.signal import welch
+
+    n = int(4 * sample_rate)
+    frequencies, psd = welch(np.nan_to_num(strain.astype(np.float64)), fs=sample_rate, nperseg=min(n, len(strain)), average="median")
+    band = frequencies >= 10
+    fig, ax = pyplot().subplots(figsize=(7, 3.2), layout="constrained")
+    ax.loglog(frequencies[band], np.sqrt(psd[band]), lw=1)
+    ax.set_xlabel("frequency [Hz]")
+    ax.set_ylabel("strain ASD [1/$\\sqrt{\\mathrm{Hz}}$]")
+    ax.set_title(title)
+    return to_png(fig)
+
+
+def events_png(events: pd.DataFrame, gps_start: float, gps_end: float, title: str) -> bytes:
+    """One window's events as time against frequency (log), coloured and sized by SNR, as Omicron triggers are shown."""
+    from matplotlib.colors import LogNorm
+
+    fig, ax = pyplot().subplots(figsize=(7, 3.2), layout="constrained")
+    if len(events):
+        snr = events["snr"].to_numpy()
+        points = ax.scatter(
+            events["gps"] - gps_start,
+            events["frequency"],
+            c=snr,
+            s=8 + 4 * np.sqrt(snr),
+            cmap="viridis",
+            norm=LogNorm(vmin=max(snr.min(), 1.0), vmax=max(snr.max(), 2.0)),
+            edgecolors="none",
+        )
+        fig.colorbar(points, ax=ax).set_label("SNR")
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no events", transform=ax.transAxes, ha="center")
+    ax.set_xlim(0, gps_end - gps_start)
+    ax.set_xlabel(f"time from GPS {gps_start:.0f} [s]")
+    ax.set_ylabel("frequency [Hz]")
+    ax.set_title(title)
+    return to_png(fig)
