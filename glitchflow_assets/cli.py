@@ -22,6 +22,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from glitchflow_assets.core import settings
 from glitchflow_assets.core.runs.registry import ObservingRun, load_registry
@@ -323,11 +324,15 @@ def _demo(args: argparse.Namespace) -> int:
     _say(f"  cleaned strain (GWF)  : {storage_root() / 'SIM' / CLEANED / 'frames'}")
     _say(f"  MLflow store          : {tracking.tracker().uri}")
     _say(f"  Dagster instance      : {dagster_home}")
+    dagster_ui, mlflow_ui = urlsplit(settings.dagster_ui_url()), urlsplit(settings.mlflow_ui_url())  # where the links point
     _say("Open the Dagster UI (lineage, partitions, checks) with:")
-    _say(f"  DAGSTER_HOME={dagster_home} GLITCHFLOW_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000")
-    _say("  then browse http://127.0.0.1:3000")
+    _say(
+        f"  DAGSTER_HOME={dagster_home} GLITCHFLOW_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
+        f"-h {dagster_ui.hostname} -p {dagster_ui.port or 80}"
+    )
+    _say(f"  then browse {dagster_ui.geturl()}")
     _say("Open the MLflow UI (runs, metrics, registered model glitchflow-SIM) with:")
-    _say(f"  .venv/bin/mlflow ui --backend-store-uri {tracking.tracker().uri} -h 127.0.0.1 -p 5000")
+    _say(f"  .venv/bin/mlflow ui --backend-store-uri {tracking.tracker().uri} -h {mlflow_ui.hostname} -p {mlflow_ui.port or 80}")
     return 0
 
 

@@ -153,6 +153,13 @@ def test_tracker_ends_runs_and_registers_versions(isolated_home):
     with pytest.raises(RuntimeError), tracker.run("glitchflow-T", "boom", {"dagster_run_id": "r1"}) as failed:
         raise RuntimeError("training diverged")
     assert tracker.client.get_run(failed).info.status == "FAILED"
+    # the MLflow UI opens the experiment on its runs table (not the GenAI view), and not on an empty Default experiment
+    experiment = tracker.client.get_experiment_by_name("glitchflow-T")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert [e.name for e in tracker.client.search_experiments()] == ["glitchflow-T"]
+    with tracker.run("glitchflow-T", "metrics", {}) as run_id:
+        tracker.log_metrics(run_id, {"balanced_accuracy": 0.9753086419753086, "events": 62.0})
+    assert tracker.client.get_run(run_id).data.metrics == {"balanced_accuracy": 0.9753, "events": 62.0}
     torch.manual_seed(2)
     model = GlitchModel(_with_attention_on(AttentionUNet(ModelConfig.small(1))), Normalisation(("S", "A"), (3.0, 4.0)), {})
     refs = []

@@ -123,6 +123,8 @@ def test_training_registers_a_version_with_lineage_both_ways(pipeline):
     assert meta["mlflow_run"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
     assert meta["mlflow_model_version"].endswith(f"/#/models/glitchflow-SIM/versions/{meta['model_version']}")
     assert run.data.tags["dagster_run_id"] == pipeline.first.run_id
+    link = f"http://127.0.0.1:3000/runs/{pipeline.first.run_id}"  # back to the Dagster run (default UI address)
+    assert run.data.tags["dagster_run_url"] == link and f"]({link})" in run.data.tags["mlflow.note.content"]
     assert run.data.tags["dagster_asset_key"] == "SIM/trained_model" and run.data.tags["dagster_partition"] == "SIM"
     assert run.data.params["train.epochs"] == "12" and "torch" in run.data.tags and "device" in run.data.tags
     history = client.get_metric_history(run.info.run_id, "validation_loss")

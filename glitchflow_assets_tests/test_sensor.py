@@ -77,7 +77,9 @@ def test_the_sensor_says_what_it_saw_and_its_cursor_stays_short(watched):
         assert first.cursor.startswith("1 windows requested, state ") and len(first.cursor) < 64
         again = tick(first.cursor)
         assert again.run_requests == [] and again.cursor == first.cursor
-        assert again.skip_reason.skip_message.startswith("8 files, 1 window unchanged; 1 window waiting for more data; 1 file outside the loaded span")
+        assert again.skip_reason.skip_message.startswith(
+            "8 files, 1 window unchanged; 1 window waiting for more data; 1 file outside the loaded span"
+        )
         assert "V-V1SIM-1400087118-60.gwf" in again.skip_reason.skip_message
         for k in range(7, 12):
             _drop(directory, START + 60 * k)

@@ -12,6 +12,7 @@ RUNS_ENV = "GLITCHFLOW_RUNS"  # a user registry of observing runs, over the ship
 EXECUTOR_ENV = "GLITCHFLOW_EXECUTOR"  # "k8s": every step its own pod
 SENSOR_INTERVAL_ENV = "GLITCHFLOW_SENSOR_INTERVAL_S"  # seconds between sensor evaluations (default 30)
 MLFLOW_UI_ENV = "GLITCHFLOW_MLFLOW_UI_URL"  # the MLflow UI the asset metadata links to, for a local tracking store
+DAGSTER_UI_ENV = "GLITCHFLOW_DAGSTER_UI_URL"  # the Dagster UI that MLflow runs link back to
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow tracking server / store (default the local SQLite store)
 FRAME_TIMEOUT_ENV = "GLITCHFLOW_FRAME_READ_TIMEOUT_S"  # seconds a frame decoder may take for one request (default 300)
 FRAME_DECODERS_ENV = "GLITCHFLOW_FRAME_DECODERS"  # frame decoder processes at once (default min(4, cores))
@@ -77,6 +78,11 @@ def tracking_uri() -> str:
 def mlflow_ui_url() -> str:
     """The MLflow UI that asset metadata links to for a local store (``$GLITCHFLOW_MLFLOW_UI_URL``, default http://127.0.0.1:5000)."""
     return os.environ.get(MLFLOW_UI_ENV, "http://127.0.0.1:5000")
+
+
+def dagster_ui_url() -> str:
+    """The Dagster UI that MLflow runs link back to (``$GLITCHFLOW_DAGSTER_UI_URL``, default http://127.0.0.1:3000)."""
+    return os.environ.get(DAGSTER_UI_ENV, "http://127.0.0.1:3000")
 
 
 def frame_read_timeout_s() -> float:

@@ -20,10 +20,15 @@ def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = No
 
 
 def lineage_tags(context: dg.AssetExecutionContext, run: ObservingRun, dataset_version: str) -> dict[str, str]:
-    """MLflow tags tying a run-level step's MLflow run and model version to its Dagster run, asset, observing run and dataset version."""
+    """MLflow tags tying a run-level step's MLflow run and model version to its Dagster run (with a link to it in the
+    Dagster UI, also as the run's description), asset, observing run and dataset version."""
+    url = f"{settings.dagster_ui_url().rstrip('/')}/runs/{context.run.run_id}"
+    asset = context.asset_key.to_user_string()
     return {
         DAGSTER_RUN_TAG: context.run.run_id,
-        "dagster_asset_key": context.asset_key.to_user_string(),
+        "dagster_run_url": url,
+        "mlflow.note.content": f"Materialized `{asset}` in Dagster run [{context.run.run_id[:8]}]({url}) (job {context.run.job_name}).",
+        "dagster_asset_key": asset,
         "dagster_partition": run.name,  # run-level assets: one asset family per observing run
         "dataset_version": dataset_version,
     }

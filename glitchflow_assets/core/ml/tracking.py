@@ -21,7 +21,7 @@ import mlflow
 import numpy as np
 import torch
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
@@ -43,6 +43,10 @@ PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # models-from-code: s
 BUNDLE = "bundle"  # the pyfunc model's artifact holding the safetensors weights + JSON (pyfunc_model.BUNDLE)
 CANDIDATE, CHAMPION = "candidate", "champion"
 DAGSTER_RUN_TAG = "dagster_run_id"  # the tag dagster-mlflow's resource uses: runs are found the same way
+# MLflow 3 opens an experiment in its GenAI view (traces, tokens, cost) unless it is marked as model development
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+DEFAULT_EXPERIMENT = "0"  # the "Default" experiment every store creates, empty here: nothing is logged to it
+METRIC_DIGITS = 4  # significant digits a metric is logged with (the MLflow UI shows all 16); exact values are in the artifacts
 
 
 def default_tracking_uri() -> str:
@@ -86,12 +90,23 @@ class Tracker:
             experiment = self.client.get_experiment_by_name(name)
         except MlflowException as exc:
             raise ConnectionError(f"MLflow tracking store {self.uri} is not reachable: {exc}") from exc
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return self.client.create_experiment(name, artifact_location=self._artifact_location())
-        except MlflowException:  # created concurrently by another run
-            return self.client.get_experiment_by_name(name).experiment_id
+        if experiment is None:
+            try:
+                experiment_id = self.client.create_experiment(name, artifact_location=self._artifact_location(), tags=EXPERIMENT_KIND)
+            except MlflowException:  # created concurrently by another run
+                experiment_id = self.client.get_experiment_by_name(name).experiment_id
+            self._retire_empty_default()
+            return experiment_id
+        if not EXPERIMENT_KIND.items() <= experiment.tags.items():  # created before the kind was set
+            for key, value in EXPERIMENT_KIND.items():
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
+        return experiment.experiment_id
+
+    def _retire_empty_default(self) -> None:
+        """Delete the store's Default experiment while it holds no run: the UI would open on it, empty."""
+        with contextlib.suppress(MlflowException):  # already deleted, or a server that keeps it
+            if not self.client.search_runs([DEFAULT_EXPERIMENT], max_results=1, run_view_type=ViewType.ALL):
+                self.client.delete_experiment(DEFAULT_EXPERIMENT)
 
     def close_orphans(self, experiment_id: str, asset_key: str) -> list[str]:
         """Mark FAILED the runs of ``asset_key`` still RUNNING: an earlier attempt lost the store (or its process)
@@ -131,7 +146,8 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         timestamp = int(1000 * time.time())
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, step) for k, v in metrics.items()])
+        metrics = [Metric(k, float(f"{float(v):.{METRIC_DIGITS}g}"), timestamp, step) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=metrics)
 
     def log_model(self, run_id: str, model: GlitchModel) -> None:
         """The model as an MLflow pyfunc model (models-from-code) holding the pickle-free bundle."""
