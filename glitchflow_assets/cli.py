@@ -122,8 +122,9 @@ class Progress:
                 f"    held-out test split: {meta['test_glitch_events']} glitch events of {meta['test_events']} "
                 "(model, then baselines; 95 % intervals over events):"
             )
+            report = {r.data["generator"]: r.data for r in meta["report"].records}
             for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
-                baselines = ", ".join(f"{g} {meta[f'{k}_{g}']:.3f}" for g in ("linear_witness", "mean_tile", "zero"))
+                baselines = ", ".join(f"{g} {report[g][k]:.3f}" for g in ("linear_witness", "mean_tile", "zero"))
                 _say(f"      {k:18s} {meta[f'{k} [95% CI]']}   ({baselines})")
             if "warning" in meta:
                 _say(f"      WARNING: {meta['warning']}")

@@ -135,7 +135,7 @@ def test_the_per_window_stage_functions_alone(sim_frames, isolated_home, tmp_pat
     report = read_cleaning_report(cleaning_report_path(storage, run, WINDOW))
     assert cleaned.metadata["events_before"] == len(table.events) == len(report.table)
     assert cleaned.metadata["predicted"] > 0 and report.removed_fraction() > 0 and len(report.new) == 0
-    assert Path(cleaned.metadata["frame"].value).exists()
+    assert Path(cleaned.metadata["path"].value).exists() and "before_after" in cleaned.metadata
 
     _set_version(storage.window_file(run.name, RAW, WINDOW), 4)  # a file from a future glitchflow
     with pytest.raises(dg.Failure, match=r"raw_strain_segments schema version 4; this glitchflow reads version\(s\) 3"):

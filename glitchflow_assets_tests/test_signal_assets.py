@@ -97,7 +97,7 @@ def test_a_batched_run_records_each_window_as_its_own(sim_frames, isolated_home)
             )
             loudest = [r.data for r in events["loudest"].records]
             assert loudest and all(start <= float(r["gps"]) < start + 300 and r["utc"].startswith("2024-05-17") for r in loudest)
-            assert all(len(r["gps"].split(".")[1]) == 3 for r in loudest)  # fixed precision
+            assert all(len(r["gps"].split(".")[1]) == 4 for r in loudest)  # fixed precision
             assert events["events"].value.startswith("![")
         for check in ("sample_rates", "gap_fraction", "no_nonfinite_samples"):
             check_key = dg.AssetCheckKey(dg.AssetKey(["SIM", "raw_strain_segments"]), check)

@@ -12,15 +12,20 @@ from glitchflow_assets.core.signal.annalisa import AnnalisaConfig
 from glitchflow_assets.lib.metadata import TOP_CHANNELS, channels_not_shown, metadata_table, top_channels
 
 
-def test_tables_keep_gps_to_a_tenth_of_a_millisecond_and_round_the_rest():
+def test_tables_keep_gps_to_a_tenth_of_a_millisecond_with_utc_beside_and_round_the_rest():
     table = pd.DataFrame(
-        {"gps": [1400001234.567891], "snr": [12.3456789], "rate": [16384.0], "n_tiles": [7], "channel": ["V1:X"], "selected": [True]}
+        {"gps": [1400001234.567891, 1400001300.5], "snr": [12.3456789, 8.0], "rate": [16384.0] * 2, "n_tiles": [7, 3]}
+        | {"channel": ["V1:X"] * 2, "selected": [True, False]}
     )
     value = metadata_table(table)
-    (record,) = value.records
+    first, second = (r.data for r in value.records)
+    # GPS at one fixed precision (never 1400001300.5 beside 1400001234.5679), its UTC (leap seconds included) next to it;
     # a whole number stays exact: 16384 Hz, not 4 significant digits' 16380
-    assert record.data == {"gps": 1400001234.5679, "snr": 12.35, "rate": 16384, "n_tiles": 7, "channel": "V1:X", "selected": True}
-    assert [c.type for c in value.schema.columns] == ["float", "float", "float", "int", "string", "bool"]
+    expected = {"gps": "1400001234.5679", "utc": "2024-05-17 17:13:36.567", "snr": 12.35, "rate": 16384, "n_tiles": 7}
+    assert first == expected | {"channel": "V1:X", "selected": True}
+    assert second["gps"] == "1400001300.5000" and second["utc"] == "2024-05-17 17:14:42.500"
+    assert [c.name for c in value.schema.columns][:3] == ["gps", "utc", "snr"]
+    assert [c.type for c in value.schema.columns] == ["string", "string", "float", "float", "int", "string", "bool"]
 
 
 def test_figures_are_150_dpi_with_10_pt_text_and_no_grid():

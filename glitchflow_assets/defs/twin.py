@@ -9,6 +9,7 @@ from enum import Enum
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from glitchflow_assets.core.artifacts.dataset_split import dataset_events
@@ -17,10 +18,13 @@ from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
 from glitchflow_assets.core.ml.tracking import CHAMPION, Tracker
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
+from glitchflow_assets.core.signal.figures import strain_versions_png
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
 from glitchflow_assets.core.twin.cleaning import write_cleaning_report
+from glitchflow_assets.core.twin.figures import representative_events, waveforms_png
 from glitchflow_assets.core.twin.pipeline import (
     METHODS,
+    CleanedWindow,
     TwinConfig,
     WindowFiles,
     clean_window,
@@ -40,7 +44,7 @@ from glitchflow_assets.lib.inputs import (
     window_witnesses,
 )
 from glitchflow_assets.lib.lineage import data_version_of, lineage_tags, mlflow_links
-from glitchflow_assets.lib.metadata import metadata_table
+from glitchflow_assets.lib.metadata import md_image, metadata_table
 from glitchflow_assets.lib.names import CLEANED, EVENTS, RAW, SELECTION, SPLIT, WAVEFORMS, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage, MlflowTracking
 from glitchflow_assets.lib.windowed import WindowEvent, for_each_window
@@ -88,11 +92,39 @@ def window_files(inputs: Inputs, keys: list[str]):
         yield WindowFiles(key, events, functools.partial(window_witnesses, inputs, window))
 
 
+def _methods_table(fit) -> pd.DataFrame:
+    """One row per method fitted and split: its scores side by side (the kept method first)."""
+    rows = [
+        {"method": m, "split": split, **_rounded(scores.summary())}
+        for m, pair in sorted(fit.candidates.items(), key=lambda item: item[0] != fit.method)
+        for split, scores in zip(("validation", "test"), pair, strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
 def _waveforms_metadata(
     run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, simulated: bool
 ) -> dict:
-    """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores and those of every method."""
+    """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores and those of every method
+    (tables), and its predictions against the truth for a representative glitch of each family (a figure, also logged to
+    the MLflow run with the tables)."""
     fit, ref = outcome.fit, outcome.ref
+    test, prediction = fit.test_segments, fit.test_prediction
+    family = true_strain_glitches(run.frames.path, test.gps).morphology if simulated else pd.Series([""] * len(test))
+    by_family = pd.DataFrame()
+    if simulated:
+        by_family = pd.DataFrame.from_dict(per_morphology(fit.test.table, family), orient="index").rename_axis("morphology").reset_index()
+    if not simulated or not len(by_family):  # no families known: the median glitch of all predicted
+        family = pd.Series(["all held-out glitches"] * len(test))
+    chosen = representative_events(fit.test.table, family)
+    title = f"{run.name} time-domain twin ({fit.method}): held-out glitches"
+    figure = waveforms_png(test, prediction.amplitude[:, None] * prediction.whitened, fit.test.table, chosen, title) if chosen else None
+    methods = _methods_table(fit)
+    for name, table in (("methods", methods), ("by_morphology", by_family)):
+        if len(table):
+            tracker.log_bytes(ref.run_id, table.to_csv(index=False).encode(), f"tables/{name}.csv")
+    if figure is not None:
+        tracker.log_bytes(ref.run_id, figure, "figures/held_out_waveforms.png")
     metadata = {
         "path": dg.MetadataValue.path(str(files.waveforms)),
         "frames": dg.MetadataValue.path(str(files.frames)),
@@ -103,17 +135,16 @@ def _waveforms_metadata(
         # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
         **({TWIN_DIGEST: sha256sum(files.champion)} if files.champion.exists() else {}),
         "witnesses": dg.MetadataValue.json(witnesses),
-        "test_events": len(fit.test_segments),
+        "test_events": len(test),
         "skipped_events": len(fit.skipped),
         "method": fit.method,
         **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
-        "methods": dg.MetadataValue.json(
-            {m: {"validation": _rounded(v.summary()), "test": _rounded(t.summary())} for m, (v, t) in fit.candidates.items()}
-        ),
+        "methods": metadata_table(methods),
     }
-    if simulated:
-        morphology = true_strain_glitches(run.frames.path, fit.test_segments.gps).morphology
-        metadata["by_morphology"] = dg.MetadataValue.json(per_morphology(fit.test.table, morphology))
+    if len(by_family):
+        metadata["by_morphology"] = metadata_table(by_family)
+    if figure is not None:
+        metadata["held_out_waveforms"] = dg.MetadataValue.md(md_image(figure, title))
     return metadata
 
 
@@ -218,7 +249,7 @@ def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     kept = table[~table.removed]
     return dg.MaterializeResult(
         metadata={
-            "frame": dg.MetadataValue.path(str(frame)),
+            "path": dg.MetadataValue.path(str(frame)),
             "events_before": len(table),
             "predicted": result.predicted,
             "removed_fraction": round(result.comparison.removed_fraction(), 3) if len(table) else 0.0,
@@ -226,8 +257,23 @@ def clean_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
             "new_events": len(result.comparison.new),
             "new_events_elsewhere": len(result.comparison.elsewhere),
             "events": metadata_table(table.round(3)),
+            **_before_after(result, table, window),
         }
     )
+
+
+def _before_after(result: CleanedWindow, table: pd.DataFrame, window: Window) -> dict:
+    """The window's loudest glitch the twin predicted, before and after cleaning, as Q-transforms on one colour scale
+    (none when it predicted none far enough inside the window to show 3 s before it)."""
+    end = result.gps_start + result.duration
+    inside = table[table.predicted.fillna(False).astype(bool) & (table.gps - 3 >= result.gps_start) & (table.gps + 0.5 <= end)]
+    if not len(inside):
+        return {}
+    gps = float(inside.sort_values("snr_before").gps.iloc[-1])
+    title = f"window {window.key} UTC: its loudest predicted glitch, GPS {gps:.3f}, before and after cleaning"
+    original = result.cleaned + result.synthetic  # what was subtracted, added back
+    png = strain_versions_png({"original": original, "cleaned": result.cleaned}, result.gps_start, result.sample_rate, gps, title)
+    return {"before_after": dg.MetadataValue.md(md_image(png, title))}
 
 
 def cleaned_strain(run: ObservingRun) -> dg.AssetsDefinition:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from glitchflow_assets.core.runs.windows import gps_to_utc
 
-# GPS times as text at a fixed 3 decimals (1 ms; a float column would show 1400000123.5 beside 1400000123.1234, or
+# GPS times as text at a fixed 4 decimals (0.1 ms; a float column would show 1400000123.5 beside 1400000123.1234, or
 # 1.4e+09) with their UTC in the next column; whole numbers stay exact; any other float 4 significant digits (the UI
 # would show 16)
 GPS_COLUMNS = frozenset({"gps", "start", "end", "event_gps", "gps_start", "gps_end", "first_gps"})
@@ -17,8 +17,8 @@ UTC_BESIDE = frozenset({"gps", "event_gps", "gps_start", "first_gps"})  # a row'
 
 
 def gps_text(gps: float) -> str:
-    """``gps`` to the millisecond, always three decimals."""
-    return f"{gps:.3f}"
+    """``gps`` to a tenth of a millisecond, always four decimals."""
+    return f"{gps:.4f}"
 
 
 def utc_text(gps: float) -> str:

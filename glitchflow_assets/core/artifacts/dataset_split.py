@@ -131,14 +131,16 @@ def verify_dataset(path: str | Path) -> dict[str, tuple[bool, str]]:
 
 
 def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict]:
-    """The first ``per_label`` glitch and background tiles of a split, as stored, with their axes and provenance:
+    """``per_label`` glitch and ``per_label`` background tiles of a split, each of another event, the events spread
+    evenly over the split's (in GPS order: early, middle and late), as stored, with their axes and provenance:
     dicts of ``tile`` ``[channel, freq, time]``, ``frequencies`` ``[freq]`` (Hz), ``times`` ``[time]`` (s from the
     event), ``label``, ``split``, ``gps``, ``window``, ``offset``."""
     names = {code: name for name, code in LABELS.items()}
     with open_dataset(path) as f:
         g, frequencies, times = f[split], f["axes/frequencies"][()], f["axes/times"][()]
         labels = g["label"][()]
-        rows = [i for code in (LABELS["glitch"], LABELS["background"]) for i in np.flatnonzero(labels == code)[:per_label]]
+        gps = g["event_gps"][()]
+        rows = [i for code in (LABELS["glitch"], LABELS["background"]) for i in _spread(np.flatnonzero(labels == code), gps, per_label)]
         size = g["tiles"].shape[-1]
         return [
             {
@@ -153,6 +155,13 @@ def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict
             }
             for i in rows
         ]
+
+
+def _spread(rows: np.ndarray, gps: np.ndarray, n: int) -> list[int]:
+    """``n`` of ``rows`` (tile indices) from ``n`` distinct events evenly spaced in GPS order (the first tile of each)."""
+    events, first = np.unique(gps[rows], return_index=True)  # sorted by GPS
+    picks = np.unique(np.linspace(0, len(events) - 1, n).round().astype(int)) if len(events) else np.array([], int)
+    return [int(rows[first[p]]) for p in picks]
 
 
 def dataset_events(path: str | Path) -> dict[str, dict[str, np.ndarray]]:

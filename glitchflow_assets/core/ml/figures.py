@@ -55,7 +55,7 @@ def generated_vs_real_png(generated: np.ndarray, real: np.ndarray, titles: list[
     from matplotlib.colors import LogNorm
 
     norm = LogNorm(vmin=1.0, vmax=max(25.0, float(np.nanmax(real)), float(np.nanmax(generated))))  # one scale: tiles compare
-    fig = pyplot().figure(figsize=(10, 3.6 * len(real)), layout="constrained")
+    fig = pyplot().figure(figsize=(8, 3.2 * len(real)), layout="constrained")  # 1200 px wide
     for row, (g, r, title, subfig) in enumerate(
         zip(generated, real, titles, fig.subfigures(len(real), 1, squeeze=False)[:, 0], strict=True)
     ):
@@ -79,15 +79,16 @@ def dataset_tiles_png(examples: list[dict], channels: list[str], title: str) -> 
 
     top = max(25.0, *(float(np.nanmax(e["tile"])) for e in examples))
     norm = LogNorm(vmin=1.0, vmax=top)
+    side = min(2.6, 6.8 / len(channels))  # at most ~1200 px wide however many witnesses
     fig, axes = pyplot().subplots(
-        len(examples), len(channels), figsize=(2.6 * len(channels) + 1.2, 2.6 * len(examples) + 0.8), squeeze=False, layout="constrained"
+        len(examples), len(channels), figsize=(side * len(channels) + 1.2, side * len(examples) + 0.8), squeeze=False, layout="constrained"
     )
     for row, example in zip(axes, examples, strict=True):
         for ax, image, name in zip(row, example["tile"], channels, strict=True):
             mesh = ax.pcolormesh(example["times"], example["frequencies"], np.clip(image, 1.0, None), shading="nearest", norm=norm)
             ax.set_yscale("log")
-            ax.set_title(name.split(":")[-1])
-            ax.set_xlabel("time from event [s]")
+            ax.set_title(name.split(":")[-1], fontsize="small")
+            ax.set_xlabel("time [s]")
         row[0].set_ylabel(
             f"{example['label']} · GPS {example['gps']:.4f}\n{example['window']} (tile at +{example['offset']} bins)\nfrequency [Hz]"
         )
