@@ -17,9 +17,10 @@ from glitchflow_assets.core.ingest.quality import BLOCKING, assess, check_descri
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
-from glitchflow_assets.core.signal.annalisa import channel_table, score_window_file
+from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window_file
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
-from glitchflow_assets.core.signal.figures import events_png, strain_asd_png
+from glitchflow_assets.core.signal.figures import events_png, selection_png, strain_asd_png
+from glitchflow_assets.defs.selection import CHANNEL_UI_COLUMNS
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -189,14 +190,22 @@ def scores_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     scores = score_window_file(summary, events["gps"].to_numpy(), config, select_device())
     path = storage.window_file(run.name, SCORES, window)
     write_scores(path, run.name, window, scores, config)
+    table = channel_table([scores], config)[CHANNEL_UI_COLUMNS]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(read_scores(path).data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "n_events_scored": len(scores.event_gps),
-            **_channels_metadata(table := channel_table([scores], config), config.statistic, path.name, table["selected"]),
+            **_channels_metadata(table, config.statistic, path.name, table["selected"]),
+            "plot": dg.MetadataValue.md(md_image(_scores_png(table, config, f"{run.name} window {window.key}"), "ANNALISA scores")),
         },
     )
+
+
+def _scores_png(table: pd.DataFrame, config: AnnalisaConfig, title: str) -> bytes:
+    """The window's top channels on the selection rule's statistics (those that would be selected on it alone in green)."""
+    shown, _ = top_channels(table, config.statistic, table["selected"])
+    return selection_png(shown, config, title)
 
 
 def glitch_events(run: ObservingRun) -> dg.AssetsDefinition:

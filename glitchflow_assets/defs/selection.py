@@ -15,6 +15,21 @@ from glitchflow_assets.lib.metadata import channels_not_shown, md_image, metadat
 from glitchflow_assets.lib.names import SCORES, SELECTION, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
+# the per-channel table's columns in the UI: the verdict and what it rests on first (the metadata column shows about six)
+CHANNEL_UI_COLUMNS = [
+    "channel",
+    "selected",
+    "significance",
+    "mean_corr",
+    "coincidences",
+    "expected",
+    "mean_iou",
+    "n_events",
+    "windows_scored",
+    "native_rate_hz",
+    "other_rates",
+]
+
 
 def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> dg.MaterializeResult:
     """Aggregate the ANNALISA scores of every materialized window and write the run's selection (+ bar plot)."""
@@ -38,7 +53,7 @@ def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorag
             "n_selected": len(selection.selected),
             "n_channels": len(table),
             "n_windows": len(keys),
-            "channels": metadata_table(shown),
+            "channels": metadata_table(shown[CHANNEL_UI_COLUMNS]),
             "channels_not_shown": dg.MetadataValue.md(not_shown),
             "plot": dg.MetadataValue.md(md_image(png, "ANNALISA scores")),
         },
