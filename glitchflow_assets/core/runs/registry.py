@@ -168,15 +168,15 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
 
 
 def span_of_frames(run: ObservingRun) -> ObservingRun:
-    """``run`` ending where the frame files in its directory end (by their names), within its registry span; one
-    window long while it has none. Each load sees the frames there are then: after ``glitchflow simulate`` writes
-    more, the UI shows them once the code location reloads."""
+    """``run`` ending where the frame files in its directory end (by their names), within its registry span; the whole
+    registry span while there are none yet (a sensor started before the first frames then ingests them as they come).
+    Each load sees the frames there are then: after ``glitchflow simulate`` writes more, the UI shows them once the
+    code location reloads (the new-frame sensor says so)."""
     from glitchflow_assets.core.io.frames import scan_frame_dir  # numpy: only for the runs that need it
 
     found, _ = scan_frame_dir(run.frames.path, run.frames.extension) if run.has_frame_source else ([], [])
     ends = [f.gps_end for f, _ in found if f.gps_end > run.gps_start and f.gps_start < run.gps_end]
-    end = min(run.gps_end, math.ceil(max(ends))) if ends else min(run.gps_end, run.gps_start + run.cadence.seconds)
-    return dataclasses.replace(run, gps_end=end)
+    return dataclasses.replace(run, gps_end=min(run.gps_end, math.ceil(max(ends)))) if ends else run
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
