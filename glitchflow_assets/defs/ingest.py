@@ -20,12 +20,11 @@ from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window_file
 from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
 from glitchflow_assets.core.signal.figures import events_png, selection_png, strain_asd_png
-from glitchflow_assets.defs.selection import CHANNEL_UI_COLUMNS
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
 from glitchflow_assets.lib.inputs import Inputs, window_raw
-from glitchflow_assets.lib.metadata import channels_not_shown, md_image, metadata_table, top_channels
+from glitchflow_assets.lib.metadata import CHANNEL_UI_COLUMNS, channels_not_shown, md_image, metadata_table, top_channels
 from glitchflow_assets.lib.names import EVENTS, RAW, SCORES, asset_key
 from glitchflow_assets.lib.partitions import window_partitions
 from glitchflow_assets.lib.resources import GlitchflowStorage

@@ -11,24 +11,9 @@ from glitchflow_assets.core.signal.figures import selection_png
 from glitchflow_assets.lib.automation import on_refresh_cron
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.inputs import selection_file, step_inputs
-from glitchflow_assets.lib.metadata import channels_not_shown, md_image, metadata_table, top_channels
+from glitchflow_assets.lib.metadata import CHANNEL_UI_COLUMNS, channels_not_shown, md_image, metadata_table, top_channels
 from glitchflow_assets.lib.names import SCORES, SELECTION, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
-
-# the per-channel table's columns in the UI: the verdict and what it rests on first (the metadata column shows about six)
-CHANNEL_UI_COLUMNS = [
-    "channel",
-    "selected",
-    "significance",
-    "mean_corr",
-    "coincidences",
-    "expected",
-    "mean_iou",
-    "n_events",
-    "windows_scored",
-    "native_rate_hz",
-    "other_rates",
-]
 
 
 def select_channels(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> dg.MaterializeResult:

@@ -1,6 +1,5 @@
 """The new-frame sensor: one per observing run, watching its frame directory."""
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -8,48 +7,20 @@ import dagster as dg
 
 from glitchflow_assets.core import settings
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
-from glitchflow_assets.core.artifacts.storage import write_bytes
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.frames import FrameError, FrameFile, scan_frame_dir
-from glitchflow_assets.core.io.watch import WatchCursor, plan_window_requests, seed_cursor
+from glitchflow_assets.core.io.watch import load_state, plan_window_requests, save_state, seed_cursor
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.lib.names import RAW, TRIGGER_TAG
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 MAX_LOGGED = 20
-KEPT_STATES = 4  # a cursor names its state file; the last few stay, so a tick that failed after writing one loses nothing
 
 
 def _state_dir(storage: GlitchflowStorage, run: ObservingRun) -> Path:
+    """Where the sensor's watch state lives (its cursor names a file there: the UI shows the cursor)."""
     return storage.base() / run.name / ".new_frames_sensor"
-
-
-def _load_cursor(storage: GlitchflowStorage, run: ObservingRun, text: str | None) -> WatchCursor:
-    """The watch state the sensor's cursor names: ``N windows, state <digest>`` points at a file in the storage
-    (the UI shows the cursor in the sensor's header; 100,000 windows of state would fill the page). A cursor whose
-    file is gone (or reset in the UI) gives an empty state: the sensor then starts from what is materialized."""
-    digest = (text or "").rpartition("state ")[2]
-    path = _state_dir(storage, run) / f"{digest}.z"
-    if not digest.isalnum() or not path.is_file():
-        return WatchCursor()
-    return WatchCursor.loads(path.read_text())
-
-
-def _save_cursor(storage: GlitchflowStorage, run: ObservingRun, cursor: WatchCursor) -> str:
-    """Write ``cursor``'s state to a file named by its digest (atomically) and return the cursor text naming it."""
-    state = cursor.dumps()
-    digest = hashlib.sha256(state.encode()).hexdigest()[:16]
-    directory = _state_dir(storage, run)
-    path = directory / f"{digest}.z"
-    if path.exists():
-        path.touch()  # the newest again: kept
-    else:
-        directory.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, state.encode())
-    for old in sorted(directory.glob("*.z"), key=lambda p: p.stat().st_mtime)[:-KEPT_STATES]:
-        old.unlink(missing_ok=True)
-    return f"{len(cursor.windows)} windows requested, state {digest}"
 
 
 def _verifier(run: ObservingRun):
@@ -114,7 +85,7 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
         for s in skipped[:MAX_LOGGED]:
             context.log.warning(f"ignoring {s.path}: {s.reason}")
         span = (run.gps_start, run.gps_end)
-        cursor = _load_cursor(storage, run, context.cursor)
+        cursor = load_state(_state_dir(storage, run), context.cursor)
         if not cursor.windows:  # first evaluation (or a lost cursor): what is already ingested is not ingested again
             cursor = seed_cursor(found, run.cadence, span, _ingested(context.instance, storage, run))
         plan = plan_window_requests(found, cursor, run.cadence, span, now=time.time(), verify=_verifier(run))
@@ -132,7 +103,7 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
                 )
                 for r in plan.requests
             ],
-            cursor=_save_cursor(storage, run, plan.cursor),
+            cursor=save_state(_state_dir(storage, run), plan.cursor),
             skip_reason=None if plan.requests else _seen(len(found), len(plan.cursor.windows), len(plan.pending), outside, run),
         )
 

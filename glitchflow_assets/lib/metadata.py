@@ -76,6 +76,20 @@ def metadata_table(table: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.table(records, schema)
 
 
+# the per-channel table's columns in the UI: the verdict and what it rests on first (the metadata column shows about six)
+CHANNEL_UI_COLUMNS = [
+    "channel",
+    "selected",
+    "significance",
+    "mean_corr",
+    "coincidences",
+    "expected",
+    "mean_iou",
+    "n_events",
+    "windows_scored",
+    "native_rate_hz",
+    "other_rates",
+]
 TOP_CHANNELS = 25  # per-channel rows a table shows in the UI: a real detector has hundreds to thousands of channels
 
 

@@ -27,8 +27,10 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from glitchflow_assets.core.artifacts.raw_strain_segments import window_data_span, window_read_span
+from glitchflow_assets.core.artifacts.storage import write_bytes
 from glitchflow_assets.core.io.frames import FrameFile
 from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, total
 from glitchflow_assets.core.runs.windows import Cadence, Window, windows_overlapping
@@ -59,6 +61,35 @@ class WatchCursor:
         except (ValueError, zlib.error):
             return cls()
         return cls(dict(doc["windows"])) if doc.get("version") == CURSOR_VERSION else cls()
+
+
+KEPT_STATES = 4  # state files kept: a tick that failed after writing one still finds the one its cursor names
+
+
+def save_state(directory: Path, cursor: WatchCursor) -> str:
+    """Write ``cursor`` to a file of ``directory`` named by its digest (atomically; the last :data:`KEPT_STATES` kept)
+    and return a short cursor text naming it, ``N windows requested, state <digest>`` (what the UI shows)."""
+    state = cursor.dumps()
+    digest = hashlib.sha256(state.encode()).hexdigest()[:16]
+    path = directory / f"{digest}.z"
+    if path.exists():
+        path.touch()  # the newest again: kept
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, state.encode())
+    for old in sorted(directory.glob("*.z"), key=lambda p: p.stat().st_mtime)[:-KEPT_STATES]:
+        old.unlink(missing_ok=True)
+    return f"{len(cursor.windows)} windows requested, state {digest}"
+
+
+def load_state(directory: Path, text: str | None) -> WatchCursor:
+    """The cursor a :func:`save_state` text names; an empty one when the text names no file there (none yet, reset
+    in the UI, or a cursor of an earlier release): the sensor then starts from what is materialized."""
+    digest = (text or "").rpartition("state ")[2]
+    path = directory / f"{digest}.z"
+    if not digest.isalnum() or not path.is_file():
+        return WatchCursor()
+    return WatchCursor.loads(path.read_text())
 
 
 @dataclass(frozen=True)

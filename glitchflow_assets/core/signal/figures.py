@@ -86,9 +86,12 @@ def strain_asd_png(strain: np.ndarray, sample_rate: float, title: str) -> bytes:
 
     n = int(4 * sample_rate)
     frequencies, psd = welch(np.nan_to_num(strain.astype(np.float64)), fs=sample_rate, nperseg=min(n, len(strain)), average="median")
-    band = frequencies >= 10
+    band = (frequencies >= 10) & (psd > 0)  # a window all gap (zeros) has no spectrum to show
     fig, ax = pyplot().subplots(figsize=(7, 3.2), layout="constrained")
-    ax.loglog(frequencies[band], np.sqrt(psd[band]), lw=1)
+    if band.any():
+        ax.loglog(frequencies[band], np.sqrt(psd[band]), lw=1)
+    else:
+        ax.text(0.5, 0.5, "no valid strain data in this window", transform=ax.transAxes, ha="center")
     ax.set_xlabel("frequency [Hz]")
     ax.set_ylabel("strain ASD [1/$\\sqrt{\\mathrm{Hz}}$]")
     ax.set_title(title)
