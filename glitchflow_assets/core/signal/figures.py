@@ -81,12 +81,13 @@ def strain_versions_png(
 
 
 def strain_asd_png(strain: np.ndarray, sample_rate: float, title: str) -> bytes:
-    """The amplitude spectral density of ``strain`` ``[time]`` (median Welch, 4 s segments), 10 Hz to Nyquist."""
+    """The amplitude spectral density of ``strain`` ``[time]`` (median Welch, 4 s segments), from 10 Hz to 90 % of
+    Nyquist (above, the resampling filter's roll-off would set the scale)."""
     from scipy.signal import welch
 
     n = int(4 * sample_rate)
     frequencies, psd = welch(np.nan_to_num(strain.astype(np.float64)), fs=sample_rate, nperseg=min(n, len(strain)), average="median")
-    band = (frequencies >= 10) & (psd > 0)  # a window all gap (zeros) has no spectrum to show
+    band = (frequencies >= 10) & (frequencies <= 0.45 * sample_rate) & (psd > 0)  # a window all gap (zeros) has none
     fig, ax = pyplot().subplots(figsize=(7, 3.2), layout="constrained")
     if band.any():
         ax.loglog(frequencies[band], np.sqrt(psd[band]), lw=1)
