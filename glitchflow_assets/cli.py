@@ -301,6 +301,7 @@ def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.lib.lineage import MODEL_TRAINING_VIEW
     from glitchflow_assets.lib.names import CLEANED, SYNTHETIC, TRAINED, TRIGGER_TAG, WAVEFORMS
     from glitchflow_assets.lib.resources import MlflowTracking
     from glitchflow_assets.runner import materialize_span
@@ -334,6 +335,7 @@ def _demo(args: argparse.Namespace) -> int:
     _say(f"  then browse {dagster_ui.geturl()}")
     _say("Open the MLflow UI (runs, metrics, registered model glitchflow-SIM) with:")
     _say(f"  .venv/bin/mlflow ui --backend-store-uri {tracking.tracker().uri} -h {mlflow_ui.hostname} -p {mlflow_ui.port or 80}")
+    _say(f"  then browse {mlflow_ui.geturl().rstrip('/')}/#/experiments{MODEL_TRAINING_VIEW}")
     return 0
 
 

@@ -120,8 +120,9 @@ def test_training_registers_a_version_with_lineage_both_ways(pipeline):
     run = client.get_run(meta["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     # the UI links into MLflow (here the `mlflow ui` of the README: the store is a local one)
-    assert meta["mlflow_run"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
-    assert meta["mlflow_model_version"].endswith(f"/#/models/glitchflow-SIM/versions/{meta['model_version']}")
+    # (opening MLflow 3's model-training view: its GenAI view would show traces and tokens)
+    assert meta["mlflow_run"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning")
+    assert meta["mlflow_model_version"].endswith(f"/#/models/glitchflow-SIM/versions/{meta['model_version']}?workflowType=machine_learning")
     assert run.data.tags["dagster_run_id"] == pipeline.first.run_id
     link = f"http://127.0.0.1:3000/runs/{pipeline.first.run_id}"  # back to the Dagster run (default UI address)
     assert run.data.tags["dagster_run_url"] == link and f"]({link})" in run.data.tags["mlflow.note.content"]

@@ -270,7 +270,7 @@ def _before_after(result: CleanedWindow, table: pd.DataFrame, window: Window) ->
     if not len(inside):
         return {}
     gps = float(inside.sort_values("snr_before").gps.iloc[-1])
-    title = f"window {window.key} UTC: its loudest predicted glitch, GPS {gps:.3f}, before and after cleaning"
+    title = f"{window.key} UTC: loudest predicted glitch, GPS {gps:.3f}"
     original = result.cleaned + result.synthetic  # what was subtracted, added back
     png = strain_versions_png({"original": original, "cleaned": result.cleaned}, result.gps_start, result.sample_rate, gps, title)
     return {"before_after": dg.MetadataValue.md(md_image(png, title))}

@@ -6,6 +6,9 @@ from glitchflow_assets.core import settings
 from glitchflow_assets.core.ml.tracking import DAGSTER_RUN_TAG, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs.registry import ObservingRun
 
+# MLflow 3's UI opens in its GenAI view (traces, tokens) unless the link asks for the model-training one
+MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
+
 
 def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = None) -> dict[str, dg.MetadataValue]:
     """Links from the Dagster UI into MLflow: the tracking server itself, or for the embedded store the
@@ -13,9 +16,9 @@ def mlflow_links(tracker: Tracker, run_id: str, ref: ModelVersionRef | None = No
     web = tracker.uri.startswith(("http://", "https://"))
     base = (tracker.uri if web else settings.mlflow_ui_url()).rstrip("/")
     experiment = tracker.client.get_run(run_id).info.experiment_id
-    links = {"mlflow_run": dg.MetadataValue.url(f"{base}/#/experiments/{experiment}/runs/{run_id}")}
+    links = {"mlflow_run": dg.MetadataValue.url(f"{base}/#/experiments/{experiment}/runs/{run_id}{MODEL_TRAINING_VIEW}")}
     if ref is not None:
-        links["mlflow_model_version"] = dg.MetadataValue.url(f"{base}/#/models/{ref.name}/versions/{ref.version}")
+        links["mlflow_model_version"] = dg.MetadataValue.url(f"{base}/#/models/{ref.name}/versions/{ref.version}{MODEL_TRAINING_VIEW}")
     return links
 
 

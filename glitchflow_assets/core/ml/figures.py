@@ -73,25 +73,34 @@ def generated_vs_real_png(generated: np.ndarray, real: np.ndarray, titles: list[
 
 def dataset_tiles_png(examples: list[dict], channels: list[str], title: str) -> bytes:
     """Dataset tiles as the model sees them: one row per example (``tile`` ``[channel, freq, time]`` with its
-    ``frequencies`` and ``times`` axes), one column per channel, labelled with label, split, event GPS, window
-    and tile offset; one logarithmic colour scale for the whole figure."""
+    ``frequencies`` and ``times`` axes), one column per channel (named once, above), each row labelled with its label
+    and event time (UTC); one logarithmic colour scale for the whole figure, at most ~1200 px wide."""
     from matplotlib.colors import LogNorm
+
+    from glitchflow_assets.core.runs.windows import gps_to_utc
 
     top = max(25.0, *(float(np.nanmax(e["tile"])) for e in examples))
     norm = LogNorm(vmin=1.0, vmax=top)
-    side = min(2.6, 6.8 / len(channels))  # at most ~1200 px wide however many witnesses
+    side = min(2.4, 6.4 / len(channels))
     fig, axes = pyplot().subplots(
-        len(examples), len(channels), figsize=(side * len(channels) + 1.2, side * len(examples) + 0.8), squeeze=False, layout="constrained"
+        len(examples),
+        len(channels),
+        figsize=(side * len(channels) + 1.6, 1.25 * side * len(examples) + 1.0),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
-    for row, example in zip(axes, examples, strict=True):
+    for r, (row, example) in enumerate(zip(axes, examples, strict=True)):
         for ax, image, name in zip(row, example["tile"], channels, strict=True):
             mesh = ax.pcolormesh(example["times"], example["frequencies"], np.clip(image, 1.0, None), shading="nearest", norm=norm)
             ax.set_yscale("log")
-            ax.set_title(name.split(":")[-1], fontsize="small")
-            ax.set_xlabel("time [s]")
-        row[0].set_ylabel(
-            f"{example['label']} · GPS {example['gps']:.4f}\n{example['window']} (tile at +{example['offset']} bins)\nfrequency [Hz]"
-        )
+            ends = (example["times"][0], example["times"][-1])  # two ticks: the tile's first and last time
+            ax.set_xticks(ends, [f"{round(t, 1) + 0.0:.1f}" for t in ends])  # + 0.0: no "-0.0"
+            if r == 0:  # the subsystem prefix dropped when the names must share ~1200 px
+                short = name.split(":")[-1]
+                ax.set_title(short.split("_", 1)[-1] if len(channels) > 4 and "_" in short else short)
+        row[0].set_ylabel(f"{example['label']}\n{gps_to_utc(example['gps']):%H:%M:%S}")
+    fig.supxlabel("time from the event [s]; rows: tile label and event time (UTC); frequency 10-500 Hz, log")
     fig.colorbar(mesh, ax=axes, shrink=0.8).set_label("energy [SNR$^2$]")
     fig.suptitle(title)
     return to_png(fig)

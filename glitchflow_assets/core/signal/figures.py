@@ -44,13 +44,13 @@ def spectrogram_png(
     columns = min(3, len(channels))
     rows = -(-len(channels) // columns)
     fig, axes = pyplot().subplots(
-        rows, columns, figsize=(2.4 * columns + 1, 2.3 * rows + 0.6), squeeze=False, sharex=True, sharey=True, layout="constrained"
+        rows, columns, figsize=(2.5 * columns + 1, 2.3 * rows + 0.8), squeeze=False, sharex=True, sharey=True, layout="constrained"
     )
     top = max(25.0, float(spectrogram.max())) if top is None else top
     for ax, image, name in zip(axes.flat, spectrogram, channels, strict=False):
         mesh = ax.pcolormesh(times, frequencies, image, shading="nearest", vmin=0, vmax=top)
         ax.set_yscale("log")
-        ax.set_title(name, fontsize="small")
+        ax.set_title(name.split(":")[-1])
     for ax in axes.flat[len(channels) :]:
         ax.set_visible(False)
     fig.supxlabel("time from event [s]")

@@ -58,9 +58,9 @@ def waveforms_png(segments: EventSegments, fitted: np.ndarray, table: pd.DataFra
             detail = f"mismatch {score['mismatch']:.3f}, true SNR {score['true_snr']:.0f}"
         else:
             detail = f"predicted SNR {score['predicted_snr']:.0f}"
-        ax.set_title(f"{family}: GPS {segments.gps[i]:.3f} ({detail})", fontsize="small")
+        ax.set_title(f"{family}: GPS {segments.gps[i]:.3f} ({detail})")
         ax.set_ylabel("whitened")
-    axes[0, 0].legend(loc="upper right", fontsize="small")
+    axes[0, 0].legend(loc="upper right")
     axes[-1, 0].set_xlabel("time from event [s]")
     fig.suptitle(title)
     return to_png(fig)
