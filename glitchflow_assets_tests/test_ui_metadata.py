@@ -113,3 +113,19 @@ def test_a_check_names_the_strain_and_ten_channels_and_counts_the_rest():
     flat = assess(RawSegmentSummary(Path("w.h5"), attrs, channels, [], []), run)["no_flatlined_channels"]
     assert not flat.passed and flat.severity == "WARN" and len(flat.messages) == MAX_NAMED + 1
     assert flat.messages[0].startswith("V1:CH_0000: constant for 300.0 s") and flat.messages[-1].startswith("and 323 more channels")
+
+
+def test_figures_of_six_channels_fit_a_1600_px_page():
+    """The Dagster UI's metadata column is narrower than the page: a figure of a run's strain and five witnesses stays
+    within ~1200 px however many panels it has."""
+    from glitchflow_assets.core.signal.figures import spectrogram_png
+
+    channels = ["V1:Hrec_hoft_16384Hz", "V1:LSC_DARM_ERR", "V1:ENV_NEB_MAG_N", "V1:LSC_PRCL_ERR", "V1:LSC_MICH_ERR", "V1:SDB2_B1_PD1"]
+    frequencies, times = np.geomspace(10, 500, 16), np.linspace(-1.5, 1.5, 32)
+    tile = {"frequencies": frequencies, "times": times, "split": "test", "window": "2024-05-17T16:55", "offset": 0}
+    examples = [tile | {"tile": np.full((6, 16, 32), 9.0), "label": label, "gps": 1400001234.5} for label in ("glitch", "background")]
+    widths = {
+        "dataset tiles": Image.open(io.BytesIO(dataset_tiles_png(examples, channels, "tiles"))).size[0],
+        "spectrograms": Image.open(io.BytesIO(spectrogram_png(np.ones((6, 16, 32)), channels, frequencies, times, "event"))).size[0],
+    }
+    assert all(w <= 1250 for w in widths.values()), widths

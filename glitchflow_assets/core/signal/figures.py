@@ -44,7 +44,7 @@ def spectrogram_png(
     columns = min(3, len(channels))
     rows = -(-len(channels) // columns)
     fig, axes = pyplot().subplots(
-        rows, columns, figsize=(2.5 * columns + 1, 2.3 * rows + 0.8), squeeze=False, sharex=True, sharey=True, layout="constrained"
+        rows, columns, figsize=(2.3 * columns + 0.9, 2.3 * rows + 0.8), squeeze=False, sharex=True, sharey=True, layout="constrained"
     )
     top = max(25.0, float(spectrogram.max())) if top is None else top
     for ax, image, name in zip(axes.flat, spectrogram, channels, strict=False):
