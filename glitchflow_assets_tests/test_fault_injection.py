@@ -749,7 +749,7 @@ def _check_evaluations(instance: dg.DagsterInstance) -> dict[tuple[str, str], dg
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             evaluation = entry.dagster_event.event_specific_data
             if evaluation.asset_key.path[-1] == "raw_strain_segments":
-                out[evaluation.check_name, evaluation.metadata["partition"].value] = evaluation
+                out[evaluation.check_name, evaluation.partition] = evaluation
     return out
 
 

@@ -102,30 +102,46 @@ def _methods_table(fit) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _waveforms_metadata(
-    run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, simulated: bool
-) -> dict:
-    """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores and those of every method
-    (tables), and its predictions against the truth for a representative glitch of each family (a figure, also logged to
-    the MLflow run with the tables)."""
-    fit, ref = outcome.fit, outcome.ref
+def _twin_figures(run: ObservingRun, fit, ref, tracker: Tracker, simulated: bool) -> dict:
+    """The twin's held-out results for the UI, each also logged to its MLflow run: the per-method and per-morphology
+    tables, its prediction against the truth (or the strain) for a representative glitch of each family, and the
+    loudest of those before and after cleaning as Q-transforms on one colour scale."""
     test, prediction = fit.test_segments, fit.test_prediction
+    fitted = prediction.amplitude[:, None] * prediction.whitened  # [event, time], whitened, as subtracted
     family = true_strain_glitches(run.frames.path, test.gps).morphology if simulated else pd.Series([""] * len(test))
     by_family = pd.DataFrame()
     if simulated:
         by_family = pd.DataFrame.from_dict(per_morphology(fit.test.table, family), orient="index").rename_axis("morphology").reset_index()
-    if not simulated or not len(by_family):  # no families known: the median glitch of all predicted
+    if not len(by_family):  # no families known: the median glitch of all predicted
         family = pd.Series(["all held-out glitches"] * len(test))
-    chosen = representative_events(fit.test.table, family)
-    title = f"{run.name} time-domain twin ({fit.method}): held-out glitches"
-    figure = waveforms_png(test, prediction.amplitude[:, None] * prediction.whitened, fit.test.table, chosen, title) if chosen else None
-    methods = _methods_table(fit)
-    for name, table in (("methods", methods), ("by_morphology", by_family)):
+    tables = {"methods": _methods_table(fit), "by_morphology": by_family}
+    figures = {}
+    if chosen := representative_events(fit.test.table, family):
+        title = f"{run.name} time-domain twin ({fit.method}): held-out glitches"
+        figures["held_out_waveforms"] = (waveforms_png(test, fitted, fit.test.table, chosen, title), title)
+        i = max(chosen.values(), key=lambda row: fit.test.table.loc[row, "predicted_snr"])
+        if test.gps[i] - 3 >= test.t0[i] and test.gps[i] + 0.5 <= test.t0[i] + test.strain.shape[-1] / test.sample_rate:
+            title = f"held-out glitch at GPS {test.gps[i]:.3f}, whitened strain before and after cleaning"
+            versions = {"original": test.strain[i], "cleaned": test.strain[i] - fitted[i]}
+            figures["before_after"] = (strain_versions_png(versions, test.t0[i], test.sample_rate, test.gps[i], title), title)
+    metadata = {}
+    for name, table in tables.items():
         if len(table):
             tracker.log_bytes(ref.run_id, table.to_csv(index=False).encode(), f"tables/{name}.csv")
-    if figure is not None:
-        tracker.log_bytes(ref.run_id, figure, "figures/held_out_waveforms.png")
-    metadata = {
+            metadata[name] = metadata_table(table)
+    for name, (png, title) in figures.items():
+        tracker.log_bytes(ref.run_id, png, f"figures/{name}.png")
+        metadata[name] = dg.MetadataValue.md(md_image(png, title))
+    return metadata
+
+
+def _waveforms_metadata(
+    run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, simulated: bool
+) -> dict:
+    """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores, and its tables and
+    figures (:func:`_twin_figures`)."""
+    fit, ref = outcome.fit, outcome.ref
+    return {
         "path": dg.MetadataValue.path(str(files.waveforms)),
         "frames": dg.MetadataValue.path(str(files.frames)),
         "n_frames": len(outcome.frames),
@@ -135,17 +151,12 @@ def _waveforms_metadata(
         # the champion file cleaned_strain applies, as it is now (a refused refit leaves the earlier one)
         **({TWIN_DIGEST: sha256sum(files.champion)} if files.champion.exists() else {}),
         "witnesses": dg.MetadataValue.json(witnesses),
-        "test_events": len(test),
+        "test_events": len(fit.test_segments),
         "skipped_events": len(fit.skipped),
         "method": fit.method,
         **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
-        "methods": metadata_table(methods),
+        **_twin_figures(run, fit, ref, tracker, simulated),
     }
-    if len(by_family):
-        metadata["by_morphology"] = metadata_table(by_family)
-    if figure is not None:
-        metadata["held_out_waveforms"] = dg.MetadataValue.md(md_image(figure, title))
-    return metadata
 
 
 def fit_waveforms(
