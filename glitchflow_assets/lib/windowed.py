@@ -63,15 +63,13 @@ def for_each_window(
 
 
 def _with_span(result: dg.MaterializeResult, window: Window) -> dg.MaterializeResult:
-    """``result`` with the window's GPS/UTC span and its file's size first in its metadata."""
-    metadata = dict(result.metadata or {})
-    path = metadata.get("path")
-    size = Path(path.path).stat().st_size if isinstance(path, dg.PathMetadataValue) else None
-    return dg.MaterializeResult(
-        metadata={**span_metadata(window.gps_start, window.gps_end), **metadata, **({"size_mb": size / 1e6} if size is not None else {})},
-        data_version=result.data_version,
-        check_results=result.check_results,
-    )
+    """``result`` with the window's GPS/UTC span first in its metadata and its file's size beside its path."""
+    metadata: dict[str, object] = dict(span_metadata(window.gps_start, window.gps_end))
+    for name, value in (result.metadata or {}).items():
+        metadata[name] = value
+        if name == "path" and isinstance(value, dg.PathMetadataValue):
+            metadata["size_mb"] = Path(value.path).stat().st_size / 1e6
+    return dg.MaterializeResult(metadata=metadata, data_version=result.data_version, check_results=result.check_results)
 
 
 def _batch(context: dg.AssetExecutionContext, keys: list[str], results: list[dg.MaterializeResult]) -> Iterator[WindowEvent]:

@@ -94,11 +94,12 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
     missing = [c for c in channels if not c.present]  # in none of the window's frames (only a listed channel can be)
     partial = [c for c in channels if c.present and c.absent_from]  # in some of them: came or went mid-window
     n = len(channels)
+    n_nonfinite = sum(c.nonfinite_count for c in channels)
 
     return {
         "no_nonfinite_samples": _outcome(
-            f"{sum(c.nonfinite_count for c in channels)} NaN/inf samples in {n} channels of {window}, limit 0",
-            sum(c.nonfinite_count for c in channels),
+            f"{n_nonfinite} NaN/inf samples in {n} channels of {window}, limit 0",
+            n_nonfinite,
             0,
             [f"{c.name}: {c.nonfinite_count} NaN/inf samples, first at GPS {c.first_nonfinite_gps:.4f}" for c in nonfinite],
             any(c.name == strain for c in nonfinite),
