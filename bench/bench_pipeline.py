@@ -32,6 +32,7 @@ from pathlib import Path
 import dagster as dg
 import torch
 import yaml
+from gwpy.io.gwf import get_channel_names
 from gwpy.timeseries import TimeSeriesDict
 
 from glitchflow_assets.core.ingest.assemble import IngestOptions
@@ -141,7 +142,8 @@ def main() -> None:
     run = dataclasses.replace(load_registry()["SIM"], frames=dataclasses.replace(load_registry()["SIM"].frames, path=frames))
     windows = windows_overlapping(start, end, run.cadence)
     data_s = float(end - start)
-    channels = [run.strain_channel, *run.aux_channels]
+    first_frame = scan_frame_dir(frames, ".gwf")[0][0][0].path
+    channels = [run.strain_channel, *run.resolve_aux_channels(get_channel_names(str(first_frame)))]  # patterns expanded, as ingest does
     scratch = OUT / f"scratch-{os.getpid()}"
 
     _gwpy_read(frames, start, start + 60, channels)  # warm the page cache and the imports
