@@ -3,9 +3,11 @@
 glitchflow simulate --run SIM --minutes 30                    write simulated GWF frames + ground truth
 glitchflow demo                                               simulate 2 h of SIM and run the whole pipeline on it
 glitchflow partitions RUN [--gps T]                           a run's windows with their GPS spans (or the one holding T)
-glitchflow materialize RUN --gps-start S --gps-end E [--through STAGE]
+glitchflow materialize RUN --gps-start S --gps-end E [--through STAGE] [--config FILE] [--submit]
                                                               every window of the span (and, with --through, the stages
-                                                              after them) on the configured Dagster instance
+                                                              after them) on the configured Dagster instance: here, or
+                                                              with --submit as a backfill its daemon launches
+glitchflow status BACKFILL [--wait] [--retry-failed]          a submitted backfill's progress, failures, re-submission
 """
 
 import argparse
@@ -89,6 +91,9 @@ class Progress:
         from glitchflow_assets.lib.names import EVALUATION, SELECTION, SPLIT, SYNTHETIC, TRAINED
 
         names = ", ".join(k.path[-1] for k in step.assets)
+        if step.blocked:
+            _say(f"  {step.job} ({names}){_windows_text(step.partitions)}: not run: needs {_names(step.blocked_by)}, which failed")
+            return
         if step.skipped:
             what = f"{len(step.partitions)} window(s) {step.partitions[0]} .." if step.partitions else "run-level stage"
             _say(f"  {step.job} ({names}): {what} already materialized and intact on disk, skipped")
@@ -163,51 +168,167 @@ def _materialize(args: argparse.Namespace) -> int:
 
     from glitchflow_assets.defs.families import build_definitions
     from glitchflow_assets.lib.inputs import materialized_and_intact
-    from glitchflow_assets.lib.names import TRIGGER_TAG
-    from glitchflow_assets.runner import fail_orphaned_runs, materialize_span, stage_groups
+    from glitchflow_assets.lib.names import CONFIG_TAG, TRIGGER_TAG
+    from glitchflow_assets.runner import stage_groups
+    from glitchflow_assets.stage_config import read_stage_config
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     defs = build_definitions()
     groups = stage_groups(defs, run.name, args.through)  # an unknown stage fails here, before anything runs
     through = args.through or groups[0][1][-1].path[-1]  # default: the window stages before the first run-level one
+    config = read_stage_config(Path(args.config), defs, run.name) if args.config else {}  # refused here, before anything runs
+    tags = {TRIGGER_TAG: "materialize --submit" if args.submit else "materialize", **({CONFIG_TAG: args.config} if args.config else {})}
     dagster_home = _instance_home()
     _say(f"{run.name}: {len(windows)} windows {windows[0]} .. {windows[-1]} (GPS {start:.0f}-{end:.0f}) through {through}")
     _say(f"  Dagster instance {dagster_home}")
-    t0 = time.monotonic()
+    if config:
+        _say(f"  settings from {args.config}: " + "; ".join(f"{a} {c}" for a, c in config.items()))
     with dg.DagsterInstance.get() as instance:
-        if orphans := fail_orphaned_runs(instance):
-            _say(f"  marked failed: {len(orphans)} run(s) left STARTED by a glitchflow process that was killed ({', '.join(orphans)})")
         done = None if args.force else materialized_and_intact(instance, run, lambda problem: _say(f"  {problem}: materializing it again"))
-        try:
-            outcome = materialize_span(
-                defs,
-                run.name,
-                windows,
-                instance,
-                through=through,
-                on_step=Progress(run.name, len(windows)),
-                tags={TRIGGER_TAG: "materialize"},
-                done=done,
-            )
-        except KeyboardInterrupt:  # between two runs: nothing half-done
-            _say(f"{run.name}: interrupted; run the same command again to continue where it stopped")
-            return 130
+        if args.submit:
+            return _submit(defs, instance, run, windows, through, config, tags, done)
+        return _materialize_here(defs, instance, run, windows, through, config, tags, done)
+
+
+def _materialize_here(defs, instance, run: ObservingRun, windows: list[str], through: str, config: dict, tags: dict, done) -> int:
+    """Every run of the span in this process (a laptop's way); the exit status."""
+    from glitchflow_assets.runner import fail_orphaned_runs, materialize_span
+
+    if orphans := fail_orphaned_runs(instance):
+        _say(f"  marked failed: {len(orphans)} run(s) left STARTED by a glitchflow process that was killed ({', '.join(orphans)})")
+    t0 = time.monotonic()
+    try:
+        outcome = materialize_span(
+            defs, run.name, windows, instance, config, through=through, on_step=Progress(run.name, len(windows)), tags=tags, done=done
+        )
+    except KeyboardInterrupt:  # between two runs: nothing half-done
+        _say(f"{run.name}: interrupted; run the same command again to continue where it stopped")
+        return 130
     return _summarize(run, outcome, t0)
 
 
+def _submit(defs, instance, run: ObservingRun, windows: list[str], through: str, config: dict, tags: dict, done) -> int:
+    """The span as a backfill on the instance, for its daemon to launch through the instance's run launcher."""
+    from glitchflow_assets.backfill import backfill_url, daemon_running, span_targets, submit_span
+    from glitchflow_assets.stage_config import as_run_config
+
+    targets = span_targets(defs, run.name, windows, through, done)
+    if not targets:
+        _say(f"{run.name}: every window and stage asked for is already materialized and intact: nothing to submit (--force to redo)")
+        return 0
+    title = f"{run.name} {windows[0]} .. {windows[-1]} through {through}"
+    backfill_id = submit_span(defs, instance, targets, as_run_config(config, run.name), tags, title)
+    for key, keys in targets.items():
+        _say(f"  {key.path[-1]}: " + ("run-level" if keys is None else f"{len(keys)} window(s)"))
+    _say(f"{run.name}: submitted backfill {backfill_id} ({run.backfill_batch} windows at most per run)")
+    _say(f"  follow it: glitchflow status {backfill_id} --wait")
+    _say(f"  in the UI: {backfill_url(backfill_id)}")
+    if not daemon_running(instance):
+        daemon = f"DAGSTER_HOME={instance.root_directory} dagster-daemon run -w workspace.yaml"
+        _say(f"  no dagster-daemon has been heard from on this instance: its runs wait until one runs ({daemon})")
+    return 0
+
+
 def _summarize(run: ObservingRun, outcome: "SpanResult", t0: float) -> int:
-    """Say how many runs of the span succeeded and where it stopped; the exit status (1: a run failed, 130: interrupted)."""
-    ran = [s for s in outcome.steps if not s.skipped]
+    """Say how many runs of the span succeeded, what failed and why, and what did not run because of it; the exit status
+    (1: something failed, 130: interrupted)."""
+    ran = [s for s in outcome.steps if s.result is not None]
     failed = [s for s in ran if not s.success]
-    stopped = f"; stopped at {(failed[0].partitions or ['the run-level stages'])[0]}" if failed else ""
     _say(
         f"{run.name}: {len(ran)} run(s) ({run.backfill_batch} windows at most each): {len(ran) - len(failed)} succeeded, "
-        f"{len(failed)} failed in {time.monotonic() - t0:.0f} s{stopped}"
+        f"{len(failed)} failed in {time.monotonic() - t0:.0f} s"
     )
-    if failed and failed[0].interrupted:
+    if outcome.interrupted:
         _say(f"{run.name}: interrupted; its run is marked failed and no partial file was kept: run the same command again to continue")
         return 130
+    for step in failed:
+        bad, behind = step.not_materialized()
+        for key in bad:
+            _say(f"  failed: {key.path[-1]}{_windows_text(step.partitions)} (run {step.result.run_id[:8]}): {step.reason(key)}")
+        if not bad:
+            _say(f"  failed: {step.job}{_windows_text(step.partitions)} (run {step.result.run_id[:8]}): {step.reason(step.assets[0])}")
+        if behind:
+            _say(f"    not run in that run because of it: {_names(behind)}")
+    for step in outcome.steps:
+        if step.blocked:
+            _say(f"  not run: {_names(step.assets)}{_windows_text(step.partitions)}: needs {_names(step.blocked_by)}, which failed")
+    if failed:
+        _say(f"{run.name}: fix the cause and run the same command again: what succeeded is kept and skipped")
     return 1 if failed else 0
+
+
+def _names(keys: list) -> str:
+    return ", ".join(k.path[-1] for k in keys)
+
+
+def _windows_text(windows: list[str]) -> str:
+    """' in window A', ' in N windows A .. B', or '' for run-level stages."""
+    if not windows:
+        return ""
+    return f" in window {windows[0]}" if len(windows) == 1 else f" in {len(windows)} windows {windows[0]} .. {windows[-1]}"
+
+
+def _status(args: argparse.Namespace) -> int:
+    """``glitchflow status BACKFILL [--wait] [--retry-failed]``: where a submitted backfill stands."""
+    import dagster as dg
+
+    from glitchflow_assets.backfill import backfill_report, backfill_url, retry_failed
+    from glitchflow_assets.defs.families import build_definitions
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    defs = build_definitions()
+    _instance_home()
+    with dg.DagsterInstance.get() as instance:
+        if args.retry_failed:
+            retry = retry_failed(defs, instance, args.backfill)
+            if retry is None:
+                _say(f"backfill {args.backfill}: everything it targeted is materialized: nothing to retry")
+                return 0
+            _say(f"backfill {args.backfill}: what it left unmaterialized re-submitted as backfill {retry}")
+            _say(f"  in the UI: {backfill_url(retry)}")
+            args.backfill = retry
+        report, shown = backfill_report(defs, instance, args.backfill), None
+        try:
+            while args.wait and not report.finished:
+                line = _progress_line(report)
+                if line != shown:
+                    _say(f"  {datetime.now(UTC):%H:%M:%S} {line}")
+                    shown = line
+                time.sleep(args.interval)
+                report = backfill_report(defs, instance, args.backfill)
+        except KeyboardInterrupt:
+            _say(f"stopped watching; backfill {args.backfill} goes on in the daemon (the UI can cancel it)")
+            return 130
+    _report_backfill(report)
+    if not report.finished:
+        return 0
+    return 0 if report.succeeded else 1
+
+
+def _progress_line(report) -> str:
+    """One line: the backfill's runs by status and each asset's materialized/targeted count."""
+    runs = ", ".join(f"{n} {status.lower()}" for status, n in sorted(report.runs.items())) or "no run yet"
+    assets = ", ".join(f"{a.name} {a.materialized}/{a.targeted}" + (f" ({a.failed} failed)" if a.failed else "") for a in report.assets)
+    return f"{report.status.lower()}: runs {runs}; {assets}"
+
+
+def _report_backfill(report) -> None:
+    """The backfill's state per asset, what failed and why, what did not run because of it, and what to do."""
+    from glitchflow_assets.backfill import backfill_url
+
+    _say(f"backfill {report.backfill_id} ({report.title}): {report.status}")
+    _say(f"  runs: {', '.join(f'{n} {s.lower()}' for s, n in sorted(report.runs.items())) or 'none yet'}")
+    _say(f"  {'asset':<22}{'windows':>9}{'done':>9}{'failed':>9}{'to do':>9}")
+    for a in report.assets:
+        _say(f"  {a.name:<22}{a.targeted if a.partitioned else 'run':>9}{a.materialized:>9}{a.failed:>9}{a.pending:>9}")
+    for failed in report.failed_runs:
+        _say(f"  failed: {', '.join(failed.assets)}{_windows_text(failed.windows)} (run {failed.run_id[:8]}): {failed.error}")
+    for asset, windows in report.blocked.items():
+        where = _windows_text(sorted(w for w in windows if w is not None))
+        _say(f"  not run: {asset}{where}: needs an upstream asset that failed")
+    if report.finished and not report.succeeded:
+        _say(f"  re-submit what is left once the cause is fixed: glitchflow status {report.backfill_id} --retry-failed")
+    _say(f"  in the UI: {backfill_url(report.backfill_id)}")
 
 
 def _partitions(args: argparse.Namespace) -> int:
@@ -389,6 +510,23 @@ def _materialize_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--force", action="store_true", help="re-materialize everything (default: skip what is already materialized and intact on disk)"
     )
+    command.add_argument(
+        "--submit",
+        action="store_true",
+        help="create a backfill on the configured Dagster instance for its daemon to launch (run launcher, Kubernetes) instead of "
+        "running here; prints the backfill id (follow it with `glitchflow status ID --wait`)",
+    )
+    command.add_argument(
+        "--config", metavar="FILE", help="per-asset settings, as the Launchpad shows them (YAML: `trained_model: {epochs: 40}`)"
+    )
+
+
+def _status_arguments(command: argparse.ArgumentParser) -> None:
+    """The arguments of ``glitchflow status``."""
+    command.add_argument("backfill", help="backfill id, as `glitchflow materialize --submit` printed it")
+    command.add_argument("--wait", action="store_true", help="follow it until it finishes (exit status 1 if anything failed)")
+    command.add_argument("--retry-failed", action="store_true", help="re-submit what it left unmaterialized (failed or blocked windows)")
+    command.add_argument("--interval", type=float, default=10.0, help="seconds between two looks with --wait")
 
 
 def _inject_arguments(command: argparse.ArgumentParser) -> None:
@@ -414,6 +552,7 @@ def _parser() -> argparse.ArgumentParser:
     parts.add_argument("run")
     parts.add_argument("--gps", type=float, default=None, help="only the window holding this GPS time")
     _materialize_arguments(sub.add_parser("materialize", help="materialize every window of a GPS or UTC span of a run"))
+    _status_arguments(sub.add_parser("status", help="where a submitted backfill stands; --wait follows it, --retry-failed re-submits"))
     _inject_arguments(sub.add_parser("inject", help="add a synthetic glitch set (a glitch_waveforms file) to other GWF frames"))
     return parser
 
@@ -427,7 +566,14 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers (main() in a thread)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"simulate": _simulate_command, "partitions": _partitions, "materialize": _materialize, "demo": _demo, "inject": _inject}
+    commands = {
+        "simulate": _simulate_command,
+        "partitions": _partitions,
+        "materialize": _materialize,
+        "status": _status,
+        "demo": _demo,
+        "inject": _inject,
+    }
     try:
         if args.command in ("materialize", "demo"):  # the commands that run Dagster steps
             from glitchflow_assets.lib.interrupts import swallowed_interrupts_redelivered

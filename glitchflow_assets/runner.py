@@ -5,7 +5,7 @@ The stage order is never written here: the run's assets are taken in topological
 consecutive assets of the same kind are grouped - window-partitioned ones into in-process runs of consecutive windows,
 as many per run as the assets' backfill policy allows (the run's ``backfill_batch``, what a backfill from the UI
 launches: run start-up and bookkeeping are paid once per batch), run-level ones into one run - each group run by the
-job that holds it. Used by ``glitchflow demo|materialize``, the tests and the benchmarks.
+job that holds it. Used by ``glitchflow demo|materialize`` (without ``--submit``), the tests and the benchmarks.
 
 Each run is executed in this process but recorded as the UI's own launches are: with the origin of the workspace's
 code location (``workspace.yaml``), so the UI lists it on the Overview timeline and on its job's Runs tab and can
@@ -14,6 +14,7 @@ re-execute it, and with tags naming its stage and its windows.
 
 import itertools
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -51,25 +52,59 @@ class Step:
     job: str
     assets: list[dg.AssetKey]
     partitions: list[str]
-    result: JobExecutionResult | None  # None: skipped, already materialized
+    result: JobExecutionResult | None  # None: not run (already materialized, or blocked)
+    blocked_by: list[dg.AssetKey] = field(default_factory=list)  # not run: these upstream assets failed
 
     @property
     def skipped(self) -> bool:
-        return self.result is None
+        """Not run because it was already materialized and intact."""
+        return self.result is None and not self.blocked_by
+
+    @property
+    def blocked(self) -> bool:
+        """Not run because something it depends on failed."""
+        return bool(self.blocked_by)
 
     @property
     def success(self) -> bool:
-        return self.result is None or self.result.success
+        return self.result.success if self.result is not None else not self.blocked_by
+
+    def not_materialized(self) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
+        """Of a run that failed: the assets whose step failed, and those Dagster did not run because of them."""
+        if self.result is None or self.result.success:
+            return [], []
+        nodes = {k: "__".join(k.path) for k in self.assets}
+        failed = [k for k in self.assets if self.result.is_node_failed(nodes[k])]
+        return failed, [k for k in self.assets if k not in failed and not self.result.is_node_success(nodes[k])]
+
+    def _errors(self) -> list:
+        """The errors of a failed run: a step stopped mid-way fails the step; one stopped before any step started
+        (resource set-up) fails the run."""
+        events = self.result.all_events if self.result else ()
+        failures = [
+            e.step_failure_data if e.is_step_failure else e.job_failure_data for e in events if e.is_step_failure or e.is_run_failure
+        ]
+        return [f.error for f in failures if f is not None and f.error is not None]
 
     @property
     def interrupted(self) -> bool:
         """Stopped by Ctrl-C or SIGTERM (Dagster marks the run failed)."""
-        events = self.result.all_events if self.result else ()
-        # a step stopped mid-way fails the step; one stopped before any step started (resource set-up) fails the run
-        failures = [
-            e.step_failure_data if e.is_step_failure else e.job_failure_data for e in events if e.is_step_failure or e.is_run_failure
-        ]
-        return any(f is not None and f.error is not None and f.error.cls_name == INTERRUPTED for f in failures)
+        return any(error.cls_name == INTERRUPTED for error in self._errors())
+
+    def reason(self, key: dg.AssetKey) -> str:
+        """Why ``key`` failed in this run, in one line: its failed check, or its step's (else the run's) error."""
+        checks = (
+            [c for c in self.result.get_asset_check_evaluations() if c.asset_key == key and not c.passed and c.blocking]
+            if self.result
+            else []
+        )
+        if checks:
+            return f"check {checks[0].check_name}: {checks[0].description}"
+        node = "__".join(key.path)
+        steps = (
+            [e.step_failure_data.error for e in self.result.all_events if e.is_step_failure and e.step_key == node] if self.result else []
+        )
+        return first_line([error.message for error in steps + self._errors() if error])
 
     def metadata(self, asset: str) -> dict:
         """The metadata of ``asset``'s (last) materialization in this step, by asset name."""
@@ -87,8 +122,18 @@ class SpanResult:
     def success(self) -> bool:
         return all(s.success for s in self.steps)
 
+    @property
+    def interrupted(self) -> bool:
+        return any(s.interrupted for s in self.steps)
+
     def last(self, asset: str) -> Step | None:
         return next((s for s in reversed(self.steps) if any(k.path[-1] == asset for k in s.assets)), None)
+
+
+def first_line(messages: Sequence[str]) -> str:
+    """The first non-blank line of ``messages``, without the exception's module path (``dagster._core...Failure: ``)."""
+    lines = [line.strip() for message in messages for line in message.splitlines() if line.strip()]
+    return re.sub(r"^[\w.]+\.\w+: ", "", lines[0]) if lines else ""
 
 
 def stage_groups(defs: dg.Definitions, run: str, through: str | None = None) -> list[tuple[bool, list[dg.AssetKey]]]:
@@ -187,7 +232,7 @@ def _todo(keys: list[dg.AssetKey], batches: list[list[str]], done: Done | None) 
     return kept, skipped
 
 
-def _plan_group(
+def plan_group(
     graph: "AssetGraph", keys: list[dg.AssetKey], partitioned: bool, windows: Sequence[str], done: Done | None
 ) -> tuple[list[list[str]], list[str], bool]:
     """The runs one stage group needs (batches of windows; ``[[]]``: its one run-level run), the windows it skips, and
@@ -213,31 +258,59 @@ def materialize_span(
     tags: dict[str, str] | None = None,
     done: Done | None = None,
 ) -> SpanResult:
-    """Materialize ``run``'s assets for ``windows`` (partition keys), stage group by stage group, stopping at the first
-    failure. ``config`` maps asset names to their Launchpad config; ``on_step`` sees every finished or skipped run;
-    ``tags`` go on every run. With ``done``, a re-run continues where an earlier one stopped: until something runs,
+    """Materialize ``run``'s assets for ``windows`` (partition keys), stage group by stage group. A failure stops only
+    what depends on it, as in a Dagster backfill: independent stages and the other windows go on, and what it blocks is
+    reported as a step that did not run (``Step.blocked_by``); Ctrl-C or SIGTERM stops everything. ``config`` maps asset
+    names to their Launchpad config; ``on_step`` sees every finished, skipped or blocked run; ``tags`` go on every run.
+    With ``done``, a re-run continues where an earlier one stopped: until something runs,
     windows (and run-level stages) that ``done`` says are materialized and intact are skipped; once something has run,
     everything after it runs (its inputs changed)."""
     config = config or {}
     graph = defs.resolve_asset_graph()
     outcome = SpanResult()
     tags = {**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-    for partitioned, keys in stage_groups(defs, run, through):
-        name = job_for(run, keys)
+    lost: dict[dg.AssetKey, set[str]] = {}  # assets a failure left unmaterialized, with the windows (all: run-level)
+
+    def record(step: Step) -> None:
+        outcome.steps.append(step)
+        on_step(step)
+        for key in itertools.chain(*step.not_materialized()):
+            lost.setdefault(key, set()).update(step.partitions or windows)
+
+    for partitioned, group in stage_groups(defs, run, through):
+        name = job_for(run, group)
         job = defs.resolve_job_def(name)
+        keys, blocked = _unblocked(graph, group, partitioned, windows, lost)
+        for step in blocked:
+            record(step)
+        if not keys:
+            continue
         ops = {"__".join(k.path): {"config": config[k.path[-1]]} for k in keys if k.path[-1] in config}
-        ran = any(not s.skipped for s in outcome.steps)
-        batches, skipped, skip = _plan_group(graph, keys, partitioned, windows, None if ran else done)
+        ran = any(s.result is not None for s in outcome.steps)
+        asked = [w for w in windows if not any(w in s.partitions for s in blocked)]
+        batches, skipped, skip = plan_group(graph, keys, partitioned, asked, None if ran else done)
         if skip:  # reported as a step without a result
-            step = Step(name, keys, skipped, None)
-            outcome.steps.append(step)
-            on_step(step)
+            record(Step(name, keys, skipped, None))
         for batch in batches:
             shown = {STAGE_TAG: name.removeprefix(f"{run}_"), **({WINDOWS_TAG: f"{batch[0]} to {batch[-1]}"} if batch else {})}
-            result = execute(job, instance, keys, batch, {"ops": ops}, {**tags, **shown})
-            step = Step(name, keys, batch, result)
-            outcome.steps.append(step)
-            on_step(step)
-            if not step.success:
+            record(step := Step(name, keys, batch, execute(job, instance, keys, batch, {"ops": ops}, {**tags, **shown})))
+            if step.interrupted:  # Ctrl-C or SIGTERM: stop everything, nothing half-done
                 return outcome
     return outcome
+
+
+def _unblocked(
+    graph: "AssetGraph", group: list[dg.AssetKey], partitioned: bool, windows: Sequence[str], lost: dict[dg.AssetKey, set[str]]
+) -> tuple[list[dg.AssetKey], list[Step]]:
+    """The assets of ``group`` that can still run, and what cannot (as steps that did not run, naming the failed
+    upstream assets that block them). As a backfill marks a failed partition's downstream: window stages are blocked
+    in the windows an upstream asset lost (the group runs in the others), a run-level stage by any loss upstream."""
+    causes = {k: sorted(a for a in graph.get_ancestor_asset_keys(k) if a in lost) for k in group}
+    name = job_for(group[0].path[0], group)
+    if partitioned:
+        upstream = sorted(set().union(*causes.values()))
+        where = set().union(*(lost[a] for a in upstream))
+        blocked = [Step(name, group, [w for w in windows if w in where], None, upstream)] if upstream else []
+        return (group if len(where) < len(windows) else []), blocked
+    blocked = [Step(name, [k], [], None, causes[k]) for k in group if causes[k]]
+    return [k for k in group if not causes[k]], blocked

@@ -164,7 +164,11 @@ def materialized_and_intact(
 
     def done(asset: str, key: str | None) -> bool:
         if key is None:
-            return instance.get_latest_materialization_event(asset_key(run.name, asset)) is not None
+            event = instance.get_latest_materialization_event(asset_key(run.name, asset))
+            if event is not None and _step_failed(instance, event):
+                report(f"{run.name}/{asset} failed a blocking check when it was last materialized (run {event.run_id[:8]})")
+                return False
+            return event is not None
         if key not in materialized(asset):
             return False
         problem = inputs.problem(asset, key, WINDOW_READERS[asset]) if asset in WINDOW_READERS else None
@@ -173,6 +177,12 @@ def materialized_and_intact(
         return problem is None
 
     return done
+
+
+def _step_failed(instance: dg.DagsterInstance, event: dg.EventLogEntry) -> bool:
+    """Whether the step that recorded materialization ``event`` failed after it (a blocking check, e.g. a quality gate)."""
+    failures = instance.all_logs(event.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return any(f.step_key == event.step_key for f in failures)
 
 
 def step_inputs(context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun) -> Inputs:

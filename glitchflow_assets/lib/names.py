@@ -28,7 +28,8 @@ JOBS = {
 
 DEFINITIONS_MODULE = "glitchflow_assets.definitions"  # what workspace.yaml loads, as the code location
 CODE_LOCATION = "glitchflow"
-TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize)
+TRIGGER_TAG = "glitchflow/trigger"  # on every run: what started it (new_frames, demo, materialize, materialize --submit)
+CONFIG_TAG = "glitchflow/config"  # on the runs of `glitchflow materialize --config FILE`: the file their settings came from
 
 
 def asset_key(run: str, name: str) -> dg.AssetKey:
