@@ -139,7 +139,10 @@ def _chart_code_server_container_context() -> dict | None:
         return None
     k8s = {
         "image_pull_policy": USER_CODE["image"]["pullPolicy"],
-        "env_config_maps": [f"{FULLNAME}-{USER_CODE['name']}-user-env", *(c["name"] for c in USER_CODE.get("envConfigMaps", []))],
+        "env_config_maps": [
+            f"{RELEASE}-dagster-user-deployments-{USER_CODE['name']}-user-env",
+            *(c["name"] for c in USER_CODE.get("envConfigMaps", [])),
+        ],
         "env_secrets": [s["name"] for s in USER_CODE.get("envSecrets", [])],
         "volume_mounts": USER_CODE.get("volumeMounts"),
         "volumes": USER_CODE.get("volumes"),
