@@ -10,7 +10,10 @@ GPU_KINDS = {"pytorch", "hdf5"}
 GPU_RUN_TAG = "glitchflow/gpu"  # on runs of the model job: limited by a tag concurrency limit in deploy/
 GPU_OP_TAGS = {
     "dagster-k8s/config": {
-        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1", "memory": "16Gi"}}},
+        # The memory limit too: the step pod inherits the code server's 8Gi limit, and a request above the limit is refused.
+        "container_config": {
+            "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "16Gi"}, "requests": {"nvidia.com/gpu": "1", "memory": "16Gi"}}
+        },
         "pod_spec_config": {
             "node_selector": {"nvidia.com/gpu.present": "true"},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
