@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill
 from dagster._core.storage.tags import PARENT_BACKFILL_ID_TAG, ROOT_BACKFILL_ID_TAG
@@ -92,12 +94,15 @@ def daemon_running(instance: dg.DagsterInstance) -> bool:
 
 @dataclass
 class FailedRun:
-    """A run of the backfill that failed: its id, the assets whose step failed, its windows, the first error line."""
+    """A run of the backfill that failed: its id, its windows, and each asset that failed in it with why."""
 
     run_id: str
-    assets: list[str]
     windows: list[str]
-    error: str
+    reasons: dict[str, str]  # asset name -> its failed blocking check, else its step's (or the run's) error
+
+    @property
+    def assets(self) -> list[str]:
+        return list(self.reasons)
 
 
 @dataclass
@@ -134,6 +139,18 @@ class BackfillReport:
     def succeeded(self) -> bool:
         return self.finished and not self.failed_runs and not self.blocked and all(a.pending == 0 for a in self.assets)
 
+    @property
+    def verdict(self) -> str:
+        """What the backfill's status means for its targets (Dagster calls a backfill whose runs ended COMPLETED_SUCCESS
+        even when a gate refused)."""
+        failed = sum(len(f.reasons) * max(len(f.windows), 1) for f in self.failed_runs)
+        blocked = sum(len(w) for w in self.blocked.values())
+        if failed or blocked:
+            return f"{failed} failed, {blocked} not run because of a failure" + ("" if self.finished else " so far")
+        if not self.finished:
+            return "in progress"
+        return "every target materialized" if self.succeeded else "ended with targets not materialized"
+
 
 def get_backfill(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBackfill:
     """The backfill ``backfill_id`` of ``instance``, or a ValueError naming the instance."""
@@ -148,42 +165,58 @@ def get_backfill(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBac
 
 
 def backfill_report(defs: dg.Definitions, instance: dg.DagsterInstance, backfill_id: str) -> BackfillReport:
-    """Where backfill ``backfill_id`` stands: per asset, per run, and what failed or was blocked."""
+    """Where backfill ``backfill_id`` stands: per asset, per run, and what failed or was blocked. An asset whose step
+    failed after recording its materialization (a blocking check: a quality gate) counts as failed, not done."""
     backfill = get_backfill(instance, backfill_id)
     graph = defs.resolve_asset_graph()
     data = backfill.get_asset_backfill_data(graph)
     runs = instance.get_runs(dg.RunsFilter.for_backfill(backfill_id))
     report = BackfillReport(backfill_id, backfill.title or "", backfill.status.value, Counter(r.status.value for r in runs))
-    report.failed_runs = [_failed_run(instance, graph, r) for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
-    direct = {(a, w) for f in report.failed_runs for a in f.assets for w in f.windows or [None]}
+    report.failed_runs = [_failed_run(instance, graph, r) for r in instance.get_runs(_failed_runs_of(backfill_id))]
+    failed = _failed_subset(graph, report.failed_runs)
     progress = {k: AssetProgress(k.path[-1], graph.get(k).is_partitioned) for k in graph.toposorted_asset_keys if k in data.target_subset}
-    for subset, field_name in ((data.target_subset, "targeted"), (data.materialized_subset, "materialized")):
-        for counted in Counter(p.asset_key for p in subset.iterate_asset_partitions()).items():
-            setattr(progress[counted[0]], field_name, counted[1])
-    for p in data.failed_and_downstream_subset.iterate_asset_partitions():
+    for p in data.target_subset.iterate_asset_partitions():
+        progress[p.asset_key].targeted += 1
+    for p in (data.materialized_subset - failed).iterate_asset_partitions():
+        progress[p.asset_key].materialized += 1
+    for p in (data.failed_and_downstream_subset | failed).iterate_asset_partitions():
         progress[p.asset_key].failed += 1
-        if (p.asset_key.path[-1], p.partition_key) not in direct:
+        if p not in failed:
             report.blocked.setdefault(p.asset_key.path[-1], []).append(p.partition_key)
     report.assets = list(progress.values())
     return report
 
 
+def _failed_runs_of(backfill_id: str) -> dg.RunsFilter:
+    return dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags=dg.DagsterRun.tags_for_backfill_id(backfill_id))
+
+
+def _failed_subset(graph, failed_runs: list["FailedRun"]) -> AssetGraphSubset:
+    """The asset partitions whose step failed in ``failed_runs`` (materialized or not)."""
+    keys = {k.path[-1]: k for k in graph.get_all_asset_keys()}
+    return AssetGraphSubset.from_asset_partition_set(
+        {AssetKeyPartitionKey(keys[a], w) for f in failed_runs for a in f.assets for w in f.windows or [None]}, graph
+    )
+
+
 def _failed_run(instance: dg.DagsterInstance, graph, run: dg.DagsterRun) -> FailedRun:
-    """A failed run of a backfill: the assets whose step failed (all of its selection if the run failed before any
-    step), the windows it covered, and why: its first failed check, else its first error."""
+    """A failed run of a backfill: its windows and the assets whose step failed (all of its selection if the run
+    failed before any step), each with its first failed blocking check, else its first error."""
     kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
     events = [e.dagster_event for e in instance.all_logs(run.run_id, of_type=kinds) if e.dagster_event]
     checks = [e.event_specific_data for e in events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-    failed_checks = [f"check {c.check_name}: {c.description}" for c in checks if not c.passed and c.blocking]
-    errors = [
-        e.step_failure_data.error if e.is_step_failure else e.job_failure_data.error
-        for e in events
-        if e.is_step_failure or e.is_run_failure
-    ]
+    steps = {e.step_key.split("__")[-1]: e.step_failure_data.error for e in events if e.is_step_failure}
+    run_errors = [e.job_failure_data.error for e in events if e.is_run_failure and e.job_failure_data]
     selection = sorted(run.asset_selection or ())
-    assets = sorted({e.step_key.split("__")[-1] for e in events if e.is_step_failure}) or [k.path[-1] for k in selection]
-    why = first_line(failed_checks + [error.message for error in errors if error is not None])
-    return FailedRun(run.run_id, assets, _run_windows(graph, run, selection), why)
+
+    def reason(asset: str) -> str:
+        refused = [
+            f"check {c.check_name}: {c.description}" for c in checks if c.asset_key.path[-1] == asset and not c.passed and c.blocking
+        ]
+        return first_line(refused + [e.message for e in [steps.get(asset), *run_errors] if e is not None])
+
+    assets = sorted(steps) or [k.path[-1] for k in selection]
+    return FailedRun(run.run_id, _run_windows(graph, run, selection), {a: reason(a) for a in assets})
 
 
 def _run_windows(graph, run: dg.DagsterRun, selection: list[dg.AssetKey]) -> list[str]:
@@ -199,13 +232,16 @@ def _run_windows(graph, run: dg.DagsterRun, selection: list[dg.AssetKey]) -> lis
 
 
 def retry_failed(defs: dg.Definitions, instance: dg.DagsterInstance, backfill_id: str) -> str | None:
-    """A new backfill of what backfill ``backfill_id`` left unmaterialized (failed, blocked or never launched), with
-    its run config and tags, as the UI's "Re-execute from failure" creates it; its id, or None when nothing is left."""
+    """A new backfill of what backfill ``backfill_id`` left unmaterialized (failed - a gate that refused included -,
+    blocked or never launched), with its run config and tags, as the UI's "Re-execute from failure" creates it; its
+    id, or None when nothing is left."""
     backfill = get_backfill(instance, backfill_id)
     if backfill.status not in BULK_ACTION_TERMINAL_STATUSES:
         raise ValueError(f"backfill {backfill_id} is still {backfill.status.value}: wait for it (`glitchflow status {backfill_id} --wait`)")
-    data = backfill.get_asset_backfill_data(defs.resolve_asset_graph())
-    todo = data.target_subset - data.materialized_subset
+    graph = defs.resolve_asset_graph()
+    data = backfill.get_asset_backfill_data(graph)
+    failed_runs = [_failed_run(instance, graph, r) for r in instance.get_runs(_failed_runs_of(backfill_id))]
+    todo = data.target_subset - (data.materialized_subset - _failed_subset(graph, failed_runs))
     if todo.num_partitions_and_non_partitioned_assets == 0:
         return None
     retry = PartitionBackfill.from_asset_graph_subset(

@@ -316,13 +316,14 @@ def _report_backfill(report) -> None:
     """The backfill's state per asset, what failed and why, what did not run because of it, and what to do."""
     from glitchflow_assets.backfill import backfill_url
 
-    _say(f"backfill {report.backfill_id} ({report.title}): {report.status}")
+    _say(f"backfill {report.backfill_id} ({report.title}): {report.status} - {report.verdict}")
     _say(f"  runs: {', '.join(f'{n} {s.lower()}' for s, n in sorted(report.runs.items())) or 'none yet'}")
     _say(f"  {'asset':<22}{'windows':>9}{'done':>9}{'failed':>9}{'to do':>9}")
     for a in report.assets:
         _say(f"  {a.name:<22}{a.targeted if a.partitioned else 'run':>9}{a.materialized:>9}{a.failed:>9}{a.pending:>9}")
     for failed in report.failed_runs:
-        _say(f"  failed: {', '.join(failed.assets)}{_windows_text(failed.windows)} (run {failed.run_id[:8]}): {failed.error}")
+        for asset, why in failed.reasons.items():
+            _say(f"  failed: {asset}{_windows_text(failed.windows)} (run {failed.run_id[:8]}): {why}")
     for asset, windows in report.blocked.items():
         where = _windows_text(sorted(w for w in windows if w is not None))
         _say(f"  not run: {asset}{where}: needs an upstream asset that failed")

@@ -270,17 +270,20 @@ def materialize_span(
     outcome = SpanResult()
     tags = {**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     lost: dict[dg.AssetKey, set[str]] = {}  # assets a failure left unmaterialized, with the windows (all: run-level)
+    failed: set[dg.AssetKey] = set()  # of those, the ones whose own step failed (named as the cause downstream)
 
     def record(step: Step) -> None:
         outcome.steps.append(step)
         on_step(step)
-        for key in itertools.chain(*step.not_materialized()):
+        own, behind = step.not_materialized()
+        failed.update(own)
+        for key in own + behind:
             lost.setdefault(key, set()).update(step.partitions or windows)
 
     for partitioned, group in stage_groups(defs, run, through):
         name = job_for(run, group)
         job = defs.resolve_job_def(name)
-        keys, blocked = _unblocked(graph, group, partitioned, windows, lost)
+        keys, blocked = _unblocked(graph, group, partitioned, windows, lost, failed)
         for step in blocked:
             record(step)
         if not keys:
@@ -300,17 +303,25 @@ def materialize_span(
 
 
 def _unblocked(
-    graph: "AssetGraph", group: list[dg.AssetKey], partitioned: bool, windows: Sequence[str], lost: dict[dg.AssetKey, set[str]]
+    graph: "AssetGraph",
+    group: list[dg.AssetKey],
+    partitioned: bool,
+    windows: Sequence[str],
+    lost: dict[dg.AssetKey, set[str]],
+    failed: set[dg.AssetKey],
 ) -> tuple[list[dg.AssetKey], list[Step]]:
     """The assets of ``group`` that can still run, and what cannot (as steps that did not run, naming the failed
     upstream assets that block them). As a backfill marks a failed partition's downstream: window stages are blocked
     in the windows an upstream asset lost (the group runs in the others), a run-level stage by any loss upstream."""
-    causes = {k: sorted(a for a in graph.get_ancestor_asset_keys(k) if a in lost) for k in group}
+    upstream = {k: {a for a in graph.get_ancestor_asset_keys(k) if a in lost} for k in group}
     name = job_for(group[0].path[0], group)
+
+    def causes(keys: set[dg.AssetKey]) -> list[dg.AssetKey]:
+        return sorted(keys & failed) or sorted(keys)
+
     if partitioned:
-        upstream = sorted(set().union(*causes.values()))
-        where = set().union(*(lost[a] for a in upstream))
-        blocked = [Step(name, group, [w for w in windows if w in where], None, upstream)] if upstream else []
+        where = set().union(*(lost[a] for k in group for a in upstream[k]))
+        blocked = [Step(name, group, [w for w in windows if w in where], None, causes(set().union(*upstream.values())))] if where else []
         return (group if len(where) < len(windows) else []), blocked
-    blocked = [Step(name, [k], [], None, causes[k]) for k in group if causes[k]]
-    return [k for k in group if not causes[k]], blocked
+    blocked = [Step(name, [k], [], None, causes(upstream[k])) for k in group if upstream[k]]
+    return [k for k in group if not upstream[k]], blocked

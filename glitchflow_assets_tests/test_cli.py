@@ -4,6 +4,7 @@ import shutil
 
 import dagster as dg
 import pytest
+import yaml
 
 from glitchflow_assets.cli import main
 from glitchflow_assets.core.runs.registry import load_registry
@@ -53,7 +54,7 @@ def test_materialize_a_gps_span_through_the_configured_instance(sim_frames, isol
     [
         ("trained_modle: {epochs: 3}\n", "SIM has no asset 'trained_modle'; its assets: annalisa_scores, channel_selection"),
         ("trained_model: {epochz: 3}\n", 'trained_model: Received unexpected config entry "epochz"'),
-        ("trained_model: {epochs: many}\n", 'trained_model: Invalid scalar at path root:ops:SIM__trained_model:config:epochs'),
+        ("trained_model: {epochs: many}\n", "trained_model: Invalid scalar at path root:ops:SIM__trained_model:config:epochs"),
         ("glitch_events: {threshold: 6}\n", "glitch_events takes no settings (found threshold)"),
         ("trained_model: 3\n", "trained_model: expected a mapping of fields to values, found 3"),
         ("- trained_model\n", "expected a mapping of asset names to their settings, found list"),
@@ -85,9 +86,11 @@ def test_launchpad_settings_are_read_as_the_same_per_asset_settings(tmp_path):
     launchpad.write_text("ops:\n  SIM__trained_model:\n    config: {epochs: 3, min_validation_events: 7}\n")
     by_asset = tmp_path / "by_asset.yaml"
     by_asset.write_text("trained_model: {epochs: 3, min_validation_events: 7}\n")
-    assert read_stage_config(launchpad, defs, "SIM") == read_stage_config(by_asset, defs, "SIM") == {
-        "trained_model": {"epochs": 3, "min_validation_events": 7}
-    }
+    assert (
+        read_stage_config(launchpad, defs, "SIM")
+        == read_stage_config(by_asset, defs, "SIM")
+        == {"trained_model": {"epochs": 3, "min_validation_events": 7}}
+    )
     assert as_run_config({"trained_model": {"epochs": 3}}, "SIM") == {"ops": {"SIM__trained_model": {"config": {"epochs": 3}}}}
 
 
@@ -125,3 +128,90 @@ def test_simulate_with_extra_auxiliary_channels(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--minutes", "1", "--aux-extra", "-1", "--out", str(tmp_path / "refused")])
     assert "--aux-extra: -1 < 0" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+
+
+def test_a_failed_window_stops_only_what_depends_on_it(sim_frames, isolated_home, tmp_path, monkeypatch, capsys):
+    """Issue 30: one window's frames unreadable, one run per window: the other window is still ingested, the run-level
+    channel_selection (which needs every window) is reported as not run because of it, and the exit status is 1;
+    with the frames repaired, the same command materializes what is left and skips what was done."""
+    from glitchflow_assets.core.runs.registry import SHIPPED_REGISTRY
+
+    frames = isolated_home / "frames" / "SIM"
+    shutil.copytree(sim_frames, frames)
+    doc = yaml.safe_load(SHIPPED_REGISTRY.read_text())
+    registry = tmp_path / "runs.yaml"
+    registry.write_text(yaml.safe_dump({"runs": {"SIM": {**doc["runs"]["SIM"], "backfill_batch": 1}}}))
+    monkeypatch.setenv("GLITCHFLOW_RUNS", str(registry))
+    sim = load_registry()["SIM"]
+    second = window_for_key("2024-05-17T17:00", sim.cadence)
+    broken = {p: p.read_bytes() for p in frames.glob("*.gwf") if second.gps_start <= int(p.stem.split("-")[2]) < second.gps_end}
+    for path in broken:
+        path.write_bytes(b"not a frame")
+    span = ["--gps-start", str(sim.gps_start), "--gps-end", str(second.gps_end), "--through", "channel_selection"]
+    assert main(["materialize", "SIM", *span]) == 1
+    out = capsys.readouterr().out
+    assert "[1/2] SIM_ingest window 2024-05-17T16:55 (raw_strain_segments, glitch_events, annalisa_scores): ok" in out
+    assert "failed: raw_strain_segments in window 2024-05-17T17:00 (run " in out and "no readable frame file" in out, out
+    assert "not run in that run because of it: glitch_events, annalisa_scores" in out
+    assert "not run: channel_selection: needs raw_strain_segments, which failed" in out
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_materialized_partitions(dg.AssetKey(["SIM", "annalisa_scores"])) == {"2024-05-17T16:55"}
+    for path, content in broken.items():
+        path.write_bytes(content)
+    assert main(["materialize", "SIM", *span]) == 0
+    out = capsys.readouterr().out
+    assert "1 window(s) 2024-05-17T16:55 .. already materialized and intact on disk, skipped" in out
+    assert "[2/2] SIM_ingest window 2024-05-17T17:00" in out and "SIM_selection (channel_selection): ok" in out
+
+
+def test_a_refused_twin_stops_only_the_cleaning(sim_frames, isolated_home, tmp_path, capsys):
+    """Issue 30, every stage of the span: glitch_waveforms' gate refuses, so cleaned_strain and cleaning_evaluation
+    (which need it) do not run and say why, while trained_model, model_evaluation and synthetic_glitches (which do not)
+    run to the end; the exit status is 1. The settings come from --config."""
+    shutil.copytree(sim_frames, isolated_home / "frames" / "SIM")
+    settings = tmp_path / "settings.yaml"
+    gate = {"min_balanced_accuracy": 0.0, "beat_linear_baseline": False, "min_validation_events": 1}  # 10 minutes: too few to judge by
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "dataset_split": {"train_fraction": 0.6, "validation_fraction": 0.2},
+                "trained_model": {"epochs": 2, **gate},
+                "glitch_waveforms": {"method": "wiener", "min_validation_events": 10**6},
+            }
+        )
+    )
+    sim = load_registry()["SIM"]
+    span = ["--gps-start", str(sim.gps_start), "--gps-end", str(sim.gps_start + SIM_MINUTES * 60)]
+    assert main(["materialize", "SIM", *span, "--through", "cleaning_evaluation", "--config", str(settings)]) == 1
+    out = capsys.readouterr().out
+    assert "failed: glitch_waveforms (run " in out and "check waveform_gate: wiener: " in out, out
+    assert "SIM_model (model_evaluation, synthetic_glitches): ok" in out
+    assert "not run: cleaned_strain in 2 windows 2024-05-17T16:55 .. 2024-05-17T17:00: needs glitch_waveforms, which failed" in out
+    assert "not run: cleaning_evaluation: needs glitch_waveforms, which failed" in out
+    with dg.DagsterInstance.get() as instance:
+        for asset in ("trained_model", "model_evaluation", "synthetic_glitches"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(["SIM", asset])) is not None, asset
+        for asset in ("cleaned_strain", "cleaning_evaluation"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(["SIM", asset])) is None, asset
+
+
+def test_a_refused_model_leaves_the_cleaning_runnable():
+    """The issue's case on the real asset graph: trained_model lost (its gate refused) blocks model_evaluation and
+    synthetic_glitches only; glitch_waveforms' cleaning (cleaned_strain, every window) and its evaluation still run."""
+    from glitchflow_assets.defs.families import build_definitions
+    from glitchflow_assets.runner import _unblocked, stage_groups
+
+    defs = build_definitions()
+    graph, windows = defs.resolve_asset_graph(), ["2024-05-17T16:55", "2024-05-17T17:00"]
+    trained = dg.AssetKey(["SIM", "trained_model"])
+    lost, failed = {trained: set(windows)}, {trained}
+    runnable, blocked = {}, {}
+    for partitioned, group in stage_groups(defs, "SIM"):
+        keys, steps = _unblocked(graph, group, partitioned, windows, lost, failed)
+        runnable.update({k.path[-1]: k for k in keys})
+        blocked.update({k.path[-1]: s for s in steps for k in s.assets})
+    assert {"cleaned_strain", "cleaning_evaluation", "glitch_waveforms"} <= set(runnable)
+    assert set(blocked) == {"model_evaluation", "synthetic_glitches"} and all(s.blocked_by == [trained] for s in blocked.values())
+    lost = {dg.AssetKey(["SIM", "raw_strain_segments"]): {windows[1]}}  # one window's ingest failed
+    keys, (step,) = _unblocked(graph, [dg.AssetKey(["SIM", "spectrograms"])], True, windows, lost, set(lost))
+    assert keys and step.partitions == [windows[1]]  # the other window still runs

@@ -1,10 +1,13 @@
 """End to end on the production configuration: dagster-webserver + dagster-daemon on 127.0.0.1 against PostgreSQL
 (deploy/dagster.yaml) and an MLflow server backed by PostgreSQL. The sensor is switched on through GraphQL, frames
 dropped in are ingested, a backfill over a time range of SIM runs through to a model registered in the server;
-and a daemon SIGKILLed in the middle of a backfill finishes it after a restart, no window lost or duplicated.
+and a backfill submitted by ``glitchflow materialize --submit`` finishes after its daemon is SIGKILLed and restarted,
+a failed window stopping only what depends on it, ``glitchflow status --retry-failed`` re-submitting only that, and no
+window lost or duplicated.
 """
 
 import os
+import re
 import shutil
 import signal
 from collections import Counter
@@ -13,6 +16,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from glitchflow_assets.cli import main
 from glitchflow_assets.core.ml.tracking import CANDIDATE
 from glitchflow_assets_tests.servers import MlflowServer, PostgresServer
 from glitchflow_assets_tests.services import REPO, DagsterServices, wait_for
@@ -25,6 +29,7 @@ START_SENSOR = """mutation { startSensor(sensorSelector: {repositoryName: "__rep
 BACKFILL = """mutation($names: [String!], $assets: [AssetKeyInput!]) { launchPartitionBackfill(backfillParams: {
   assetSelection: $assets, partitionNames: $names }) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+WINDOW_1_GPS, WINDOW_2_GPS = (1400000118, 1400000418), (1400000418, 1400000718)  # WINDOWS[0], WINDOWS[1]
 THROUGH_SPECTROGRAMS = ["raw_strain_segments", "glitch_events", "annalisa_scores", "channel_selection", "spectrograms"]
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
@@ -134,22 +139,53 @@ def test_sensor_and_backfill_through_to_a_model_in_the_mlflow_server(tmp_path, i
     assert mlflow.uri.startswith("http://127.0.0.1:")
 
 
-def test_daemon_killed_mid_backfill_finishes_with_no_window_lost_or_duplicated(tmp_path, isolated_home, servers, sim_frames, monkeypatch):
-    svc = _services(tmp_path, isolated_home, servers, "dagster_fault", sim_frames, backfill_batch=1)  # a run per window
-    for key, value in servers[0].dagster_env("dagster_fault").items():
-        monkeypatch.setenv(key, value)  # for reading the instance from this process afterwards
-    window_assets = ["raw_strain_segments", "glitch_events", "annalisa_scores"]
+def test_submitted_backfill_survives_a_killed_daemon_and_retries_only_its_failed_window(
+    tmp_path, isolated_home, servers, sim_frames, monkeypatch, capsys
+):
+    """``glitchflow materialize --submit`` on the production instance: a backfill the daemon launches through the
+    instance's run launcher, one run per window. The daemon is SIGKILLed mid-backfill and restarted; one window's
+    frames are unreadable, so its ingest fails while the other window goes on, and ``channel_selection`` (which needs
+    every window) does not run. ``glitchflow status --wait`` says so and exits 1; with the frames repaired,
+    ``--retry-failed`` re-submits only what is left, and every window ends materialized exactly once."""
+    frames = tmp_path / "frames"
+    shutil.copytree(sim_frames, frames)
+    svc = _services(tmp_path, isolated_home, servers, "dagster_fault", frames, backfill_batch=1)  # a run per window
+    for key in ("DAGSTER_HOME", "GLITCHFLOW_HOME", "GLITCHFLOW_RUNS", "MLFLOW_TRACKING_URI", *servers[0].dagster_env("dagster_fault")):
+        monkeypatch.setenv(key, svc.env[key])  # the command line on the same instance as the services
+    second = [p for p in sorted(frames.glob("*.gwf")) if WINDOW_2_GPS[0] <= int(p.stem.split("-")[2]) < WINDOW_2_GPS[1]]
+    saved = {p: p.read_bytes() for p in second}
+    for path in second:
+        path.write_bytes(b"not a frame")
+    span = ["--gps-start", str(WINDOW_1_GPS[0]), "--gps-end", str(WINDOW_2_GPS[1]), "--through", "channel_selection"]
     try:
         svc.start_webserver()
         svc.start_daemon()
-        backfill_id = _backfill(svc, window_assets, WINDOWS)
+        assert main(["materialize", "SIM", *span, "--submit"]) == 0
+        out = capsys.readouterr().out
+        backfill_id = re.search(r"submitted backfill ([a-z]{8})", out).group(1)
+        assert f"/runs/b/{backfill_id}" in out and "no dagster-daemon" not in out
         wait_for(lambda: svc.graphql(BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"], 120, "the backfill's first run")
         svc.kill("daemon", signal.SIGKILL)  # mid-backfill: runs queued or in flight, no clean shutdown
         svc.start_daemon()
-        assert _wait_backfill(svc, backfill_id, 600) == "COMPLETED_SUCCESS"
+        assert main(["status", backfill_id, "--wait", "--interval", "2"]) == 1
+        out = capsys.readouterr().out
+        assert f"backfill {backfill_id} (SIM 2024-05-17T16:55 .. 2024-05-17T17:00 through channel_selection): COMPLETED" in out
+        assert "failed: raw_strain_segments in window 2024-05-17T17:00 (run " in out and "no readable frame file" in out, out
+        assert "not run: channel_selection: needs an upstream asset that failed" in out
+        assert f"glitchflow status {backfill_id} --retry-failed" in out
+        for path, content in saved.items():
+            path.write_bytes(content)
+        assert main(["status", backfill_id, "--retry-failed", "--wait", "--interval", "2"]) == 0
+        out = capsys.readouterr().out
+        retry = re.search(r"re-submitted as backfill ([a-z]{8})", out).group(1)
+        assert f"backfill {retry} (Re-execution of SIM" in out and ": COMPLETED_SUCCESS" in out, out
     finally:
         svc.stop()
     with _instance(tmp_path / "dagster") as instance:
-        for asset in window_assets:
+        for asset in ("raw_strain_segments", "glitch_events", "annalisa_scores"):
             records = instance.fetch_materializations(dg.AssetKey(["SIM", asset]), limit=100).records
             assert Counter(r.partition_key for r in records) == {w: 1 for w in WINDOWS}, asset
+        assert len(instance.fetch_materializations(dg.AssetKey(["SIM", "channel_selection"]), limit=10).records) == 1
+        retried = instance.get_runs(dg.RunsFilter.for_backfill(retry))
+        assert {r.tags.get("dagster/partition") for r in retried if r.tags.get("dagster/partition")} == {WINDOWS[1]}  # only what failed
+        assert all(r.tags["glitchflow/trigger"] == "materialize --submit" for r in retried)
