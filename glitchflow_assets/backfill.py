@@ -33,7 +33,7 @@ DAEMON_SILENT_S = 120.0  # a backfill daemon not heard from for this long is tak
 
 def backfill_url(backfill_id: str) -> str:
     """The backfill's page in the Dagster UI (``$GLITCHFLOW_DAGSTER_UI_URL``)."""
-    return f"{settings.dagster_ui_url().rstrip('/')}/runs/b/{backfill_id}?tab=partitions"
+    return f"{settings.dagster_ui_url().rstrip('/')}/runs/b/{backfill_id}"
 
 
 def span_targets(

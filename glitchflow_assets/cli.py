@@ -209,7 +209,7 @@ def _materialize_here(defs, instance, run: ObservingRun, windows: list[str], thr
 
 def _submit(defs, instance, run: ObservingRun, windows: list[str], through: str, config: dict, tags: dict, done) -> int:
     """The span as a backfill on the instance, for its daemon to launch through the instance's run launcher."""
-    from glitchflow_assets.backfill import backfill_url, daemon_running, span_targets, submit_span
+    from glitchflow_assets.backfill import backfill_url, span_targets, submit_span
     from glitchflow_assets.stage_config import as_run_config
 
     targets = span_targets(defs, run.name, windows, through, done)
@@ -223,10 +223,17 @@ def _submit(defs, instance, run: ObservingRun, windows: list[str], through: str,
     _say(f"{run.name}: submitted backfill {backfill_id} ({run.backfill_batch} windows at most per run)")
     _say(f"  follow it: glitchflow status {backfill_id} --wait")
     _say(f"  in the UI: {backfill_url(backfill_id)}")
+    _warn_without_daemon(instance)
+    return 0
+
+
+def _warn_without_daemon(instance) -> None:
+    """Say so when no daemon will launch a submitted backfill's runs."""
+    from glitchflow_assets.backfill import daemon_running
+
     if not daemon_running(instance):
         daemon = f"DAGSTER_HOME={instance.root_directory} dagster-daemon run -w workspace.yaml"
         _say(f"  no dagster-daemon has been heard from on this instance: its runs wait until one runs ({daemon})")
-    return 0
 
 
 def _summarize(run: ObservingRun, outcome: "SpanResult", t0: float) -> int:
@@ -286,6 +293,7 @@ def _status(args: argparse.Namespace) -> int:
                 return 0
             _say(f"backfill {args.backfill}: what it left unmaterialized re-submitted as backfill {retry}")
             _say(f"  in the UI: {backfill_url(retry)}")
+            _warn_without_daemon(instance)
             args.backfill = retry
         report, shown = backfill_report(defs, instance, args.backfill), None
         try:
