@@ -14,11 +14,13 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSumma
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.ingest.quality import BLOCKING, assess, check_descriptions
+from glitchflow_assets.core.io.omicron import omicron_name, write_omicron_hdf5
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table, score_window_file
-from glitchflow_assets.core.signal.events import EventSearchConfig, window_events
+from glitchflow_assets.core.signal.event_sources import labelled, source_events, trigger_list
+from glitchflow_assets.core.signal.events import EVENT_COLUMNS, EventSearchConfig, window_events
 from glitchflow_assets.core.signal.figures import events_png, selection_png, strain_asd_png
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
@@ -160,10 +162,21 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     storage, run = inputs.storage, inputs.run
     raw, summary = window_raw(inputs, window)
     strain, t0 = read_strain(raw)
-    config = EventSearchConfig()
-    events, searched = window_events(strain, t0, summary.sample_rate, summary.strain.segments, summary.window_span, config, select_device())
+    config, source = EventSearchConfig(), run.events
+    if source.source == "builtin" or source.mode == "add":
+        segments = summary.strain.segments
+        found, searched = window_events(strain, t0, summary.sample_rate, segments, summary.window_span, config, select_device())
+    else:  # the list replaces the search: the window's valid data are what it covers
+        found, searched = pd.DataFrame(columns=EVENT_COLUMNS), clip(summary.strain.segments, *summary.window_span)
+    if source.source == "builtin":
+        events = labelled(found)
+    else:
+        listed = trigger_list(source, (run.gps_start, run.gps_end), run.strain_channel.split(":", 1)[0])
+        events = source_events(source.mode, found, listed, searched)
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
+    omicron = path.parent / "omicron" / omicron_name(run.strain_channel, window.gps_start, window.duration)
+    write_omicron_hdf5(omicron, events)
     written = read_events(path)
     loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "snr", "frequency", "q", "duration"]]
     title = f"{len(events)} events in window {window.key} UTC"
@@ -171,7 +184,10 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
         data_version=dg.DataVersion(written.data_version()),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
+            "omicron_path": dg.MetadataValue.path(str(omicron)),
+            "event_source": source.source if source.source == "builtin" else f"{source.source} ({source.mode}): {source.path}",
             "n_events": len(events),
+            "n_events_per_class": dg.MetadataValue.json(events.label.replace("", "(none)").value_counts().to_dict()),
             "searched_livetime_s": written.livetime,
             "rate_per_hour": len(events) / written.livetime * 3600 if written.livetime else 0.0,
             "loudest": metadata_table(loudest),

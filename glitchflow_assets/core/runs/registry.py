@@ -42,6 +42,18 @@ class FrameSource:
 
 
 @dataclass(frozen=True)
+class EventSource:
+    """Where a run's ``glitch_events`` come from: the built-in search alone, or an external trigger list (Omicron or
+    Gravity Spy file) that replaces it or is added beside it, optionally cut to ``min_snr`` and to some ``classes``."""
+
+    source: str = "builtin"  # builtin | omicron | gravityspy
+    path: Path | None = None
+    mode: str = "replace"  # replace | add
+    min_snr: float = 0.0
+    classes: tuple[str, ...] = ()  # empty: every class
+
+
+@dataclass(frozen=True)
 class ObservingRun:
     name: str
     gps_start: int
@@ -59,6 +71,7 @@ class ObservingRun:
     show_without_frames: bool = False  # load into the code location even while its frame directory is missing
     refresh_cron: str = "0 6 * * *"  # when run-level stages (selection, dataset, model) refresh, UTC
     span_follows_frames: bool = False  # the span ends where its frames end (a simulated run): no window without data
+    events: EventSource = EventSource()  # where glitch_events come from
 
     def annalisa_config(self) -> "AnnalisaConfig":
         """This run's witness-selection settings: the defaults with the registry's overrides."""
@@ -101,6 +114,15 @@ class _FramesSpec(BaseModel):
     path: Annotated[str, Field(strict=True, min_length=1)]
 
 
+class _EventsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["builtin", "omicron", "gravityspy"] = "builtin"
+    path: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    mode: Literal["replace", "add"] = "replace"
+    min_snr: Annotated[float, Field(ge=0)] = 0.0
+    classes: list[Annotated[str, Field(strict=True)]] = []
+
+
 class _RunSpec(BaseModel):
     """One run as written in the YAML: every field typed (``watch: "false"`` is an error, not ``True``)."""
 
@@ -120,6 +142,7 @@ class _RunSpec(BaseModel):
     show_without_frames: StrictBool = False
     refresh_cron: Annotated[str, Field(strict=True, pattern=_CRON_RE)] = ObservingRun.refresh_cron
     span_follows_frames: StrictBool = False
+    events: _EventsSpec = _EventsSpec()
 
 
 def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
@@ -164,7 +187,27 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         show_without_frames=run.show_without_frames,
         refresh_cron=run.refresh_cron,
         span_follows_frames=run.span_follows_frames,
+        events=_event_source(run.events, where),
     )
+
+
+def _event_source(spec: _EventsSpec, where: str) -> EventSource:
+    """The run's ``events`` field checked: a list source names its file, classes are Gravity Spy's, and only a labelled
+    list (gravityspy) can be cut to classes."""
+    if (spec.source == "builtin") != (spec.path is None):
+        problem = "the built-in search reads no file" if spec.path else f"{spec.source} needs a path"
+        raise RegistryError(f"{where}: field events.path: {problem}")
+    if spec.classes:
+        from glitchflow_assets.core.io.gravityspy import check_classes  # pandas: only for a registry that names classes
+
+        if spec.source != "gravityspy":
+            raise RegistryError(f"{where}: field events.classes: only a gravityspy list has class labels")
+        try:
+            check_classes(spec.classes, f"{where}: field events.classes")
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
+    path = _expand(spec.path) if spec.path else None
+    return EventSource(spec.source, path, spec.mode, spec.min_snr, tuple(spec.classes))
 
 
 def span_of_frames(run: ObservingRun) -> ObservingRun:
