@@ -70,7 +70,7 @@ def test_glitch_events_from_a_gravityspy_list(sim_frames, tmp_path):
 
     # the Omicron export beside it, read by hveto as strain triggers
     omicron = meta["omicron_path"].value
-    assert omicron.endswith(f"omicron/V1-Hrec_hoft_16384Hz_OMICRON-{attrs['gps_start']}-300.h5")
+    assert omicron.endswith(f"/SIM/omicron/V1-Hrec_hoft_16384Hz_OMICRON-{attrs['gps_start']}-300.h5")
     hveto = get_triggers(run.strain_channel, "omicron", SegmentList([Segment(attrs["gps_start"], attrs["gps_end"])]), cache=[omicron])
     np.testing.assert_allclose(np.asarray(hveto["time"]), events.gps)
 

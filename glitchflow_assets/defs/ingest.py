@@ -175,7 +175,8 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
         events = source_events(source.mode, found, listed, searched)
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
-    omicron = path.parent / "omicron" / omicron_name(run.strain_channel, window.gps_start, window.duration)
+    # in the run's trigger folder, not the asset's (which holds the window files alone), named as Omicron names its own
+    omicron = storage.base() / run.name / "omicron" / omicron_name(run.strain_channel, window.gps_start, window.duration)
     write_omicron_hdf5(omicron, events)
     written = read_events(path)
     loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "snr", "frequency", "q", "duration"]]
