@@ -12,6 +12,8 @@ from hveto.triggers import get_triggers
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.runs.registry import EventSource, RegistryError, load_registry
 from glitchflow_assets.core.signal.event_sources import MATCH_S
+from glitchflow_assets.core.twin.coverage import witness_coverage
+from glitchflow_assets.defs.cleaning_evaluation import classify
 from glitchflow_assets.defs.families import build_definitions
 from glitchflow_assets_tests.conftest import sim_run
 from glitchflow_assets_tests.test_io_gravityspy import gravityspy_table
@@ -84,3 +86,16 @@ def test_glitch_events_from_a_gravityspy_list(sim_frames, tmp_path):
         assert abs(nearest.event_time - event.gps) <= MATCH_S
         assert event.label == nearest.ml_label and event.confidence == nearest.ml_confidence
     assert set(added.gps) <= set(window_list.event_time)
+
+    # the cleaning evaluation's coverage per class, on a labelled run: each event's class is its list label
+    held_out = both.events.assign(predicted=both.events.snr > 10, removed=False)[["gps", "snr", "predicted", "removed"]]
+    classified = classify(held_out, run, [], simulated=False, labels=both.events[["gps", "label"]])
+    expected = both.events.label.replace("", "unlabelled")
+    assert list(classified["class"]) == list(expected)
+    coverage = witness_coverage(classified, min_snr=0.0).set_index("class")
+    assert coverage.loc["all", "glitches"] == len(both.events)
+    for name, count in expected.value_counts().items():
+        assert coverage.loc[name, "glitches"] == count
+        assert coverage.loc[name, "predicted_fraction"] == pytest.approx((both.events.snr[expected == name] > 10).mean())
+    unlabelled = classify(held_out, run, [], simulated=False)  # a run without labels: one class
+    assert set(unlabelled["class"]) == {"all (no Gravity Spy labels)"}

@@ -8,6 +8,7 @@ import pandas as pd
 
 from glitchflow_assets.core.artifacts.cleaning_evaluation import CleaningEvaluation, write_cleaning_evaluation
 from glitchflow_assets.core.artifacts.dataset_split import dataset_events
+from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.runs.registry import ObservingRun
@@ -23,7 +24,7 @@ from glitchflow_assets.lib.automation import after_window_stages
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.inputs import Inputs, champion_twin_file, cleaning_report_path, step_inputs, window_raw
 from glitchflow_assets.lib.metadata import md_image, metadata_table
-from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, SPLIT, asset_key
+from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, EVENTS, SPLIT, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 SIGNAL_SAFETY = "signal_safety"
@@ -40,16 +41,31 @@ def held_out_events(reports: dict[str, EventComparison], splits: dict[str, dict[
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["gps", "snr", "predicted", "removed"])
 
 
-def classify(events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simulated: bool) -> pd.DataFrame:
+def classify(
+    events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simulated: bool, labels: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``events`` with ``class`` (SIM: the true glitch's morphology; events within 0.1 s of no true glitch are left out:
-    they are no glitch of any class; elsewhere "all": this run has no Gravity Spy labels) and ``witnessed`` (SIM: a
-    selected witness saw the glitch; elsewhere unknown)."""
+    they are no glitch of any class; a run with a labelled event list: each event's class from ``labels`` (``gps``,
+    ``label``: its glitch_events), "unlabelled" where the list gave none; elsewhere "all": this run has no Gravity Spy
+    labels) and ``witnessed`` (SIM: a selected witness saw the glitch; elsewhere unknown)."""
     if not simulated:
-        return events.assign(**{"class": "all (no Gravity Spy labels)", "witnessed": pd.NA})
+        if labels is None:
+            return events.assign(**{"class": "all (no Gravity Spy labels)", "witnessed": pd.NA})
+        by_gps = dict(zip(np.round(labels.gps.to_numpy(), 6), labels.label, strict=True))
+        classes = [by_gps.get(g, "") or "unlabelled" for g in np.round(events.gps.to_numpy(), 6)]
+        return events.assign(**{"class": classes, "witnessed": pd.NA})
     truth = true_strain_glitches(run.frames.path, events.gps.to_numpy())
     seen = truth.witnesses.map(lambda names: bool(set(filter(None, names.split(","))) & set(witnesses)))
     classified = events.assign(**{"class": truth.morphology.to_numpy(), "witnessed": seen.to_numpy()})
     return classified[classified["class"] != ""]
+
+
+def _event_labels(inputs: Inputs, keys: list[str]) -> pd.DataFrame | None:
+    """The class labels of the windows' events (``gps``, ``label``) where the run's events come from a labelled list."""
+    if inputs.run.events.source != "gravityspy":
+        return None
+    tables = [inputs.window(EVENTS, window_for_key(k, inputs.run.cadence), read_events).events[["gps", "label"]] for k in keys]
+    return pd.concat(tables, ignore_index=True)
 
 
 def _cleaned_frame(inputs: Inputs, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +117,7 @@ def evaluate_cleaning(context: dg.AssetExecutionContext, run: ObservingRun, stor
     splits = dataset_events(storage.run_file(run.name, SPLIT))
     witnesses = list(load_twin(champion_twin_file(storage, run)).channels)
     simulated = StrainTruth.available(run.frames.path)
-    events = classify(held_out_events(reports, splits), run, witnesses, simulated)
+    events = classify(held_out_events(reports, splits), run, witnesses, simulated, _event_labels(inputs, keys))
     coverage = witness_coverage(events)
     signals, png = signal_table(inputs, keys) if simulated and load_signals(run.frames.path) else (pd.DataFrame(), None)
     safety = safety_summary(signals) if len(signals) else {}
