@@ -56,6 +56,7 @@ def test_first_winner_is_a_true_witness_and_no_distractor_ever_wins(triggers):
         assert {r.channel for r in result.rounds} <= WITNESSES  # no SIMX_*, line, driver or self-glitching channel
         assert not set(config.unsafe) & {r.channel for r in result.rounds}
         assert result.rounds[-1].remaining == result.primary - sum(r.vetoed for r in result.rounds)
+        assert result.rounds[0].efficiency == pytest.approx(100 * result.rounds[0].vetoed / result.primary)
         assert result.rounds[0].significance >= config.minimum_significance and result.rounds[0].coincident >= 5
         assert "< 5" in result.stop or "left to veto" in result.stop
 

@@ -118,6 +118,11 @@ class Round:
     def use_percentage(self) -> float:
         return 100.0 * self.coincident / self.used if self.used else 0.0
 
+    @property
+    def efficiency(self) -> float:
+        """Percentage of the strain triggers this round started with that it vetoed (hveto's round efficiency)."""
+        return 100.0 * self.vetoed / (self.vetoed + self.remaining)
+
 
 @dataclass
 class HvetoResult:
@@ -131,6 +136,7 @@ class HvetoResult:
         cols = ["n", "channel", "significance", "snr", "window", "mu", "used", "coincident", "vetoed", "remaining", "deadtime"]
         df = pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self.rounds], columns=cols)
         df["use_percentage"] = [r.use_percentage for r in self.rounds]
+        df["efficiency"] = [r.efficiency for r in self.rounds]
         return df
 
 
