@@ -28,9 +28,11 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 def sim_run(frames_dir: Path, **changes) -> ObservingRun:
-    """SIM reading ``frames_dir``, over its whole registry span (tests write more frames after building on it)."""
+    """SIM reading ``frames_dir`` (or the ``frames`` source given), over its whole registry span (tests write more frames
+    after building on it)."""
     run = load_registry(follow_frames=False)["SIM"]
-    return dataclasses.replace(run, frames=dataclasses.replace(run.frames, path=Path(frames_dir)), **changes)
+    changes.setdefault("frames", dataclasses.replace(run.frames, path=Path(frames_dir)))
+    return dataclasses.replace(run, **changes)
 
 
 @pytest.fixture(scope="session")

@@ -112,38 +112,30 @@ class PostgresServer:
 
 
 @dataclass
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and proxied local artifacts."""
+class _HttpServer:
+    """A server process on 127.0.0.1 answering HTTP, started in its own session (stopped with everything it forks)."""
 
-    backend_uri: str
     root: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    health_path = "/"
+    name = "server"
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def _spawn(self, args: list[str], env: dict[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        # The backend URI carries the password: through the environment, never on the command line (ps shows that).
-        env = dict(
-            os.environ,
-            MLFLOW_DISABLE_TELEMETRY="true",
-            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-            MLFLOW_BACKEND_STORE_URI=self.backend_uri,
-        )
-        args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        args += ["--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts"]
-        log = open(self.root / "mlflow.log", "ab")
+        log = open(self.root / f"{self.name}.log", "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        wait_for(self._healthy, 180, f"the MLflow server on {self.uri} (log: {self.root / 'mlflow.log'})")
+        wait_for(self._healthy, 180, f"the {self.name} server on {self.uri} (log: {self.root / f'{self.name}.log'})")
 
     def _healthy(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {self.process.returncode}; see {self.root / 'mlflow.log'}")
+            raise RuntimeError(f"{self.name} server exited with {self.process.returncode}; see {self.root / f'{self.name}.log'}")
         try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.uri}{self.health_path}", timeout=2) as r:
                 return r.status == 200
         except OSError:
             return False
@@ -157,3 +149,55 @@ class MlflowServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self.process = None
+
+
+@dataclass
+class MlflowServer(_HttpServer):
+    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and proxied local artifacts."""
+
+    backend_uri: str = ""
+    health_path = "/health"
+    name = "mlflow"
+
+    def start(self) -> None:
+        # The backend URI carries the password: through the environment, never on the command line (ps shows that).
+        env = dict(
+            os.environ,
+            MLFLOW_DISABLE_TELEMETRY="true",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_BACKEND_STORE_URI=self.backend_uri,
+        )
+        args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        args += ["--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts"]
+        self._spawn(args, env)
+
+
+@dataclass
+class DatafindServer(_HttpServer):
+    """A real ``gwdatafind-server`` (the LIGO/Virgo data-discovery service, a Flask app) on 127.0.0.1, serving the Virgo
+    FFL files under ``root/ffl`` and a LIGO diskcache dump ``root/diskcache.txt`` (0x0101 format, any extension),
+    re-read every ``interval`` s as a site's server re-reads its sources."""
+
+    interval: int = 1
+    health_path = "/api/version"
+    name = "gwdatafind"
+
+    @property
+    def ffl_dir(self) -> Path:
+        return self.root / "ffl"
+
+    @property
+    def diskcache(self) -> Path:
+        return self.root / "diskcache.txt"
+
+    def start(self) -> None:
+        self.ffl_dir.mkdir(parents=True, exist_ok=True)
+        self.diskcache.touch()
+        config = self.root / "gwdatafind-server.toml"
+        config.write_text(
+            f'[[input.source]]\ntype = "ffl"\npath = "{self.ffl_dir}"\ninterval = {self.interval}\n\n'
+            f'[[input.source]]\ntype = "diskcache"\npath = "{self.diskcache}"\ninterval = {self.interval}\n'
+        )
+        env = dict(os.environ, GWDATAFIND_SERVER_CONFIG=str(config))
+        args = [str(BIN / "python"), "-m", "flask", "--app", "gwdatafind_server:create_app()", "run"]
+        self._spawn(args + ["--host", "127.0.0.1", "--port", str(self.port)], env)

@@ -52,7 +52,7 @@ def servers(tmp_path_factory):
     postgres = PostgresServer()
     postgres.start()
     postgres.create_database("mlflow")
-    mlflow = MlflowServer(postgres.url("mlflow"), tmp_path_factory.mktemp("mlflow-e2e"))
+    mlflow = MlflowServer(root=tmp_path_factory.mktemp("mlflow-e2e"), backend_uri=postgres.url("mlflow"))
     mlflow.start()
     yield postgres, mlflow
     mlflow.stop()

@@ -41,7 +41,7 @@ def postgres(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres, tmp_path_factory):
-    server = MlflowServer(postgres.url("mlflow"), tmp_path_factory.mktemp("mlflow-server"))
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-server"), backend_uri=postgres.url("mlflow"))
     server.start()
     yield server
     server.stop()

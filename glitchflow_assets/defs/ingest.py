@@ -142,12 +142,12 @@ def raw_strain_segments(run: ObservingRun) -> dg.AssetsDefinition:
         kinds={"hdf5", "gwpy"},
         automation=None,  # started by the new-frame sensor, a backfill or `glitchflow materialize`
         check_specs=_window_check_specs(run, asset_key(run.name, RAW)),
-        metadata={"observing_run": run.name, "frame_source": str(run.frames.path), "strain_channel": run.strain_channel},
+        metadata={"observing_run": run.name, "frame_source": run.frames.describe(), "strain_channel": run.strain_channel},
         description=(
             f"Strain + auxiliary channels of one {run.cadence.text} window of {run.name}, read from its "
-            f"{run.frames.kind} files through gwpy, resampled to {run.sample_rate} Hz with anti-alias filtering, "
+            f"{run.frames.describe()}, resampled to {run.sample_rate} Hz with anti-alias filtering, "
             "gaps and livetime recorded as segments. One HDF5 file per window, written atomically."
-            + ("" if run.has_frame_source else f" **No frame directory at {run.frames.path} yet: nothing to ingest.**")
+            + ("" if run.has_frame_source else f" **No {run.frames.describe()} yet: nothing to ingest.**")
         ),
     )
     def _raw(context: dg.AssetExecutionContext, config: RawSegmentsConfig, storage: GlitchflowStorage) -> Iterator[WindowEvent]:

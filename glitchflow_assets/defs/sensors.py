@@ -8,7 +8,8 @@ import dagster as dg
 from glitchflow_assets.core import settings
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_summary
 from glitchflow_assets.core.io import decoder
-from glitchflow_assets.core.io.frames import FrameError, FrameFile, scan_frame_dir
+from glitchflow_assets.core.io.discovery import find_frames
+from glitchflow_assets.core.io.frames import FrameError, FrameFile
 from glitchflow_assets.core.io.watch import load_state, plan_window_requests, save_state, seed_cursor
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
@@ -28,7 +29,7 @@ def _verifier(run: ObservingRun):
 
     def verify(frame: FrameFile) -> str:
         try:
-            toc = decoder.probe(frame, run.frames.kind, run.strain_channel)
+            toc = decoder.probe(frame, run.frames.format, run.strain_channel)
         except FrameError as exc:
             return str(exc)
         return toc.disagreement(frame)
@@ -75,13 +76,13 @@ def new_frames_sensor(run: ObservingRun, job_name: str) -> dg.SensorDefinition:
         minimum_interval_seconds=settings.sensor_interval_s(),
         default_status=dg.DefaultSensorStatus.RUNNING if run.watch else dg.DefaultSensorStatus.STOPPED,
         description=(
-            f"Watches {run.frames.path} for new, late, rewritten or deleted {run.frames.extension} files (by name, "
+            f"Watches the {run.frames.describe()} for new, late, rewritten or deleted {run.frames.extension} files (by name, "
             f"size and mtime) and ingests the {run.name} windows whose files changed (windows already ingested from the "
             "same files are not ingested again); incomplete windows wait until data reach one window past their end."
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext, storage: GlitchflowStorage) -> dg.SensorResult:
-        found, skipped = scan_frame_dir(run.frames.path, run.frames.extension)
+        found, skipped = find_frames(run.frames, run.gps_start, run.gps_end)
         for s in skipped[:MAX_LOGGED]:
             context.log.warning(f"ignoring {s.path}: {s.reason}")
         span = (run.gps_start, run.gps_end)

@@ -37,7 +37,8 @@ from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.decoded_cache import DecodedFrames
 from glitchflow_assets.core.io.decoder import FrameContents
-from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, parse_frame_name, scan_frame_dir
+from glitchflow_assets.core.io.discovery import find_frames
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, parse_frame_name
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, subtract, total
 from glitchflow_assets.core.runs.windows import Window
@@ -219,7 +220,7 @@ def _probe_all(frames: list[FrameFile], run: ObservingRun) -> tuple[dict[FrameFi
     contents, skipped = {}, []
     for f in frames:
         try:
-            toc = decoder.probe(f, run.frames.kind, run.strain_channel)
+            toc = decoder.probe(f, run.frames.format, run.strain_channel)
         except FrameError as exc:
             skipped.append((f.name, str(exc)))
             continue
@@ -264,7 +265,10 @@ def ingest_window(
     where = f"run {run.name} window {window.key} (GPS {window.gps_start}-{window.gps_end})"
     skipped: list[tuple[str, str]] = []
     if frame_files is None:
-        found, bad_names = scan_frame_dir(run.frames.path, run.frames.extension)
+        try:
+            found, bad_names = find_frames(run.frames, *window_read_span(window))
+        except FrameError as exc:
+            raise IngestError(f"{where}: {exc}") from exc
         frame_files = [f for f, _ in found]
         skipped += [(s.path.name, s.reason) for s in bad_names]
     span = window_read_span(window)
@@ -314,9 +318,10 @@ def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummar
     return WindowChannels(names, data, t0, run.sample_rate, segments, summary)
 
 
-def _recorded_path(path: Path, root: Path) -> str:
-    """``path`` relative to the run's frame directory ``root``, or absolute where it lies outside it."""
-    return os.path.relpath(path, root) if path.resolve().is_relative_to(root.resolve()) else str(path.resolve())
+def _recorded_path(path: Path, root: Path | None) -> str:
+    """``path`` relative to the run's frame directory ``root``, or absolute where it lies outside it (or the run's frames
+    come from a list or a server)."""
+    return os.path.relpath(path, root) if root and path.resolve().is_relative_to(root.resolve()) else str(path.resolve())
 
 
 def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) -> dict[FrameFile, FrameContents]:
@@ -327,7 +332,7 @@ def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) 
         if ".." in Path(record.path).parts:  # the window file names its frames; it never leads outside their directory
             raise IngestError(f"{where}: frame path {record.path!r} recorded in {summary.path} leaves the frame directory")
         try:
-            frame = parse_frame_name(run.frames.path / record.path)
+            frame = parse_frame_name((run.frames.directory or Path("/")) / record.path)
         except ValueError as exc:
             raise IngestError(f"{where}: frame path {record.path!r} recorded in {summary.path}: {exc}") from exc
         if not frame.path.is_file():
@@ -335,7 +340,7 @@ def _recorded_frames(run: ObservingRun, summary: RawSegmentSummary, where: str) 
         if frame_checksum(frame.path) != record.sha256:
             raise IngestError(f"{where}: frame file {frame.path} changed since the window's file was made from it; {again}")
         try:
-            contents[frame] = decoder.probe(frame, run.frames.kind, run.strain_channel)
+            contents[frame] = decoder.probe(frame, run.frames.format, run.strain_channel)
         except FrameError as exc:
             raise IngestError(f"{where}: frame file {frame.path}: {exc}") from exc
     return contents
@@ -353,7 +358,7 @@ def _assemble_window(
     for name, reason in skipped:
         log.warning("%s: skipping %s: %s", where, name, reason)
     if not frames_overlapping(list(contents), window.gps_start, window.gps_end):
-        raise IngestError(f"{where}: no readable frame file in {run.frames.path}" + (f"; skipped: {skipped}" if skipped else ""))
+        raise IngestError(f"{where}: no readable frame file in {run.frames.describe()}" + (f"; skipped: {skipped}" if skipped else ""))
     available = sorted(set().union(*(c.channels for c in contents.values())))
     if run.strain_channel not in available:
         raise IngestError(f"{where}: strain channel {run.strain_channel} is in none of {sorted(f.name for f in contents)}")
@@ -400,7 +405,7 @@ def _assemble_window(
         attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
         records = [
             FrameRecord(
-                f.name, f.gps_start, f.duration, checksums[f].result(), f.path.stat().st_size, _recorded_path(f.path, run.frames.path)
+                f.name, f.gps_start, f.duration, checksums[f].result(), f.path.stat().st_size, _recorded_path(f.path, run.frames.directory)
             )
             for f in contents
         ]
@@ -416,7 +421,7 @@ def _read_batch(
     pieces: dict[int, list[tuple[str, ChannelData]]] = {i: [] for i in batch}
     reads = [(f, [channels[i] for i in batch if channels[i] in toc.channels]) for f, toc in contents.items()]
     reads = [(f, wanted) for f, wanted in reads if wanted]
-    got_each = DECODED.read_each(reads, run.frames.kind, *window_read_span(window), keep_from=next_window_read_start(window))
+    got_each = DECODED.read_each(reads, run.frames.format, *window_read_span(window), keep_from=next_window_read_start(window))
     for (f, _), got in zip(reads, got_each, strict=True):
         if isinstance(got, FrameError):
             raise _UnreadableFile(f, str(got)) from got

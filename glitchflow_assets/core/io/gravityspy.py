@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glitchflow_assets.core.io.triggers import TRIGGER_COLUMNS, TriggerListError, checked, require_columns, row_error
+from glitchflow_assets.core.io.triggers import LISTED_COLUMNS, TriggerListError, checked, require_columns, row_error
 
 # The classes of the Gravity Spy models: the 22 of O1/O2 (Zevin et al. 2017) and the two added for O3
 # (Blip_Low_Frequency, Fast_Scattering; Glanz et al. 2023).
@@ -61,7 +61,7 @@ def check_classes(names: list[str], where: str) -> None:
 
 def read_gravityspy(path: str | Path, span: tuple[float, float], ifo: str) -> pd.DataFrame:
     """The rows of interferometer ``ifo`` (e.g. ``V1``) of a Gravity Spy CSV as a labelled trigger list
-    (TRIGGER_COLUMNS sorted by GPS; start and end are the peak -/+ half the duration), every row checked:
+    (LISTED_COLUMNS sorted by GPS; start and end are the peak -/+ half the duration), every row checked:
     a known class, a confidence in [0, 1], and what :func:`triggers.checked` asks. Errors name the file's
     data row (1-based) and column."""
     path = Path(path)
@@ -103,7 +103,7 @@ def read_gravityspy(path: str | Path, span: tuple[float, float], ifo: str) -> pd
             "confidence": confidence.to_numpy(dtype=float),
         },
         index=raw.index,
-    )[TRIGGER_COLUMNS]
+    )[LISTED_COLUMNS]
     for column, source in [("gps", "event_time"), ("start", "duration"), ("frequency", "peak_frequency"), ("snr", "snr")]:
         bad = ~np.isfinite(table[column].to_numpy())
         if bad.any():

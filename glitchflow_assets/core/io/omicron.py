@@ -15,7 +15,7 @@ import pandas as pd
 from gwpy.table import EventTable
 
 from glitchflow_assets.core.artifacts.storage import atomic_path
-from glitchflow_assets.core.io.triggers import TRIGGER_COLUMNS, TriggerListError, checked, require_columns
+from glitchflow_assets.core.io.triggers import LISTED_COLUMNS, TriggerListError, checked, require_columns
 
 OMICRON_COLUMNS = ["time", "frequency", "snr", "tstart", "tend", "fstart", "fend", "q", "amplitude", "phase"]
 HDF5_PATH = "triggers"
@@ -117,7 +117,7 @@ def _from_xml(path: Path) -> pd.DataFrame:
 
 
 def read_omicron(path: str | Path, span: tuple[float, float]) -> pd.DataFrame:
-    """An Omicron trigger file (``.h5``/``.hdf5``, ``.xml``/``.xml.gz``) as a trigger list (TRIGGER_COLUMNS, sorted by
+    """An Omicron trigger file (``.h5``/``.hdf5``, ``.xml``/``.xml.gz``) as a trigger list (LISTED_COLUMNS, sorted by
     GPS, no class labels), every row checked against the run's ``span`` (:func:`triggers.checked`)."""
     path = Path(path)
     suffixes = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
@@ -135,4 +135,4 @@ def read_omicron(path: str | Path, span: tuple[float, float]) -> pd.DataFrame:
     table = table.assign(
         duration=table.end - table.start, bandwidth=table.fmax - table.fmin, n_tiles=0, label="", confidence=np.nan
     )  # n_tiles 0: the list does not say how many tiles made an event
-    return checked(path, table[TRIGGER_COLUMNS], span)
+    return checked(path, table[LISTED_COLUMNS], span)

@@ -1,6 +1,6 @@
 """External glitch-trigger lists in the event-table layout of ``glitch_events``, checked row by row.
 
-A list read from any format (Omicron, Gravity Spy) becomes one table: :data:`TRIGGER_COLUMNS` = the event search's
+A list read from any format (Omicron, Gravity Spy) becomes one table: :data:`LISTED_COLUMNS` = the event search's
 columns plus a class ``label`` ("" where none) and its ``confidence`` (NaN where none). Rows are numbered from 1 over the
 data rows of the file, so that an error points at the row a person opens the file to.
 """
@@ -12,7 +12,7 @@ import pandas as pd
 
 from glitchflow_assets.core.signal.events import EVENT_COLUMNS
 
-TRIGGER_COLUMNS = [*EVENT_COLUMNS, "label", "confidence"]
+LISTED_COLUMNS = [*EVENT_COLUMNS, "label", "confidence"]
 _FINITE = ["gps", "frequency", "snr", "start", "end"]  # what the window assignment and the scoring need
 
 
@@ -33,7 +33,7 @@ def require_columns(path: str | Path, present: list[str], required: list[str]) -
 
 
 def checked(path: str | Path, table: pd.DataFrame, span: tuple[float, float]) -> pd.DataFrame:
-    """``table`` (TRIGGER_COLUMNS, in file order) once every row has finite times, frequency and SNR and its peak inside
+    """``table`` (LISTED_COLUMNS, in file order) once every row has finite times, frequency and SNR and its peak inside
     the run's ``span`` = [start, end); sorted by GPS. An empty list is an error: a file meant to replace the search that
     holds nothing is more likely a wrong file than a quiet detector."""
     if table.empty:
@@ -47,4 +47,4 @@ def checked(path: str | Path, table: pd.DataFrame, span: tuple[float, float]) ->
     if outside.any():
         i = int(np.argmax(outside))
         raise row_error(path, i + 1, "time", f"GPS {table.gps.iloc[i]:.3f} is outside the run's span [{span[0]}, {span[1]})")
-    return table[TRIGGER_COLUMNS].sort_values("gps", kind="stable").reset_index(drop=True)
+    return table[LISTED_COLUMNS].sort_values("gps", kind="stable").reset_index(drop=True)

@@ -29,16 +29,40 @@ _RUN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 _CRON_RE = r"^[0-9*/,-]+( [0-9*/,-]+){4}$"  # five numeric cron fields (minute hour day month weekday)
 
 
+DIRECTORY_KINDS = ("gwf", "gwosc-hdf5")  # a directory tree of files of that format
+LIST_KINDS = ("cache", "gwdatafind")  # a LAL cache / FFL file, or a GWDataFind server, naming files of ``format``
+
+
 @dataclass(frozen=True)
 class FrameSource:
-    """Where a run's data files live: a directory searched recursively for OBS-TAG-GPS-DUR files."""
+    """Where a run's data files are found (``kind``) and how each is decoded (``format``: gwf | gwosc-hdf5)."""
 
-    kind: str
-    path: Path
+    kind: str  # one of DIRECTORY_KINDS or LIST_KINDS
+    path: Path  # the directory (directory kinds) or the list file (cache); unused for gwdatafind
+    format: str = "gwf"
+    url: str = ""  # gwdatafind: the server
+    observatory: str = ""  # gwdatafind: observatory letters, e.g. V, H, HLV
+    frametype: str = ""  # gwdatafind: the frame type (dataset), e.g. HoftOnline
 
     @property
     def extension(self) -> str:
-        return ".gwf" if self.kind == "gwf" else ".hdf5"
+        return ".gwf" if self.format == "gwf" else ".hdf5"
+
+    @property
+    def directory(self) -> Path | None:
+        """The directory the files lie under, for a directory source (paths are recorded relative to it)."""
+        return self.path if self.kind in DIRECTORY_KINDS else None
+
+    @property
+    def exists(self) -> bool:
+        """Whether there is something to ask: the directory or the list file is there (a server is assumed up)."""
+        return self.kind == "gwdatafind" or (self.path.is_dir() if self.kind in DIRECTORY_KINDS else self.path.is_file())
+
+    def describe(self) -> str:
+        """The source in words, for descriptions and messages."""
+        if self.kind == "gwdatafind":
+            return f"GWDataFind server {self.url} ({self.observatory}-{self.frametype}, {self.format})"
+        return f"{'frame list' if self.kind == 'cache' else 'directory'} {self.path} ({self.format})"
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,7 @@ class ObservingRun:
 
     @property
     def has_frame_source(self) -> bool:
-        return self.frames.path.is_dir()
+        return self.frames.exists
 
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
@@ -110,8 +134,27 @@ GpsTime = Annotated[int, Field(strict=True, ge=0, lt=10**11)]  # an integer GPS 
 
 class _FramesSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["gwf", "gwosc-hdf5"]
-    path: Annotated[str, Field(strict=True, min_length=1)]
+    kind: Literal["gwf", "gwosc-hdf5", "cache", "gwdatafind"]
+    path: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    format: Literal["gwf", "gwosc-hdf5"] | None = None
+    url: Annotated[str, Field(strict=True, pattern=r"^https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?$")] | None = None
+    observatory: Annotated[str, Field(strict=True, pattern=r"^[A-Z][A-Z0-9]{0,7}$")] | None = None
+    type: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_]{1,64}$")] | None = None
+
+
+def _frame_source(spec: _FramesSpec, where: str) -> FrameSource:
+    """The frame source of a run's ``frames:`` entry; what a kind needs and what it cannot use are errors."""
+    needs = {"gwdatafind": ("url", "observatory", "type")}.get(spec.kind, ("path",))
+    unused = {"gwdatafind": ("path",), "cache": ("url", "observatory", "type")}.get(spec.kind, ("url", "observatory", "type", "format"))
+    for name in needs:
+        if getattr(spec, name) is None:
+            raise RegistryError(f"{where}: field frames.{name}: required for frames of kind {spec.kind}")
+    for name in unused:
+        if getattr(spec, name) is not None:
+            raise RegistryError(f"{where}: field frames.{name}: not used by frames of kind {spec.kind}")
+    fmt = spec.kind if spec.kind in DIRECTORY_KINDS else spec.format or "gwf"
+    path = _expand(spec.path) if spec.path else Path()
+    return FrameSource(spec.kind, path, fmt, spec.url or "", spec.observatory or "", spec.type or "")
 
 
 class _EventsSpec(BaseModel):
@@ -178,7 +221,7 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         sample_rate=run.sample_rate,
         strain_channel=run.strain_channel,
         aux_channels=tuple(aux),
-        frames=FrameSource(run.frames.kind, _expand(run.frames.path)),
+        frames=_frame_source(run.frames, where),
         channel_rates=dict(run.channel_rates),
         description=run.description,
         watch=run.watch,
@@ -215,9 +258,13 @@ def span_of_frames(run: ObservingRun) -> ObservingRun:
     registry span while there are none yet (a sensor started before the first frames then ingests them as they come).
     Each load sees the frames there are then: after ``glitchflow simulate`` writes more, the UI shows them once the
     code location reloads (the new-frame sensor says so)."""
-    from glitchflow_assets.core.io.frames import scan_frame_dir  # numpy: only for the runs that need it
+    from glitchflow_assets.core.io.discovery import find_frames  # numpy: only for the runs that need it
+    from glitchflow_assets.core.io.frames import FrameError
 
-    found, _ = scan_frame_dir(run.frames.path, run.frames.extension) if run.has_frame_source else ([], [])
+    try:
+        found, _ = find_frames(run.frames, run.gps_start, run.gps_end) if run.has_frame_source else ([], [])
+    except FrameError:  # a list or server that cannot answer now must not keep the code location from loading
+        found = []
     ends = [f.gps_end for f, _ in found if f.gps_end > run.gps_start and f.gps_start < run.gps_end]
     return dataclasses.replace(run, gps_end=min(run.gps_end, math.ceil(max(ends)))) if ends else run
 

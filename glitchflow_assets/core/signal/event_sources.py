@@ -10,7 +10,7 @@ import pandas as pd
 
 from glitchflow_assets.core.io.gravityspy import read_gravityspy
 from glitchflow_assets.core.io.omicron import read_omicron
-from glitchflow_assets.core.io.triggers import TRIGGER_COLUMNS
+from glitchflow_assets.core.io.triggers import LISTED_COLUMNS
 from glitchflow_assets.core.runs.registry import EventSource
 from glitchflow_assets.core.runs.segments import Segments
 
@@ -24,7 +24,7 @@ def _read(kind: str, path: Path, stamp: tuple[int, int], span: tuple[float, floa
 
 
 def trigger_list(source: EventSource, span: tuple[float, float], ifo: str) -> pd.DataFrame:
-    """The run's external trigger list (TRIGGER_COLUMNS, sorted by GPS), cut to ``min_snr`` and ``classes``."""
+    """The run's external trigger list (LISTED_COLUMNS, sorted by GPS), cut to ``min_snr`` and ``classes``."""
     stat = source.path.stat()
     listed = _read(source.source, source.path, (stat.st_mtime_ns, stat.st_size), span, ifo)
     keep = listed.snr >= source.min_snr
@@ -39,11 +39,11 @@ def _inside(gps: np.ndarray, segments: Segments) -> np.ndarray:
 
 def labelled(events: pd.DataFrame) -> pd.DataFrame:
     """Search events (EVENT_COLUMNS) with no class: label "" and confidence NaN."""
-    return events.assign(label="", confidence=np.nan)[TRIGGER_COLUMNS]
+    return events.assign(label="", confidence=np.nan)[LISTED_COLUMNS]
 
 
 def source_events(mode: str, searched_events: pd.DataFrame, listed: pd.DataFrame, searched: Segments) -> pd.DataFrame:
-    """The window's events (TRIGGER_COLUMNS, sorted by GPS) from the listed triggers whose peak lies in its ``searched``
+    """The window's events (LISTED_COLUMNS, sorted by GPS) from the listed triggers whose peak lies in its ``searched``
     segments (data the window owns; outside them nothing can be scored): with ``mode`` "replace" those alone, with "add"
     the search's events (each labelled by the listed trigger nearest its peak within MATCH_S) and the listed ones no
     search event matched."""
