@@ -57,7 +57,8 @@ def _local_files(listed: list[ListedFile], extension: str) -> tuple[Found, list[
             skipped.append(Skipped(path, f"{exc} (listed by {entry.source})"))
             continue
         if (frame.gps_start, frame.duration) != (entry.gps_start, entry.duration):
-            why = f"its name says GPS {frame.gps_start}+{frame.duration} s, {entry.source} says {entry.gps_start:.12g}+{entry.duration:.12g} s"
+            listed = f"{entry.gps_start:.12g}+{entry.duration:.12g} s"
+            why = f"its name says GPS {frame.gps_start}+{frame.duration} s, {entry.source} says {listed}"
         elif not path.is_file() or stat.st_size == 0:
             why = f"not a regular file, or empty (listed by {entry.source})"
         if why:
