@@ -30,7 +30,10 @@ def test_state_vector_bits_to_segments(mask, expected):
 
 
 def test_state_vector_stored_as_floats_and_clipped_to_a_span():
-    assert state_vector_segments(VECTOR.astype(np.float32), T0, 16, 0b011, "V1:SV", span=(T0 + 3, T0 + 7)) == [(T0 + 3, T0 + 5), (T0 + 6, T0 + 7)]
+    assert state_vector_segments(VECTOR.astype(np.float32), T0, 16, 0b011, "V1:SV", span=(T0 + 3, T0 + 7)) == [
+        (T0 + 3, T0 + 5),
+        (T0 + 6, T0 + 7),
+    ]
 
 
 def test_state_vector_that_is_no_bitmask_is_refused_naming_channel_and_gps():
@@ -102,7 +105,10 @@ def test_two_column_text_and_a_named_flag(tmp_path):
     ("text", "message"),
     [
         ("", "holds no segment"),
-        ("1400000030 1400000040\n1400000010 1400000020\n", r"segment 2 \(GPS 1400000010-1400000020\) starts before segment 1 \(GPS 1400000030"),
+        (
+            "1400000030 1400000040\n1400000010 1400000020\n",
+            r"segment 2 \(GPS 1400000010-1400000020\) starts before segment 1 \(GPS 1400000030",
+        ),
         ("1400000010 1400000020\n1400000015 1400000040\n", "segments must be sorted and disjoint"),
         ("1400000010 1400000020\n1400000030 1400000030\n", r"segment 2 \(GPS 1400000030-1400000030\) does not end after it starts"),
         ("start end\n", "cannot read it as segments"),
@@ -133,7 +139,9 @@ def _registry(tmp_path, segments: str):
 
 
 def test_registry_segments_field(tmp_path):
-    run = load_registry(_registry(tmp_path, "{channel: 'V1:SV', bits: [SCIENCE, 2], bit_names: [LOCKED, SCIENCE, HREC_OK], min_length: 60}"))
+    run = load_registry(
+        _registry(tmp_path, "{channel: 'V1:SV', bits: [SCIENCE, 2], bit_names: [LOCKED, SCIENCE, HREC_OK], min_length: 60}")
+    )
     assert run["LOCKED"].segments == SegmentSource(channel="V1:SV", bits=("SCIENCE", 2), bit_names=BIT_NAMES, min_length=60.0)
     patterned = dataclasses.replace(run["LOCKED"], aux_channels=("V1:*",))
     assert patterned.segments_channel == "V1:SV" and patterned.resolve_aux_channels(["V1:SV", "V1:A", "V1:h"]) == ["V1:A"]

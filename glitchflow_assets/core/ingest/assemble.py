@@ -328,7 +328,14 @@ def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummar
         for i in range(1, len(names)):
             stats = ChannelStats(names[i])
             data[i] = _assemble(
-                pieces[i], stats, run, span, run.sample_rate, is_strain=False, where=f"{where}, channel {names[i]}", observing=summary.observing
+                pieces[i],
+                stats,
+                run,
+                span,
+                run.sample_rate,
+                is_strain=False,
+                where=f"{where}, channel {names[i]}",
+                observing=summary.observing,
             )
             segments[names[i]] = stats.segments
     return WindowChannels(names, data, t0, run.sample_rate, segments, summary)

@@ -40,7 +40,8 @@ def check_descriptions(thresholds: Thresholds = Thresholds()) -> dict[str, str]:
     return {
         "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
         "no_flatlined_channels": f"No channel constant for {thresholds.max_flat_seconds:g} s or more.",
-        "gap_fraction": f"Strain gap fraction of the window's observing time inside the run at most {100 * thresholds.max_gap_fraction:g} %.",
+        "gap_fraction": f"Strain gap fraction of the window's observing time inside the run (all of it for a run without observing "
+        f"segments) at most {100 * thresholds.max_gap_fraction:g} %.",
         "sample_rates": "Data at a native rate other than the registry's (unlisted: the window's main rate) are left out, never "
         "mixed, and named with file and GPS (blocking when the strain is hit).",
         "channels_present": "Every channel is in every frame file of the window; one that comes or goes mid-window is named with "

@@ -100,8 +100,8 @@ def read_segment_file(path: str | Path, flag: str = "", span: tuple[float, float
     segments = list(_read_cached(str(path), flag, stat.st_size, stat.st_mtime_ns))
     if span is not None and not any(e > span[0] and s < span[1] for s, e in segments):
         raise SegmentError(
-            f"segment file {path}: its {len(segments)} segments (GPS {segments[0][0]:.13g}-{segments[-1][1]:.13g}) are all outside the run's "
-            f"GPS {span[0]:.13g}-{span[1]:.13g}"
+            f"segment file {path}: its {len(segments)} segments (GPS {segments[0][0]:.13g}-{segments[-1][1]:.13g}) are all outside "
+            f"the run's GPS {span[0]:.13g}-{span[1]:.13g}"
         )
     return segments
 
@@ -117,8 +117,8 @@ def _read_cached(path: str, flag: str, size: int, mtime_ns: int) -> tuple[tuple[
         if i > 1 and s < rows[i - 2][1]:
             before = rows[i - 2]
             raise SegmentError(
-                f"segment file {path}: segment {i} (GPS {s:.13g}-{e:.13g}) starts before segment {i - 1} (GPS {before[0]:.13g}-{before[1]:.13g}) "
-                "ends; segments must be sorted and disjoint"
+                f"segment file {path}: segment {i} (GPS {s:.13g}-{e:.13g}) starts before segment {i - 1} "
+                f"(GPS {before[0]:.13g}-{before[1]:.13g}) ends; segments must be sorted and disjoint"
             )
     return tuple(rows)
 

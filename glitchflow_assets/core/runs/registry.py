@@ -147,7 +147,9 @@ def _parse_segments(spec: _SegmentsSpec | None, where: str) -> SegmentSource | N
     if spec is None:
         return None
     if (spec.channel is None) == (spec.file is None):
-        raise RegistryError(f"{where}: field segments: give either channel (with bits) or file, not {'both' if spec.channel else 'neither'}")
+        raise RegistryError(
+            f"{where}: field segments: give either channel (with bits) or file, not {'both' if spec.channel else 'neither'}"
+        )
     if spec.file is not None:
         if spec.bits or spec.bit_names:
             raise RegistryError(f"{where}: field segments: bits and bit_names belong to a state-vector channel, not a file")
