@@ -167,3 +167,23 @@ def test_registry_segments_field_errors_name_file_run_and_field(tmp_path, segmen
     path = _registry(tmp_path, segments)
     with pytest.raises(RegistryError, match=f"{path}: run 'LOCKED': .*{message}"):
         load_registry(path)
+
+
+def test_gwosc_data_quality_bits_by_the_files_own_names():
+    """What item 5's GWOSC runs use: the real GW150914 file's DQ mask (1 Hz) with its ``DQShortnames``, bits by name."""
+    import h5py
+    from gwpy.timeseries import StateVector
+
+    from glitchflow_assets_tests.conftest import real_file
+
+    path = real_file("H-H1_LOSC_4_V2-1126259446-32.hdf5")
+    mask = StateVector.read(str(path), format="hdf5.gwosc")
+    with h5py.File(path, "r") as f:
+        names = tuple(n.decode() for n in f["quality/simple/DQShortnames"][()])
+    source = SegmentSource(channel="H1:GWOSC-DQMASK", bits=("DATA", "CBC_CAT1"))
+    assert source.mask(names) == 0b11
+    assert state_vector_segments(mask.value, mask.t0.value, mask.sample_rate.value, source.mask(names), source.channel) == [
+        (1126259446.0, 1126259478.0)
+    ]
+    with pytest.raises(SegmentError, match="no bit named 'CAT9'"):
+        SegmentSource(channel="H1:GWOSC-DQMASK", bits=("CAT9",)).mask(names)
