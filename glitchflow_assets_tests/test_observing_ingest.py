@@ -3,6 +3,7 @@ frames with locks and unlocks (core/sim/locks.py): only observing time counts, a
 marked, not failed."""
 
 import dataclasses
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain
 from glitchflow_assets.core.ingest.assemble import IngestError, ingest_window
 from glitchflow_assets.core.ingest.quality import CHECKS, assess
+from glitchflow_assets.core.io.decoder import read_file
+from glitchflow_assets.core.io.gwf_writer import write_gwf
 from glitchflow_assets.core.runs.observing import SegmentSource
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import windows_overlapping
@@ -97,6 +100,25 @@ def test_window_outside_every_segment_is_marked_not_failed(locked_frames, tmp_pa
     # LOCKED alone (bit 0) is set from START + 550 on: the same window then has 50 s observing, of its 300
     locked = ingest_window(_run(frames, dataclasses.replace(SCIENCE, bits=(0,))), second, tmp_path / "locked.h5")
     assert locked.attrs["observing_s"] == 50 and total(clip(locked.strain.segments, *locked.window_span)) == pytest.approx(50, abs=0.1)
+
+
+def test_quality_statistics_count_only_observing_data(locked_frames, tmp_path):
+    """NaNs and a flat-line in an auxiliary channel while unlocked are not the window's problems; they are without segments."""
+    frames, _ = locked_frames
+    copy = tmp_path / "frames"
+    shutil.copytree(frames, copy)
+    unlocked = copy / f"V-V1SIM-{START + 180}-60.gwf"  # START + 180 .. 240: unlocked
+    channels = read_file(unlocked)
+    mic = channels["V1:LSC_MICH_ERR"].data.copy()
+    mic[:4096] = np.nan
+    mic[8192:16384] = 1.0
+    channels["V1:LSC_MICH_ERR"] = dataclasses.replace(channels["V1:LSC_MICH_ERR"], data=mic)
+    write_gwf(unlocked, list(channels.values()))
+    first, _ = windows_overlapping(START, START + 600, _run(copy).cadence)
+    observing = {c.name: c for c in ingest_window(_run(copy), first, tmp_path / "a.h5").channels}["V1:LSC_MICH_ERR"]
+    assert observing.nonfinite_count == 0 and observing.max_flat_seconds < 0.01
+    everything = {c.name: c for c in ingest_window(_run(copy, None), first, tmp_path / "b.h5").channels}["V1:LSC_MICH_ERR"]
+    assert everything.nonfinite_count == 4096 and everything.first_nonfinite_gps == START + 180 and everything.max_flat_seconds == 2.0
 
 
 def test_min_length_and_missing_state_vector(locked_frames, tmp_path):
