@@ -53,13 +53,16 @@ def _simulate(
     start: int | None,
     glitch_rate: float | None,
     aux_extra: int = 0,
+    locks: bool = False,
 ) -> list[str]:
-    from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate, with_extra_channels
+    from glitchflow_assets.core.sim import VIRGO_SCENARIO, simulate, with_extra_channels, with_locks
 
     scenario = VIRGO_SCENARIO if glitch_rate is None else dataclasses.replace(VIRGO_SCENARIO, glitch_rate_per_min=glitch_rate)
     scenario = with_extra_channels(scenario, aux_extra, seed=seed)
-
     run = _run(run_name)
+    if locks:  # the schedule starts at the run's start, so every part simulated later continues the same history
+        scenario = with_locks(scenario, run.gps_start)
+
     gps_start = run.gps_start if start is None else start
     duration = int(round(minutes * 60))
     target = Path(out) if out else run.frames.path
@@ -70,7 +73,9 @@ def _simulate(
 
     _say(
         f"Simulating {run_name}: GPS {gps_start}-{gps_start + duration} into {target} "
-        f"(seed {seed}, {scenario.glitch_rate_per_min:g} glitches/min, {len(scenario.channels) - 1} auxiliary channels)"
+        f"(seed {seed}, {scenario.glitch_rate_per_min:g} glitches/min, {len(scenario.channels) - 1} auxiliary channels"
+        + (f", locks and unlocks in {scenario.locks.channel}" if scenario.locks else "")
+        + ")"
     )
     workers = min(2, os.cpu_count() or 1)
     result = simulate(
@@ -491,6 +496,12 @@ def _simulate_arguments(command: argparse.ArgumentParser) -> None:
         default=0,
         help="N more auxiliary channels that witness nothing (V1:SIMX_*, 256-16384 Hz: noise, lines, glitches of their own)",
     )
+    command.add_argument(
+        "--locks",
+        action="store_true",
+        help="locks and unlocks (minutes to hours, glitchier after each acquisition, strain 30x louder unlocked) and their state "
+        "vector V1:DQ_ANALYSIS_STATE_VECTOR (bits LOCKED, SCIENCE, HREC_OK): for a run with `segments:`",
+    )
 
 
 def _demo_arguments(command: argparse.ArgumentParser) -> None:
@@ -606,7 +617,7 @@ def _inject(args: argparse.Namespace) -> int:
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
-    _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start, args.glitch_rate, args.aux_extra)
+    _simulate(args.run, args.minutes, args.seed, args.frame_length, args.out, args.start, args.glitch_rate, args.aux_extra, args.locks)
     return 0
 
 

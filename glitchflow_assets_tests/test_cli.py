@@ -130,6 +130,17 @@ def test_simulate_with_extra_auxiliary_channels(tmp_path, capsys):
     assert "--aux-extra: -1 < 0" in capsys.readouterr().err and not (tmp_path / "refused").exists()
 
 
+def test_simulate_with_locks_writes_the_state_vector(tmp_path, capsys):
+    """``glitchflow simulate --locks``: the state vector in every frame; SIM is locked for its first hour (all bits set)."""
+    from glitchflow_assets.core.io.decoder import read_file
+
+    assert main(["simulate", "--minutes", "1", "--locks", "--out", str(tmp_path)]) == 0
+    assert "locks and unlocks in V1:DQ_ANALYSIS_STATE_VECTOR" in capsys.readouterr().out
+    (frame,) = sorted(tmp_path.rglob("*.gwf"))
+    bits = read_file(frame, ["V1:DQ_ANALYSIS_STATE_VECTOR"])["V1:DQ_ANALYSIS_STATE_VECTOR"]
+    assert bits.sample_rate == 16 and set(bits.data.tolist()) == {0b111}
+
+
 def test_a_failed_window_stops_only_what_depends_on_it(sim_frames, isolated_home, tmp_path, monkeypatch, capsys):
     """Issue 30: one window's frames unreadable, one run per window: the other window is still ingested, the run-level
     channel_selection (which needs every window) is reported as not run because of it, and the exit status is 1;

@@ -8,7 +8,7 @@ from gwpy.timeseries import TimeSeries, TimeSeriesDict
 from scipy.signal import welch
 
 from glitchflow_assets.core.io.frames import parse_frame_name
-from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate
+from glitchflow_assets.core.sim import VIRGO_SCENARIO, load_truth, simulate, with_locks
 from glitchflow_assets.core.sim.simulator import make_renderers, plan_glitches
 from glitchflow_assets_tests.conftest import SIM_SEED
 
@@ -146,3 +146,29 @@ def test_rerun_keeps_existing_frames(tmp_path):
     again = simulate(tmp_path, 1400000118, 120, frame_length=60, seed=1)
     assert first.frames[0].stat().st_mtime_ns == mtime and len(again.frames) == 2
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_locks_make_acquisitions_glitchier_and_keep_every_other_glitch():
+    """With locks (core/sim/locks.py): the random glitches are those of the scenario without them, and the extra ones
+    lie in the minutes after each lock acquisition only, about ``acquisition_rate_factor - 1`` times the base rate."""
+    start = 1400000118
+    locked = with_locks(VIRGO_SCENARIO, start, first_lock_s=600, unlock_s=(300, 300), lock_s=(7200, 7200))
+    base = plan_glitches(VIRGO_SCENARIO, 3, start, start + 3600)
+    with_acq = plan_glitches(locked, 3, start, start + 3600)
+    extra = [g for g in with_acq if g not in base]
+    assert set(base) <= set(with_acq) and all("-a" in g.event_id for g in extra)
+    acquired = start + 900  # 600 s locked, 300 s unlocked
+    strain = [g for g in extra if g.role == "strain"]
+    assert all(acquired <= g.gps - g.delay_s < acquired + locked.locks.acquisition_s for g in strain)
+    assert 15 <= len(strain) <= 45  # 3 more a minute for 10 minutes
+
+
+def test_locked_frames_hold_the_state_vector_and_a_loud_strain_while_unlocked(tmp_path):
+    start = 1400000118
+    scenario = with_locks(VIRGO_SCENARIO, start, first_lock_s=30, unlock_s=(60, 60), lock_s=(7200, 7200))
+    (frame,) = simulate(tmp_path, start, 60, frame_length=60, seed=1, scenario=scenario).frames
+    data = TimeSeriesDict.read(str(frame), ["V1:DQ_ANALYSIS_STATE_VECTOR", VIRGO_SCENARIO.strain])
+    bits = data["V1:DQ_ANALYSIS_STATE_VECTOR"]
+    assert bits.sample_rate.value == 16 and set(bits.value[: 30 * 16]) == {7} and set(bits.value[30 * 16 :]) == {0}
+    strain = data[VIRGO_SCENARIO.strain].value
+    assert strain[-16384 * 20 :].std() > 20 * strain[: 16384 * 20].std()

@@ -37,13 +37,14 @@ RAW_RANK = ["missing_s", "nonfinite", "longest_flat_s"]  # the channels whose da
 
 def _channel_table(summary: RawSegmentSummary) -> pd.DataFrame:
     window = summary.window_span  # the margins belong to the neighbours
+    observing = window[1] - window[0] if summary.observing is None else total(clip(summary.observing, *window))
     return pd.DataFrame(
         [
             {
                 "channel": c.name,
                 "native_rate_hz": c.native_rate if c.present else float("nan"),
                 "valid_s": (valid := total(clip(c.segments, *window))),
-                "missing_s": window[1] - window[0] - valid,
+                "missing_s": observing - valid,  # of the observing time
                 "left_out": "; ".join(filter(None, [c.rate_mismatch, c.absent_from and f"not in {c.absent_from}"])),
                 "nonfinite": c.nonfinite_count,
                 "longest_flat_s": c.max_flat_seconds,
@@ -65,6 +66,8 @@ def _metadata(summary: RawSegmentSummary) -> dict:
         "path": dg.MetadataValue.path(str(summary.path)),
         "livetime_s": float(a["livetime"]),
         "gap_fraction": float(a["gap_fraction"]),
+        "observing_s": float(a["observing_s"]),
+        "observing": dg.MetadataValue.md(_observing_text(summary)),
         "sample_rate_hz": int(a["sample_rate"]),
         "scan_rate_hz": int(a["scan_rate"]),
         "n_channels": len(summary.channels),
@@ -73,6 +76,17 @@ def _metadata(summary: RawSegmentSummary) -> dict:
         **_channels_metadata(table := _channel_table(summary), RAW_RANK, summary.path.name, table["channel"] == summary.strain.name),
         "skipped_files": dg.MetadataValue.md("\n".join(f"- `{n}`: {r}" for n, r in summary.skipped) or "none"),
     }
+
+
+def _observing_text(summary: RawSegmentSummary) -> str:
+    """What the window's observing segments are, for the UI."""
+    source = summary.attrs["observing_source"]
+    if not source:
+        return "every second with data (the run defines no observing segments)"
+    if summary.outside_observing:
+        return f"outside every observing segment ({source}): nothing to search"
+    spans = clip(summary.observing, *summary.window_span)
+    return f"{summary.attrs['observing_s']:g} s from {source}: GPS " + ", ".join(f"{s:.2f}-{e:.2f}" for s, e in spans)
 
 
 class RawSegmentsConfig(dg.Config):

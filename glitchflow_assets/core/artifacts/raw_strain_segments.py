@@ -4,7 +4,11 @@ Layout (schema version 3)::
 
     /                  attrs: schema, schema_version, run, window, gps_start, gps_end, data_gps_start,
                               margin_s, in_run_duration, sample_rate, scan_rate, strain_channel, livetime,
-                              gap_fraction, created_utc, software
+                              gap_fraction, observing_s, observing_source, created_utc, software
+                       (livetime: s of valid strain inside the run and the observing segments; observing_s: s of
+                       the window inside the run that the observing segments cover, all of it for a run without
+                       segments; gap_fraction: the part of observing_s without valid strain; observing_source: where
+                       the segments come from, '' for none)
     /strain            float32 [time] at ``sample_rate`` from ``data_gps_start``: the window plus ``margin_s`` of its
                        neighbours' data each side, so that searches near the window's edges see across them;
                        samples outside the valid segments are 0
@@ -15,7 +19,10 @@ Layout (schema version 3)::
     /channels/{name, unit, native_rate, present, nonfinite_count, first_nonfinite_gps,
                max_flat_seconds, first_flat_gps, rate_mismatch, absent_from}   one entry per channel, strain first
     /segments          float64 [n, 3]: (channel index, GPS start, GPS end) of valid data (margins included), on the
-                       grid the file holds the channel at (strain: ``sample_rate``; the others: ``scan_rate``)
+                       grid the file holds the channel at (strain: ``sample_rate``; the others: ``scan_rate``); for
+                       a run with observing segments only data inside them are valid (the rest is 0, as a gap is)
+    /observing         float64 [n, 2]: the run's observing segments over the span the file holds (only for a run
+                       that defines them, ``core.runs.observing``; files without it: every second observing)
     /frames/{name, gps_start, duration, sha256, size_bytes, path}     files read (path: relative to the run's
                                                                       frame directory, absolute outside it)
     /skipped/{name, reason}                                           files not used, and why
@@ -81,6 +88,7 @@ class RawSegmentSummary:
     channels: list[ChannelStats]
     frames: list[FrameRecord]
     skipped: list[tuple[str, str]]
+    observing: list[tuple[float, float]] | None = None  # the run's observing segments over the file's span; None: none defined
 
     @property
     def strain(self) -> ChannelStats:
@@ -100,6 +108,11 @@ class RawSegmentSummary:
     def window_span(self) -> tuple[float, float]:
         return float(self.attrs["gps_start"]), float(self.attrs["gps_end"])
 
+    @property
+    def outside_observing(self) -> bool:
+        """Whether the window's part inside the run lies outside every observing segment (nothing in it to analyse)."""
+        return float(self.attrs.get("observing_s", 1.0)) == 0.0
+
     def segments_of(self, channel: str) -> list[tuple[float, float]]:
         """Valid GPS spans of ``channel``; none for a channel this window's file does not hold."""
         return next((c.segments for c in self.channels if c.name == channel), [])
@@ -118,8 +131,9 @@ class RawSegmentSummary:
         return why
 
     def data_version(self) -> str:
-        """Changes exactly when the frames the window was made from change."""
-        return content_version([f.sha256 for f in self.frames])
+        """Changes exactly when the frames the window was made from change, or its observing segments do."""
+        observing = [] if self.observing is None else [json.dumps(self.observing)]
+        return content_version([f.sha256 for f in self.frames] + observing)
 
 
 def window_data_span(window: Window) -> tuple[int, int]:
@@ -161,7 +175,14 @@ class RawSegmentWriter(AtomicHDF5Writer):
         else:
             self.scan[index - 1, :] = samples
 
-    def finish(self, attrs: dict, channels: list[ChannelStats], frames: list[FrameRecord], skipped: list[tuple[str, str]]) -> None:
+    def finish(
+        self,
+        attrs: dict,
+        channels: list[ChannelStats],
+        frames: list[FrameRecord],
+        skipped: list[tuple[str, str]],
+        observing: list[tuple[float, float]] | None = None,
+    ) -> None:
         f = self.file
         f.attrs.update(
             {
@@ -184,6 +205,8 @@ class RawSegmentWriter(AtomicHDF5Writer):
         _column(g, "nonfinite_count", [c.nonfinite_count for c in channels], "i8")
         rows = [(i, s, e) for i, c in enumerate(channels) for s, e in c.segments]
         f.create_dataset("segments", data=np.asarray(rows, dtype="f8").reshape(-1, 3))
+        if observing is not None:
+            f.create_dataset("observing", data=np.asarray(observing, dtype="f8").reshape(-1, 2))
         g = f.create_group("frames")
         _column(g, "name", [r.name for r in frames], _STR)
         _column(g, "sha256", [r.sha256 for r in frames], _STR)
@@ -251,7 +274,8 @@ def read_summary(path: str | Path) -> RawSegmentSummary:
             )
         ]
         skipped = list(zip(_strings(f["skipped/name"]), _strings(f["skipped/reason"]), strict=True))
-    return RawSegmentSummary(path, attrs, channels, frames, skipped)
+        observing = [(float(s), float(e)) for s, e in f["observing"][()]] if "observing" in f else None
+    return RawSegmentSummary(path, attrs, channels, frames, skipped, observing)
 
 
 def read_strain(path: str | Path, gps_start: float | None = None, gps_end: float | None = None) -> tuple[np.ndarray, float]:

@@ -9,6 +9,11 @@ overlapping file is skipped with its reason recorded in the output (``/skipped``
 displaces a good file; non-finite samples are zeroed and cut out of the valid segments. A window with no
 readable data or no valid strain, or a re-ingest that would hold less strain data than the existing file,
 raises :class:`IngestError` naming the window, files and channel, and leaves the earlier file untouched.
+
+For a run with observing segments (registry ``segments:``, :mod:`glitchflow_assets.core.runs.observing`), data
+outside them are cut out of every channel's valid segments as bad samples are (zeroed, the resampling filter's edge
+included), the data-quality statistics count only observing data, and a window outside every segment is written
+(with no valid data, ``observing_s`` 0) rather than failed: later stages find nothing in it to search.
 """
 
 import dataclasses
@@ -39,8 +44,9 @@ from glitchflow_assets.core.io.decoded_cache import DecodedFrames
 from glitchflow_assets.core.io.decoder import FrameContents
 from glitchflow_assets.core.io.discovery import find_frames
 from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, parse_frame_name
+from glitchflow_assets.core.runs.observing import SegmentError, drop_short, read_segment_file, state_vector_segments
 from glitchflow_assets.core.runs.registry import ObservingRun
-from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, subtract, total
+from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, covers, index_runs, subtract, total
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.resample import edge_seconds, resample
 from glitchflow_assets.core.types import ChannelSeries
@@ -73,19 +79,28 @@ class IngestOptions:
     allow_less_data: bool = False  # replace an existing window file even if the new one holds less strain data
 
 
-def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index pairs of the True runs in a boolean ``[time]`` array."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+def _inside(piece: ChannelData, observing: Segments | None) -> np.ndarray | None:
+    """Which samples ``[time]`` of ``piece`` lie inside the observing segments; None when all of them do."""
+    end = piece.t0 + piece.data.size / piece.sample_rate
+    if observing is None or covers(observing, piece.t0, end):
+        return None
+    inside = np.zeros(piece.data.size, dtype=bool)
+    for s, e in clip(observing, piece.t0, end):
+        inside[round((s - piece.t0) * piece.sample_rate) : round((e - piece.t0) * piece.sample_rate)] = True
+    return inside
 
 
-def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> tuple[Segments, ChannelData]:
-    """Update flat-line / non-finite statistics from native samples; return the bad spans and the piece with its
-    non-finite samples zeroed (a copy: the samples served may be the decoded-frame cache's, read again later)."""
+def _inspect_piece(piece: ChannelData, stats: ChannelStats, observing: Segments | None = None) -> tuple[Segments, ChannelData]:
+    """Update flat-line / non-finite statistics from native samples inside ``observing`` (all of them for None); return
+    the bad spans and the piece with its non-finite samples zeroed wherever they are (a copy: the samples served may be
+    the decoded-frame cache's, read again later)."""
     x, rate = piece.data, piece.sample_rate
+    inside = _inside(piece, observing)
     if x.size > 1:
         repeats = x[1:] == x[:-1]
-        flat = _runs_of(repeats) if repeats.any() else []  # one pass where no sample repeats (most channels)
+        if inside is not None:
+            repeats &= inside[1:] & inside[:-1]
+        flat = index_runs(repeats) if repeats.any() else []  # one pass where no sample repeats (most channels)
         if flat:
             start, stop = max(flat, key=lambda r: r[1] - r[0])
             seconds = (stop - start + 1) / rate
@@ -96,10 +111,11 @@ def _inspect_piece(piece: ChannelData, stats: ChannelStats) -> tuple[Segments, C
     bad = ~np.isfinite(x)
     if not bad.any():
         return [], piece
-    runs = _runs_of(bad)
-    if not stats.nonfinite_count:
-        stats.first_nonfinite_gps = piece.t0 + runs[0][0] / rate
-    stats.nonfinite_count += int(bad.sum())
+    runs = index_runs(bad)
+    counted = bad if inside is None else bad & inside
+    if counted.any() and not stats.nonfinite_count:
+        stats.first_nonfinite_gps = piece.t0 + int(np.argmax(counted)) / rate
+    stats.nonfinite_count += int(counted.sum())
     cleaned = dataclasses.replace(piece, data=np.where(bad, 0, x).astype(x.dtype))
     return [(piece.t0 + a / rate, piece.t0 + b / rate) for a, b in runs], cleaned
 
@@ -173,12 +189,14 @@ def _assemble(
     fs: int,
     is_strain: bool,
     where: str,
+    observing: Segments | None = None,
 ) -> np.ndarray:
     """Place a channel's pieces (file name, native data) on the ``fs`` grid ``[time]`` of the GPS ``span`` (the analysis
     rate for the strain and the witnesses later stages read, the scan rate for the window file's auxiliary channels).
 
     Only pieces at the channel's reference rate (:func:`_reference_rate`) are used: a channel whose rate changes
-    inside the window keeps the stretch at that rate and the rest becomes a gap, said in ``stats.rate_mismatch``."""
+    inside the window keeps the stretch at that rate and the rest becomes a gap, said in ``stats.rate_mismatch``.
+    Data outside ``observing`` (None: none) are cut out as bad samples are."""
     out = np.zeros((span[1] - span[0]) * fs, dtype=np.float32)
     if not pieces:
         return out
@@ -191,9 +209,9 @@ def _assemble(
     stats.native_rate = reference if kept else pieces[0][1].sample_rate
     if not kept:
         return out
-    bad: Segments = []
+    bad: Segments = [] if observing is None else subtract([span], observing)
     for k, (name, piece) in enumerate(kept):
-        spans, cleaned = _inspect_piece(piece, stats)
+        spans, cleaned = _inspect_piece(piece, stats, observing)
         bad, kept[k] = bad + spans, (name, cleaned)
     valid = _resample_onto(out, kept, reference, fs, span, where)
     widen = edge_seconds(reference, fs)
@@ -313,7 +331,16 @@ def window_channels(run: ObservingRun, window: Window, summary: RawSegmentSummar
         pieces = _read_batch(contents, names, range(1, len(names)), run, window)
         for i in range(1, len(names)):
             stats = ChannelStats(names[i])
-            data[i] = _assemble(pieces[i], stats, run, span, run.sample_rate, is_strain=False, where=f"{where}, channel {names[i]}")
+            data[i] = _assemble(
+                pieces[i],
+                stats,
+                run,
+                span,
+                run.sample_rate,
+                is_strain=False,
+                where=f"{where}, channel {names[i]}",
+                observing=summary.observing,
+            )
             segments[names[i]] = stats.segments
     return WindowChannels(names, data, t0, run.sample_rate, segments, summary)
 
@@ -365,6 +392,7 @@ def _assemble_window(
     channels = [run.strain_channel] + (run.resolve_aux_channels(available) if run.aux_is_pattern() else list(run.aux_channels))
     stats = [ChannelStats(c, absent_from=_files_lacking(c, contents)) for c in channels]
     data_span = window_data_span(window)
+    observing = _observing(run, window, contents, where)
     seconds, scan_rate = data_span[1] - data_span[0], run.annalisa_config().scan_rate(run.sample_rate)
     batches = [range(b0, min(b0 + options.channel_batch, len(channels))) for b0 in range(0, len(channels), options.channel_batch)]
     # In the background: the frames' checksums, and the next batch decoded while this one is resampled (two batches in
@@ -389,6 +417,7 @@ def _assemble_window(
                     run.sample_rate if i == 0 else scan_rate,
                     is_strain=i == 0,
                     where=f"{where}, channel {channels[i]}",
+                    observing=observing,
                 ),
                 batch,
             )
@@ -396,21 +425,44 @@ def _assemble_window(
                 writer.write_channel(i, samples)
         in_run = (max(window.gps_start, run.gps_start), min(window.gps_end, run.gps_end))
         livetime = total(clip(stats[0].segments, *in_run))
-        if livetime == 0:
+        observing_s = in_run[1] - in_run[0] if observing is None else total(clip(observing, *in_run))
+        if livetime == 0 and observing_s > 0:
             why = f" ({stats[0].rate_mismatch})" if stats[0].rate_mismatch else ""
             raise IngestError(
                 f"{where}: no valid strain ({run.strain_channel}) data in the window{why}; files: {sorted(f.name for f in contents)}"
             )
-        _refuse_less_data(out_path, livetime, options, where)
-        attrs = _window_attrs(run, window, data_span, in_run, livetime) | {"scan_rate": scan_rate}
+        _refuse_less_data(out_path, livetime, observing, options, where)
+        attrs = _window_attrs(run, window, data_span, in_run, livetime, observing_s) | {"scan_rate": scan_rate}
         records = [
             FrameRecord(
                 f.name, f.gps_start, f.duration, checksums[f].result(), f.path.stat().st_size, _recorded_path(f.path, run.frames.directory)
             )
             for f in contents
         ]
-        writer.finish(attrs, stats, records, skipped)
+        writer.finish(attrs, stats, records, skipped, observing)
     return read_summary(out_path)
+
+
+def _observing(run: ObservingRun, window: Window, contents: dict[FrameFile, FrameContents], where: str) -> Segments | None:
+    """The run's observing segments over the data span of ``window`` (None for a run that defines none): from its
+    segment file, or from its state-vector channel in the window's frames (data missing from it count as not observing).
+    Raises :class:`IngestError` for a bad segment file or state vector, or a state vector in none of the frames."""
+    source = run.segments
+    if source is None:
+        return None
+    span = window_data_span(window)
+    try:
+        if source.file is not None:
+            segments = read_segment_file(source.file, source.flag, (run.gps_start, run.gps_end))
+            return clip(drop_short(segments, source.min_length, (-np.inf, np.inf)), *span)
+        if not any(source.channel in toc.channels for toc in contents.values()):
+            raise IngestError(f"{where}: state-vector channel {source.channel} is in none of {sorted(f.name for f in contents)}")
+        pieces = _read_batch(contents, [source.channel], range(1), run, window)[0]
+        mask = source.mask()
+        found = [s for _, p in pieces for s in state_vector_segments(p.data, p.t0, p.sample_rate, mask, source.channel, span)]
+        return drop_short(found, source.min_length, span)
+    except SegmentError as exc:
+        raise IngestError(f"{where}: {exc}") from exc
 
 
 def _read_batch(
@@ -431,8 +483,10 @@ def _read_batch(
     return pieces
 
 
-def _window_attrs(run: ObservingRun, window: Window, data_span: tuple[int, int], in_run: tuple[int, int], livetime: float) -> dict:
-    """The window file's attributes."""
+def _window_attrs(
+    run: ObservingRun, window: Window, data_span: tuple[int, int], in_run: tuple[int, int], livetime: float, observing_s: float
+) -> dict:
+    """The window file's attributes: livetime and gap fraction count against the observing time of the part inside the run."""
     return {
         "run": run.name,
         "window": window.key,
@@ -444,7 +498,9 @@ def _window_attrs(run: ObservingRun, window: Window, data_span: tuple[int, int],
         "sample_rate": run.sample_rate,
         "strain_channel": run.strain_channel,
         "livetime": livetime,
-        "gap_fraction": 1.0 - livetime / (in_run[1] - in_run[0]),
+        "gap_fraction": 1.0 - livetime / observing_s if observing_s else 0.0,
+        "observing_s": observing_s,
+        "observing_source": run.segments.describe() if run.segments else "",
     }
 
 
@@ -453,14 +509,17 @@ def _files_lacking(channel: str, contents: dict[FrameFile, FrameContents]) -> st
     return ", ".join(f"{f.name} (GPS {f.gps_start}-{f.gps_end})" for f, toc in contents.items() if channel not in toc.channels)
 
 
-def _refuse_less_data(out_path: Path, livetime: float, options: IngestOptions, where: str) -> None:
-    """Never let a re-ingest with fewer usable files replace a window file that holds more strain data."""
+def _refuse_less_data(out_path: Path, livetime: float, observing: Segments | None, options: IngestOptions, where: str) -> None:
+    """Never let a re-ingest with fewer usable files replace a window file that holds more strain data (with the same
+    observing segments: new segments change what counts)."""
     if options.allow_less_data or not out_path.exists():
         return
     try:
         before = read_summary(out_path)
     except (OSError, ValueError, KeyError):
         return  # an unreadable earlier file holds nothing worth keeping
+    if before.observing != observing:
+        return
     had = float(before.attrs["livetime"])
     if livetime < had - 1e-6:
         files = ", ".join(f.name for f in before.frames)

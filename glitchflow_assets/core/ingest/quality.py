@@ -2,14 +2,15 @@
 
 Each check returns an :class:`Outcome` whose messages name the channel and the GPS time. Severity is
 ``ERROR`` where the strain itself is unusable (the blocking checks stop it flowing downstream) and
-``WARN`` for auxiliary-channel problems and legitimate gaps.
+``WARN`` for auxiliary-channel problems and legitimate gaps. For a run with observing segments, gaps count against the
+observing time and ingest counted only observing data; a window outside every segment passes every check, saying so.
 """
 
 from dataclasses import dataclass, field
 
 from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSummary
 from glitchflow_assets.core.runs.registry import ObservingRun
-from glitchflow_assets.core.runs.segments import subtract, total
+from glitchflow_assets.core.runs.segments import clip, subtract, total
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def check_descriptions(thresholds: Thresholds = Thresholds()) -> dict[str, str]:
     return {
         "no_nonfinite_samples": "No NaN/inf samples (ERROR and blocking when the strain has any).",
         "no_flatlined_channels": f"No channel constant for {thresholds.max_flat_seconds:g} s or more.",
-        "gap_fraction": f"Strain gap fraction of the window's part inside the run at most {100 * thresholds.max_gap_fraction:g} %.",
+        "gap_fraction": f"Strain gap fraction of the window's observing time inside the run (all of it for a run without observing "
+        f"segments) at most {100 * thresholds.max_gap_fraction:g} %.",
         "sample_rates": "Data at a native rate other than the registry's (unlisted: the window's main rate) are left out, never "
         "mixed, and named with file and GPS (blocking when the strain is hit).",
         "channels_present": "Every channel is in every frame file of the window; one that comes or goes mid-window is named with "
@@ -65,15 +67,16 @@ def _outcome(measured: str, value: float, limit: float, messages: list[str], str
 
 
 def _gap_fraction(summary: RawSegmentSummary, run: ObservingRun, window: str, thresholds: Thresholds) -> Outcome:
-    """The strain's gap fraction in the window's part inside the run: a WARN at most (gaps are legitimate)."""
+    """The strain's gap fraction in the window's observing time inside the run: a WARN at most (gaps are legitimate)."""
     start, end = summary.window_span
     in_run = (max(start, run.gps_start), min(end, run.gps_end))
-    gaps = subtract([in_run], summary.strain.segments)
-    gap = total(gaps) / (in_run[1] - in_run[0])
+    observing = [in_run] if summary.observing is None else clip(summary.observing, *in_run)
+    gaps = subtract(observing, summary.strain.segments)
+    gap = total(gaps) / total(observing)
     strain = summary.strain.name
+    of = f"the {in_run[1] - in_run[0]:g} s" if summary.observing is None else f"the {total(observing):g} s observing"
     return _outcome(
-        f"strain gap {100 * gap:.3g} % of the {in_run[1] - in_run[0]:g} s of {window} inside {run.name}, "
-        f"limit {100 * thresholds.max_gap_fraction:g} %",
+        f"strain gap {100 * gap:.3g} % of {of} of {window} inside {run.name}, limit {100 * thresholds.max_gap_fraction:g} %",
         100 * gap,
         100 * thresholds.max_gap_fraction,
         [f"{strain}: gaps at GPS " + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in gaps)] if gap > thresholds.max_gap_fraction else [],
@@ -86,6 +89,9 @@ def assess(summary: RawSegmentSummary, run: ObservingRun, thresholds: Thresholds
     strain = summary.strain.name
     channels = summary.channels
     window = f"window {summary.attrs['window']}"
+    if summary.outside_observing:
+        outside = f"{window} is outside every observing segment of {run.name} ({summary.attrs['observing_source']}): nothing to check"
+        return {name: Outcome(passed=True, measured=outside, value=0.0, limit=0.0) for name in CHECKS}
 
     nonfinite = [c for c in channels if c.nonfinite_count]
     flat = [c for c in channels if c.max_flat_seconds >= thresholds.max_flat_seconds]

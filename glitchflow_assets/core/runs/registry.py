@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from glitchflow_assets.core.runs.observing import SegmentError, SegmentSource
 from glitchflow_assets.core.runs.windows import Cadence
 from glitchflow_assets.core.settings import HOME_ENV, glitchflow_home, runs_file
 
@@ -96,6 +97,7 @@ class ObservingRun:
     refresh_cron: str = "0 6 * * *"  # when run-level stages (selection, dataset, model) refresh, UTC
     span_follows_frames: bool = False  # the span ends where its frames end (a simulated run): no window without data
     events: EventSource = EventSource()  # where glitch_events come from
+    segments: SegmentSource | None = None  # observing segments; None: every second with data is analysed
 
     def annalisa_config(self) -> "AnnalisaConfig":
         """This run's witness-selection settings: the defaults with the registry's overrides."""
@@ -107,6 +109,11 @@ class ObservingRun:
     def has_frame_source(self) -> bool:
         return self.frames.exists
 
+    @property
+    def segments_channel(self) -> str:
+        """The state-vector channel the observing segments come from ('' when none): never an auxiliary channel."""
+        return self.segments.channel if self.segments else ""
+
     def aux_is_pattern(self) -> bool:
         return any(any(c in name for c in "*?[") for name in self.aux_channels)
 
@@ -115,7 +122,7 @@ class ObservingRun:
         names: list[str] = []
         for entry in self.aux_channels:
             matches = sorted(fnmatch.filter(available, entry)) if any(c in entry for c in "*?[") else [entry]
-            names.extend(m for m in matches if m != self.strain_channel and m not in names)
+            names.extend(m for m in matches if m not in (self.strain_channel, self.segments_channel) and m not in names)
         return names
 
 
@@ -166,6 +173,18 @@ class _EventsSpec(BaseModel):
     classes: list[Annotated[str, Field(strict=True)]] = []
 
 
+class _SegmentsSpec(BaseModel):
+    """``segments:`` as written: a state vector (``channel``, ``bits``) or a segment ``file``."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    bits: list[Annotated[int, Field(strict=True, ge=0, le=62)] | Annotated[str, Field(strict=True, min_length=1)]] = []
+    bit_names: list[Annotated[str, Field(strict=True, min_length=1)]] = []
+    min_length: Annotated[float, Field(ge=0)] = 0.0
+    file: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    flag: Annotated[str, Field(strict=True)] = ""
+
+
 class _RunSpec(BaseModel):
     """One run as written in the YAML: every field typed (``watch: "false"`` is an error, not ``True``)."""
 
@@ -186,6 +205,32 @@ class _RunSpec(BaseModel):
     refresh_cron: Annotated[str, Field(strict=True, pattern=_CRON_RE)] = ObservingRun.refresh_cron
     span_follows_frames: StrictBool = False
     events: _EventsSpec = _EventsSpec()
+    segments: _SegmentsSpec | None = None
+
+
+def _parse_segments(spec: _SegmentsSpec | None, where: str) -> SegmentSource | None:
+    """The run's observing-segment source, or None (every second with data counts); the file is read at ingest."""
+    if spec is None:
+        return None
+    if (spec.channel is None) == (spec.file is None):
+        raise RegistryError(
+            f"{where}: field segments: give either channel (with bits) or file, not {'both' if spec.channel else 'neither'}"
+        )
+    if spec.file is not None:
+        if spec.bits or spec.bit_names:
+            raise RegistryError(f"{where}: field segments: bits and bit_names belong to a state-vector channel, not a file")
+        return SegmentSource(file=_expand(spec.file), flag=spec.flag, min_length=spec.min_length)
+    if not spec.bits:
+        raise RegistryError(f"{where}: field segments.bits: list the state vector's bits that must all be set (indices or names)")
+    if spec.flag:
+        raise RegistryError(f"{where}: field segments.flag: names a flag in a segment file, not in a state vector")
+    source = SegmentSource(channel=spec.channel, bits=tuple(spec.bits), bit_names=tuple(spec.bit_names), min_length=spec.min_length)
+    if spec.bit_names:  # names are checked now where the registry gives them; a file's own names (GWOSC) at ingest
+        try:
+            source.mask()
+        except SegmentError as exc:
+            raise RegistryError(f"{where}: field segments.bits: {exc}") from None
+    return source
 
 
 def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
@@ -231,6 +276,7 @@ def _parse_run(name: str, spec: object, source: Path) -> ObservingRun:
         refresh_cron=run.refresh_cron,
         span_follows_frames=run.span_follows_frames,
         events=_event_source(run.events, where),
+        segments=_parse_segments(run.segments, where),
     )
 
 

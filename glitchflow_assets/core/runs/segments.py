@@ -2,6 +2,7 @@
 (what gwpy's ``SegmentList`` is built on, without importing gwpy: a second of start-up); plain float tuples at the
 edges so they serialise to JSON and HDF5 as they are."""
 
+import numpy as np
 from igwn_segments import segment as Segment
 from igwn_segments import segmentlist as SegmentList
 
@@ -39,3 +40,9 @@ def total(segments: Segments) -> float:
 def covers(segments: Segments, start: float, end: float) -> bool:
     """Whether [start, end) lies inside the segments."""
     return Segment(float(start), float(end)) in _segmentlist(segments)
+
+
+def index_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs in a boolean ``[time]`` array (samples to segments)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))

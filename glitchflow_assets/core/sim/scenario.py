@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from glitchflow_assets.core.sim.locks import LockSchedule
 from glitchflow_assets.core.sim.noise import PsdFunction, lal_psd, power_law_psd
 from glitchflow_assets.core.sim.signals import Signal
 
@@ -98,6 +99,7 @@ class Scenario:
     witness_gain_range: tuple[float, float] = (0.8, 2.5)  # witness SNR = strain SNR x gain
     scripted: tuple[ScriptedGlitch, ...] = ()  # placed exactly, on top of the random process
     signals: tuple[Signal, ...] = ()  # gravitational-wave signals, in the strain only (no witness sees them)
+    locks: LockSchedule | None = None  # locks and unlocks with their state vector (None: locked throughout, no state vector)
 
     def channel(self, name: str) -> ChannelSpec:
         return next(c for c in self.channels if c.name == name)
@@ -196,3 +198,11 @@ def with_extra_channels(scenario: Scenario, n: int, seed: int = 0, rates: tuple[
             per_min = rng.uniform(0.5, 1.5) if kind == "self_glitching" else rng.uniform(0.05, 0.3)
             glitches.append(SelfGlitches(name, per_min, (8.0, top), (3.0, 10.0), (10.0, 60.0)))
     return replace(scenario, channels=tuple(channels), self_glitches=tuple(glitches))
+
+
+def with_locks(scenario: Scenario, origin_gps: float, **changes) -> Scenario:
+    """``scenario`` with locks and unlocks from ``origin_gps`` on (:class:`~.locks.LockSchedule`, ``changes`` to its
+    defaults), its strain glitchier after each lock acquisition and louder while unlocked, and a state-vector channel
+    written beside the others (named by the schedule, on the strain's observatory)."""
+    ifo = scenario.strain.split(":")[0]
+    return replace(scenario, locks=LockSchedule(origin_gps, **{"channel": f"{ifo}:DQ_ANALYSIS_STATE_VECTOR", **changes}))

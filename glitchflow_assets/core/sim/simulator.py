@@ -21,6 +21,7 @@ from glitchflow_assets.core.artifacts.storage import atomic_path
 from glitchflow_assets.core.io.frames import ChannelData
 from glitchflow_assets.core.io.gwf_writer import frame_file_name, write_gwf
 from glitchflow_assets.core.signal.matched_filter import optimal_snr
+from glitchflow_assets.core.sim.locks import acquisitions, state_vector, strain_gain
 from glitchflow_assets.core.sim.noise import NoiseStream
 from glitchflow_assets.core.sim.scenario import VIRGO_SCENARIO, ChannelSpec, Morphology, Scenario
 from glitchflow_assets.core.sim.signals import Signal, add_signals
@@ -125,18 +126,39 @@ def _event_rows(
     return rows
 
 
+def _random_event(scenario: Scenario, rng: np.random.Generator, event_id: str, t_source: float) -> list[Glitch]:
+    """One event of the scenario's random process at ``t_source``: family, frequency, Q, phase and SNR drawn from ``rng``."""
+    weights = np.array([m.weight for m in scenario.morphologies])
+    morph = scenario.morphologies[rng.choice(len(weights), p=weights / weights.sum())]
+    f0 = _log_uniform(rng, *morph.f0_range)
+    q = float(rng.uniform(*morph.q_range))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    snr = _pareto(rng, scenario.snr_min, scenario.snr_index, scenario.snr_max)  # draw order fixes every seed's glitches
+    return _event_rows(scenario, rng, event_id, t_source, morph, f0, q, phase, snr)
+
+
+def _acquisition_events(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
+    """The extra strain events of the glitchier minutes after each lock acquisition in ``block`` (their own random
+    streams: the scenario's other glitches are the same with or without locks)."""
+    locks = scenario.locks
+    if locks is None or locks.acquisition_rate_factor <= 1:
+        return []
+    start = block * PLAN_BLOCK_S
+    stretches = acquisitions(locks, seed, start, start + PLAN_BLOCK_S)
+    if not stretches:
+        return []
+    rate = scenario.glitch_rate_per_min * (locks.acquisition_rate_factor - 1)
+    times = _event_times(np.random.default_rng([seed, 7, block]), block, rate, scenario.min_separation_s)
+    times = [t for t in times if any(a <= t < b for a, b in stretches)]
+    return [r for i, t in enumerate(times) for r in _random_event(scenario, np.random.default_rng([seed, 8, block, i]), f"{block}-a{i}", t)]
+
+
 def _plan_block(scenario: Scenario, seed: int, block: int) -> list[Glitch]:
     rows: list[Glitch] = []
-    weights = np.array([m.weight for m in scenario.morphologies])
     times = _event_times(np.random.default_rng([seed, 1, block]), block, scenario.glitch_rate_per_min, scenario.min_separation_s)
     for i, t_source in enumerate(times):
-        rng = np.random.default_rng([seed, 2, block, i])
-        morph = scenario.morphologies[rng.choice(len(weights), p=weights / weights.sum())]
-        f0 = _log_uniform(rng, *morph.f0_range)
-        q = float(rng.uniform(*morph.q_range))
-        phase = float(rng.uniform(0, 2 * np.pi))
-        snr = _pareto(rng, scenario.snr_min, scenario.snr_index, scenario.snr_max)  # draw order fixes every seed's glitches
-        rows += _event_rows(scenario, rng, f"{block}-{i}", t_source, morph, f0, q, phase, snr)
+        rows += _random_event(scenario, np.random.default_rng([seed, 2, block, i]), f"{block}-{i}", t_source)
+    rows += _acquisition_events(scenario, seed, block)
     by_name = {m.name: m for m in scenario.morphologies}
     for i, g in enumerate(s for s in scenario.scripted if block * PLAN_BLOCK_S <= s.gps < (block + 1) * PLAN_BLOCK_S):
         rng = np.random.default_rng([seed, 5, block, i])
@@ -255,7 +277,13 @@ def write_frame(path: Path, t0: int, length: int, scenario: Scenario, renderers:
     for r in renderers:
         fs = r.spec.sample_rate
         dtype = np.float64 if r.spec.role == "strain" else np.float32
-        series.append(ChannelData(r.spec.name, r.samples(t0 * fs, length * fs, glitches).astype(dtype), t0, fs, r.spec.unit))
+        samples = r.samples(t0 * fs, length * fs, glitches)
+        if scenario.locks and r.spec.role == "strain":  # unlocked: the strain is not science
+            samples *= strain_gain(scenario.locks, seed, t0, samples.size, fs)
+        series.append(ChannelData(r.spec.name, samples.astype(dtype), t0, fs, r.spec.unit))
+    if locks := scenario.locks:
+        bits = state_vector(locks, seed, t0, length * locks.sample_rate)
+        series.append(ChannelData(locks.channel, bits, t0, locks.sample_rate, ""))
     return write_gwf(path, series)
 
 
