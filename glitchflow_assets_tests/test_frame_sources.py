@@ -18,6 +18,7 @@ from glitchflow_assets.core.io.cache import FrameListError, read_frame_list
 from glitchflow_assets.core.io.datafind import DatafindError, find_frame_urls
 from glitchflow_assets.core.io.discovery import find_frames
 from glitchflow_assets.core.io.frames import scan_frame_dir
+from glitchflow_assets.core.runs.observing import SegmentSource
 from glitchflow_assets.core.runs.registry import FrameSource, RegistryError, load_registry, span_of_frames
 from glitchflow_assets.core.runs.windows import windows_overlapping
 from glitchflow_assets.defs.families import build_definitions
@@ -215,8 +216,9 @@ def test_a_frame_source_entry_missing_or_mixing_fields_is_refused(tmp_path, monk
 # -- real detector files ------------------------------------------------------------------------------------------
 
 
-def test_real_gwosc_strain_found_through_a_cache_and_a_server_is_what_the_directory_gives(gw150914_run, datafind, tmp_path):
-    """GW150914's GWOSC HDF5 strain (LIGO Hanford) listed in a LAL cache and served from a diskcache dump."""
+def test_real_gwosc_strain_found_through_a_cache_and_a_server_with_its_dq_segments(gw150914_run, datafind, tmp_path):
+    """GW150914's GWOSC HDF5 strain (LIGO Hanford) listed in a LAL cache and served from a diskcache dump, its observing
+    segments from the file's data-quality bits."""
     hdf5 = next(gw150914_run.frames.path.glob("*.hdf5"))
     window = windows_overlapping(gw150914_run.gps_start, gw150914_run.gps_end, gw150914_run.cadence)[0]
     by_dir = ingest_window(gw150914_run, window, tmp_path / "dir.h5")
@@ -232,6 +234,18 @@ def test_real_gwosc_strain_found_through_a_cache_and_a_server_is_what_the_direct
     for summary in (by_cache, by_server):
         assert np.array_equal(read_strain(by_dir.path)[0], read_strain(summary.path)[0])
         assert summary.strain.segments == by_dir.strain.segments and summary.frames[0].name == hdf5.name
+    # observing segments from the file's own data-quality bits, by the file's own names: all set in these 32 s (mask 127)
+    dq = SegmentSource(channel="H1:GWOSC-DQMASK", bits=("DATA", "CBC_CAT1", "BURST_CAT1"))
+    observed = ingest_window(dataclasses.replace(gw150914_run, frames=served, segments=dq), window, tmp_path / "dq.h5")
+    assert observed.observing == [(1126259446, 1126259478)] and observed.attrs["observing_s"] == 31  # the window ends at 09:51 UTC
+    assert observed.attrs["observing_source"] == "H1:GWOSC-DQMASK bits DATA, CBC_CAT1, BURST_CAT1 (named by the file)"
+    assert np.array_equal(read_strain(by_dir.path)[0], read_strain(observed.path)[0])
+    unset = SegmentSource(channel="H1:GWOSC-DQMASK", bits=(0, 7))  # bit 7 is set nowhere in the file
+    outside = ingest_window(dataclasses.replace(gw150914_run, frames=cache, segments=unset), window, tmp_path / "none.h5")
+    assert outside.outside_observing and outside.attrs["livetime"] == 0
+    unknown = SegmentSource(channel="H1:GWOSC-DQMASK", bits=("SCIENCE",))
+    with pytest.raises(IngestError, match=r"state vector H1:GWOSC-DQMASK: no bit named 'SCIENCE' \(its bit names: DATA, CBC_CAT1"):
+        ingest_window(dataclasses.replace(gw150914_run, frames=cache, segments=unknown), window, tmp_path / "bad.h5")
 
 
 def test_real_hlv_frame_served_from_an_ffl_is_ingested(hw100916_run, datafind, tmp_path):

@@ -43,7 +43,7 @@ from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.io.decoded_cache import DecodedFrames
 from glitchflow_assets.core.io.decoder import FrameContents
 from glitchflow_assets.core.io.discovery import find_frames
-from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, parse_frame_name
+from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, frames_overlapping, gwosc_bit_names, parse_frame_name
 from glitchflow_assets.core.runs.observing import SegmentError, drop_short, read_segment_file, state_vector_segments
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import Segments, clip, coalesce, covers, index_runs, subtract, total
@@ -458,7 +458,8 @@ def _observing(run: ObservingRun, window: Window, contents: dict[FrameFile, Fram
         if not any(source.channel in toc.channels for toc in contents.values()):
             raise IngestError(f"{where}: state-vector channel {source.channel} is in none of {sorted(f.name for f in contents)}")
         pieces = _read_batch(contents, [source.channel], range(1), run, window)[0]
-        mask = source.mask()
+        own = gwosc_bit_names(next(iter(contents)).path) if run.frames.format == "gwosc-hdf5" and not source.bit_names else ()
+        mask = source.mask(own)
         found = [s for _, p in pieces for s in state_vector_segments(p.data, p.t0, p.sample_rate, mask, source.channel, span)]
         return drop_short(found, source.min_length, span)
     except SegmentError as exc:

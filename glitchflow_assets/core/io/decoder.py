@@ -32,7 +32,15 @@ from typing import BinaryIO
 import numpy as np
 
 from glitchflow_assets.core import settings
-from glitchflow_assets.core.io.frames import ChannelData, FrameError, FrameFile, check_gwf_framing, decode_channels, parse_frame_name
+from glitchflow_assets.core.io.frames import (
+    ChannelData,
+    FrameError,
+    FrameFile,
+    check_gwf_framing,
+    decode_channels,
+    gwosc_dq_channel,
+    parse_frame_name,
+)
 
 # A decoder that has not answered within this time is presumed hung (e.g. on a stalled network mount).
 # Decoder processes serving concurrent reads: one per core, at most 4 (each holds a frame's samples).
@@ -265,7 +273,8 @@ def _probe_gwosc(path: str, strain_channel: str) -> dict:
 
     with h5py.File(path, "r") as f:
         start, duration = float(f["meta/GPSstart"][()]), float(f["meta/Duration"][()])
-    return {"channels": [strain_channel], "spans": [(start, start + duration)]}
+        dq = [gwosc_dq_channel(strain_channel)] if "quality/simple/DQmask" in f else []
+    return {"channels": [strain_channel, *dq], "spans": [(start, start + duration)]}
 
 
 if __name__ == "__main__":

@@ -217,8 +217,27 @@ def _read_gwf_together(path: Path, channels: list[str], start: float, end: float
     return {name: _samples(s) for name, s in series.items()}
 
 
-def _read_gwosc(path: Path, channel: str, start: float, end: float) -> tuple[np.ndarray, float, float, str]:
-    from gwpy.timeseries import TimeSeries
+GWOSC_DQ_CHANNEL = "GWOSC-DQMASK"  # ``<IFO>:GWOSC-DQMASK``: a GWOSC file's data-quality bitmask (1 Hz), as a channel
 
-    series = TimeSeries.read(str(path), format="hdf5.gwosc", start=start, end=end)
-    return np.asarray(series.value), float(series.t0.value), float(series.sample_rate.value), str(series.unit or "")
+
+def gwosc_dq_channel(strain_channel: str) -> str:
+    """The name a GWOSC file's data-quality mask goes by for a run whose strain is ``strain_channel`` (``H1:...``)."""
+    return f"{strain_channel.partition(':')[0]}:{GWOSC_DQ_CHANNEL}"
+
+
+def gwosc_bit_names(path: Path) -> tuple[str, ...]:
+    """The names of a GWOSC file's data-quality bits, bit 0 first (``DATA``, ``CBC_CAT1``, ...; none if it has no mask)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names = f.get("quality/simple/DQShortnames")
+        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names[()]) if names is not None else ()
+
+
+def _read_gwosc(path: Path, channel: str, start: float, end: float) -> tuple[np.ndarray, float, float, str]:
+    """The strain of a GWOSC file (whatever ``channel`` the run calls it), or its data-quality mask (``<IFO>:GWOSC-DQMASK``)."""
+    from gwpy.timeseries import StateVector, TimeSeries
+
+    dq = channel.endswith(":" + GWOSC_DQ_CHANNEL)
+    series = (StateVector if dq else TimeSeries).read(str(path), format="hdf5.gwosc", start=start, end=end)
+    return np.asarray(series.value), float(series.t0.value), float(series.sample_rate.value), "" if dq else str(series.unit or "")

@@ -42,7 +42,11 @@ class SegmentSource:
         """One line for messages and metadata, e.g. ``V1:DQ_ANALYSIS_STATE_VECTOR bits 0, 1 (mask 0x3)``."""
         if self.file is not None:
             return f"segment file {self.file}" + (f" flag {self.flag}" if self.flag else "")
-        return f"{self.channel} bits {', '.join(map(str, self.bits))} (mask {self.mask():#x})"
+        try:
+            mask = f" (mask {self.mask():#x})"
+        except SegmentError:  # bits named by the file itself (a GWOSC file's DQShortnames): resolved at ingest
+            mask = " (named by the file)"
+        return f"{self.channel} bits {', '.join(map(str, self.bits))}{mask}"
 
     def mask(self, names: tuple[str, ...] = ()) -> int:
         """The bitmask of ``bits``: names looked up in ``names`` (the source's own, e.g. a GWOSC file's ``DQShortnames``),
