@@ -6,8 +6,8 @@ Wiener filter and the network correcting it, the better on validation kept), and
 of true SNR >= 8, for each method and for the one kept:
 
 * **median mismatch** ``1 - <p, t>/(|p||t|)`` (whitened) between the witness-only prediction and the true glitch,
-  overall and per morphology; **SNR removed** ``(|t| - |t - alpha p|) / |t|``; the mismatch of the gated truth (what
-  the gates alone would cost);
+  overall and per glitch class (the simulated morphologies in Gravity Spy's names); **SNR removed**
+  ``(|t| - |t - alpha p|) / |t|``; the mismatch of the gated truth (what the gates alone would cost);
 * **cleaning** with the kept twin: every window cleaned and searched again; the fraction of the held-out loud glitches
   the search no longer finds, the new events where cleaning changed the strain (the goals: >= 90 % and 0) and the
   threshold crossings in untouched samples;
@@ -24,16 +24,18 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
 from glitchflow_assets.core.artifacts.channel_selection import read_selection
 from glitchflow_assets.core.artifacts.dataset_split import dataset_events
 from glitchflow_assets.core.runs.registry import load_registry
-from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
+from glitchflow_assets.core.signal.glitch_classes import event_classes
+from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.twin.cleaning import cleaning_headline
 from glitchflow_assets.core.twin.pipeline import TwinConfig, clean_window, fit_twin
 from glitchflow_assets.core.twin.prediction import predict
-from glitchflow_assets.core.twin.scoring import mismatch, per_morphology
+from glitchflow_assets.core.twin.scoring import mismatch, per_class
 from glitchflow_assets.defs.twin import window_files
 from glitchflow_assets.lib.inputs import Inputs, selection_file
 from glitchflow_assets.lib.names import SPLIT
@@ -55,13 +57,13 @@ def main() -> None:
     predict(fit.model, fit.test_segments)
     predict_s = time.perf_counter() - t
     table = fit.test.table
-    morphology = true_strain_glitches(run.frames.path, fit.test_segments.gps).morphology
+    classes = event_classes(pd.DataFrame({"gps": fit.test_segments.gps}), run.frames.path)  # the simulated morphologies
     methods = {
         method: {
             "validation_median_mismatch": round(validation.summary()["median_mismatch"], 4),
             "test_median_mismatch": round(test.summary()["median_mismatch"], 4),
             "test_median_snr_removed": round(test.summary()["median_snr_removed_fraction"], 3),
-            "per_morphology": per_morphology(test.table, morphology),
+            "per_class": per_class(test.table, classes).to_dict("records"),
         }
         for method, (validation, test) in fit.candidates.items()
     }
@@ -86,7 +88,7 @@ def main() -> None:
         "mismatch_quartiles": [round(float(q), 3) for q in loud.mismatch.quantile([0.25, 0.75])],
         "median_snr_removed": round(float((loud.snr_removed / loud.true_snr).median()), 3),
         "median_residual_snr": round(float(loud.residual_snr.median()), 2),
-        "per_morphology": per_morphology(table, morphology),
+        "per_class": per_class(table, classes).to_dict("records"),
         "removed_by_cleaning": round(cleaned["held_out_removed_fraction"], 3),
         "removed_events": cleaned["held_out_events"],
         "new_events": cleaned["new_events"],

@@ -121,6 +121,9 @@ class Progress:
             _say(f"    witnesses {', '.join(meta['selected']) or 'none'}")
         if meta := step.metadata(SPLIT):
             _say(f"    tiles per split and class {meta['class_balance']}")
+            if "events_per_class" in meta:
+                counts = ", ".join(f"{r.data['class']} {r.data['events']}" for r in meta["events_per_class"].records)
+                _say(f"    events per glitch class: {counts}")
         if meta := step.metadata(TRAINED):
             seconds = meta["train_seconds"]
             _say(f"    {meta['model_uri']}: best epoch {meta['best_epoch']} of {meta['epochs_run']}, {seconds:.0f} s of training")
@@ -136,6 +139,8 @@ class Progress:
             for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
                 baselines = ", ".join(f"{g} {report[g][k]:.3f}" for g in ("linear_witness", "mean_tile", "zero"))
                 _say(f"      {k:18s} {meta[f'{k} [95% CI]']}   ({baselines})")
+            for r in meta["per_class"].records if "per_class" in meta else ():
+                _say(f"      {r.data['class']:18s} {r.data['events']} events, glitch-tile recall {r.data['recall']}")
             if "warning" in meta:
                 _say(f"      WARNING: {meta['warning']}")
         if meta := step.metadata(SYNTHETIC):

@@ -5,10 +5,11 @@ import dataclasses
 import dagster as dg
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
-from glitchflow_assets.core.artifacts.dataset_split import SPLITS, read_info, verify_dataset
-from glitchflow_assets.core.artifacts.spectrograms import write_spectrograms
+from glitchflow_assets.core.artifacts.dataset_split import SPLITS, dataset_classes, iter_split, read_info, verify_dataset
+from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms, write_spectrograms
 from glitchflow_assets.core.dataset.spectrograms import SpectrogramConfig, build_spectrograms
 from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter, split_of, tiles_of
 from glitchflow_assets.defs.families import build_definitions
@@ -31,7 +32,16 @@ def test_spectrogram_axes_and_gps_round_trip(tmp_path):
     assert freqs[0] == pytest.approx(8.0) and freqs[-1] == pytest.approx(500.0)
     assert times[0] == pytest.approx(-3.0) and times[1] - times[0] == pytest.approx(6.0 / 256)
     write_spectrograms(
-        tmp_path / "s.h5", spec, freqs, times, kept, np.array([25.0]), ["S", "W"], dataclasses.asdict(SpectrogramConfig()), {"window": "w"}
+        tmp_path / "s.h5",
+        spec,
+        freqs,
+        times,
+        kept,
+        np.array([25.0]),
+        np.array(["Blip"]),
+        ["S", "W"],
+        dataclasses.asdict(SpectrogramConfig()),
+        {"window": "w"},
     )
     with h5py.File(tmp_path / "s.h5") as f:  # a scientist needs only the file: peak at the true time and frequency
         data, f_axis, t_axis = f["spectrograms"][0], f["frequencies"][()], f["times"][()]
@@ -40,6 +50,35 @@ def test_spectrogram_axes_and_gps_round_trip(tmp_path):
             assert abs(t_axis[col] - dt) <= 2 * (t_axis[1] - t_axis[0])
             assert 0.8 * f0 < f_axis[row] < 1.25 * f0
         assert f["event_gps"][0] == gps and f["frequencies"].attrs["units"] == "Hz"
+    assert read_spectrograms(tmp_path / "s.h5").event_class.tolist() == ["Blip"]
+
+
+def test_tiles_carry_their_events_class_and_an_unclassified_dataset_keeps_its_version(tmp_path, windows):
+    names = np.array(["Blip", "Koi_Fish", ""])  # "": an event of no known class
+    classes = {k: names[np.arange(len(gps)) % 3] for k, (_, gps) in windows.items()}
+    with DatasetWriter(tmp_path / "c.h5", ["S", "W"], DatasetConfig()) as writer:
+        writer.set_axes(np.geomspace(8, 500, 64), np.linspace(-3, 3, 256, endpoint=False))
+        for key, (spec, gps) in windows.items():
+            writer.add_window(key, spec, gps, classes[key])
+        summary = writer.close({})
+    expected = {g: str(c) for k, (_, gps) in windows.items() for g, c in zip(np.round(gps, 6).tolist(), classes[k], strict=True)}
+    found = dataset_classes(tmp_path / "c.h5")
+    assert found == {g: c for g, c in expected.items() if g in found} and len(found) > 100  # tiles dropped by label only
+    for split in SPLITS:  # each event once in its split's count, whatever its number of tiles
+        events = {g for g in found if split_of(g, DatasetConfig()) == split}
+        assert summary["events_per_class"][split] == pd.Series([found[g] for g in events]).value_counts().to_dict()
+        for batch in iter_split(tmp_path / "c.h5", split, 64):
+            assert [expected[g] for g in np.round(batch.event_gps, 6).tolist()] == batch.event_class.tolist()
+    unclassified = _build(tmp_path / "u.h5", DatasetConfig(), windows)
+    assert unclassified["data_version"] != summary["data_version"]
+    # without classes the digest is the one a dataset had before tiles carried them, and a file of that schema
+    # (version 1, no event_class) reads as unclassified
+    with h5py.File(tmp_path / "u.h5", "r+") as f:
+        for split in SPLITS:
+            del f[split]["event_class"]
+        f.attrs["schema_version"] = 1
+    assert set(dataset_classes(tmp_path / "u.h5").values()) == {""}
+    assert read_info(tmp_path / "u.h5").data_version() == unclassified["data_version"]
 
 
 def test_the_event_never_whitens_itself():

@@ -72,7 +72,8 @@ def test_glitch_events_from_a_gravityspy_list(sim_frames, tmp_path):
 
     # the Omicron export beside it, read by hveto as strain triggers
     omicron = meta["omicron_path"].value
-    assert omicron.endswith(f"/SIM/omicron/V1-Hrec_hoft_16384Hz_OMICRON-{attrs['gps_start']}-300.h5")
+    gps = attrs["gps_start"]
+    assert omicron.endswith(f"/SIM/omicron/V1/Hrec_hoft_16384Hz_OMICRON/{str(gps)[:5]}/V1-Hrec_hoft_16384Hz_OMICRON-{gps}-300.h5")
     hveto = get_triggers(run.strain_channel, "omicron", SegmentList([Segment(attrs["gps_start"], attrs["gps_end"])]), cache=[omicron])
     np.testing.assert_allclose(np.asarray(hveto["time"]), events.gps)
 
@@ -89,7 +90,8 @@ def test_glitch_events_from_a_gravityspy_list(sim_frames, tmp_path):
 
     # the cleaning evaluation's coverage per class, on a labelled run: each event's class is its list label
     held_out = both.events.assign(predicted=both.events.snr > 10, removed=False)[["gps", "snr", "predicted", "removed"]]
-    classified = classify(held_out, run, [], simulated=False, labels=both.events[["gps", "label"]])
+    classes = dict(zip(np.round(both.events.gps, 6).tolist(), both.events.label, strict=True))  # as the dataset keeps them
+    classified = classify(held_out, run, [], simulated=False, classes=classes)
     expected = both.events.label.replace("", "unlabelled")
     assert list(classified["class"]) == list(expected)
     coverage = witness_coverage(classified, min_snr=0.0).set_index("class")
@@ -97,5 +99,5 @@ def test_glitch_events_from_a_gravityspy_list(sim_frames, tmp_path):
     for name, count in expected.value_counts().items():
         assert coverage.loc[name, "glitches"] == count
         assert coverage.loc[name, "predicted_fraction"] == pytest.approx((both.events.snr[expected == name] > 10).mean())
-    unlabelled = classify(held_out, run, [], simulated=False)  # a run without labels: one class
+    unlabelled = classify(held_out, run, [], simulated=False, classes={})  # a run without labels: one class
     assert set(unlabelled["class"]) == {"all (no Gravity Spy labels)"}

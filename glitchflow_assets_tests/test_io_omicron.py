@@ -1,15 +1,27 @@
 """Omicron trigger files: the simulator's true strain glitches written in Omicron's HDF5 and XML layouts, read back
 through gwpy and hveto's own trigger reader, and bad files refused naming the file and row."""
 
+import glob
+from types import SimpleNamespace
+
+import gwtrigfind.core
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 from gwpy.segments import Segment, SegmentList
 from gwpy.table import EventTable
+from gwtrigfind import find_trigger_files
 from hveto.triggers import get_triggers
 
-from glitchflow_assets.core.io.omicron import OMICRON_COLUMNS, omicron_name, read_omicron, write_omicron_hdf5, write_omicron_xml
+from glitchflow_assets.core.io.omicron import (
+    OMICRON_COLUMNS,
+    omicron_name,
+    omicron_path,
+    read_omicron,
+    write_omicron_hdf5,
+    write_omicron_xml,
+)
 from glitchflow_assets.core.io.triggers import TriggerListError
 from glitchflow_assets.core.signal.events import EVENT_COLUMNS
 from glitchflow_assets.core.sim.simulator import load_truth
@@ -73,6 +85,29 @@ def test_hdf5_export_reads_through_gwpy_and_hveto(truth, tmp_path):
     np.testing.assert_allclose(back.gps, events.sort_values("gps").gps)
     np.testing.assert_allclose(back.q, events.sort_values("gps").q)
     assert (back.label == "").all() and back.confidence.isna().all()
+
+
+def test_gwtrigfind_finds_the_exported_archive(truth, tmp_path, monkeypatch):
+    """Windows exported into Omicron's archive layout (T1300468) are found by gwtrigfind's own Omicron finder, by time.
+    gwtrigfind's archive root is fixed at /home/detchar/triggers (a site mounts its archive there); the test cannot
+    create that path, so gwtrigfind's globbing alone sees ``tmp_path`` in its place: the channel folder check, the
+    GPS-directory walk, the file naming and the time sieve are gwtrigfind's."""
+    events, _ = truth
+    start = int(events.gps.min()) // 100 * 100
+    files = [omicron_path(tmp_path, CHANNEL, start + 300 * k, 300) for k in range(4)]
+    for k, path in enumerate(files):
+        write_omicron_hdf5(path, events[(events.gps >= start + 300 * k) & (events.gps < start + 300 * (k + 1))])
+    assert files[0].relative_to(tmp_path).parts[:3] == ("V1", "Hrec_hoft_16384Hz_OMICRON", str(start)[:5])
+
+    site = "/home/detchar/triggers"
+    here = lambda pattern: pattern.replace(site, str(tmp_path), 1)  # noqa: E731
+    back = lambda path: path.replace(str(tmp_path), site, 1)  # noqa: E731
+    rooted = SimpleNamespace(glob=lambda p: [back(f) for f in glob.glob(here(p))], iglob=lambda p: (back(f) for f in glob.iglob(here(p))))
+    monkeypatch.setattr(gwtrigfind.core, "glob", rooted)
+    found = find_trigger_files(CHANNEL, "omicron", start + 400, start + 700)
+    assert sorted(u.replace(f"file://{site}", str(tmp_path)) for u in found) == [str(f) for f in files[1:3]]  # the two it overlaps
+    with pytest.raises(ValueError, match="No channel-level directory"):
+        find_trigger_files("V1:LSC_DARM_ERR", "omicron", start, start + 300)  # a channel never exported
 
 
 def test_xml_export_reads_through_gwpy_and_hveto(truth, tmp_path):

@@ -19,10 +19,12 @@ from glitchflow_assets.core.artifacts.glitch_waveforms import read_waveform_set
 from glitchflow_assets.core.artifacts.model_evaluation import read_evaluation
 from glitchflow_assets.core.artifacts.storage import sha256sum
 from glitchflow_assets.core.artifacts.synthetic_glitches import SCHEMA as SYNTHETIC_SCHEMA
+from glitchflow_assets.core.io.gravityspy import SIM_CLASSES
 from glitchflow_assets.core.ml.data import read_normalisation
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionRef, Tracker
 from glitchflow_assets.core.runs.registry import load_registry
 from glitchflow_assets.core.runs.windows import window_for_key, windows_overlapping
+from glitchflow_assets.core.signal.glitch_classes import shown
 from glitchflow_assets.core.sim import VIRGO_SCENARIO, Signal, simulate
 from glitchflow_assets.core.sim.scenario import GW170817_SIGNAL
 from glitchflow_assets.core.sim.simulator import plan_glitches
@@ -206,6 +208,18 @@ def test_evaluation_curves_tables_and_mlflow_artifacts(pipeline):
     assert not any(k.endswith(("_zero", "_mean_tile", "_linear_witness", "_low", "_high")) for k in meta)  # no flat copies
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {"figures/accuracy_curves.png", "figures/roc.png"}
     assert written.report["generator"].tolist() == ["model", "zero", "mean_tile", "linear_witness"]
+    # per glitch class (SIM's morphologies, named as Gravity Spy names them, carried by the dataset's tiles): each test
+    # event counted once, in the class its tiles carry, in the UI and beside the run in MLflow
+    per_class = pd.DataFrame([r.data for r in meta["per_class"].records]).set_index("class")
+    model_tiles = tiles[tiles.generator == "model"]
+    events_per_class = model_tiles.groupby(shown(model_tiles.event_class.to_numpy()))["event_gps"].nunique()
+    assert per_class.drop(index="all").events.to_dict() == events_per_class.to_dict()
+    assert per_class.loc["all", "events"] == events_per_class.sum() == numbers["n_events"]
+    assert set(SIM_CLASSES.values()) & set(per_class.index) and set(per_class.index) <= {*SIM_CLASSES.values(), "unlabelled", "all"}
+    assert "tables/per_class.csv" in {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    split_meta = pipeline.instance.get_latest_materialization_event(dg.AssetKey(["SIM", SPLIT])).asset_materialization.metadata
+    dataset_classes = pd.DataFrame([r.data for r in split_meta["events_per_class"].value.records]).set_index("class")
+    assert dataset_classes.loc[events_per_class.index, "test"].to_dict() == events_per_class.to_dict()
 
 
 def test_synthetic_set_schema_and_reload_gives_identical_outputs(pipeline):
@@ -314,10 +328,13 @@ def test_time_domain_twin_predicts_held_out_glitches_and_cleans_the_windows(clea
     assert [r.data["method"] for r in meta["methods"].records] == [meta["method"]] * 2 + [
         m for m in ("wiener", "convnet") if m != meta["method"]
     ] * 2
-    assert {r.data["morphology"] for r in meta["by_morphology"].records} <= {"blip", "low_frequency_burst", "scattered_light"}
+    # per glitch class, the simulated morphologies in Gravity Spy's names, as the dataset carries them
+    by_class = pd.DataFrame([r.data for r in meta["by_class"].records]).set_index("class")
+    assert set(by_class.index) - {"all"} <= {*SIM_CLASSES.values(), "unlabelled"} and set(SIM_CLASSES.values()) & set(by_class.index)
+    assert by_class.loc["all", "events"] == by_class.drop(index="all").events.sum() == meta["test_events"]
     assert meta["held_out_waveforms"].startswith("![") and meta["before_after"].startswith("![")
     logged = {a.path for d in ("figures", "tables") for a in client.list_artifacts(meta["mlflow_run_id"], d)}
-    assert logged == {"figures/held_out_waveforms.png", "figures/before_after.png", "tables/methods.csv", "tables/by_morphology.csv"}
+    assert logged == {"figures/held_out_waveforms.png", "figures/before_after.png", "tables/methods.csv", "tables/by_class.csv"}
     loud = waves.scores[waves.scores.true_snr >= 8]
     # 20 minutes train on ~50 events (the demo: ~250): shapes are rough but far from a null prediction (mismatch 1)
     assert len(loud) >= 5 and loud.mismatch.median() < 0.5 and (loud.snr_removed > 0).mean() > 0.7
@@ -375,14 +392,14 @@ def test_the_gw170817_case_keeps_the_chirp_and_loses_the_glitch(cleaned):
     assert check.check_name == SIGNAL_SAFETY and check.passed, check.description
 
 
-def test_witness_coverage_is_reported_per_morphology(cleaned):
+def test_witness_coverage_is_reported_per_class(cleaned):
     meta = cleaned.metadata(cleaned.evaluation, CLEAN_EVAL)
     coverage = read_cleaning_evaluation(cleaned.storage.run_file("SIM", CLEAN_EVAL, ".json")).coverage.set_index("class")
     shown = pd.DataFrame([r.data for r in meta["coverage"].records])  # the UI's table: the same classes and counts
     assert shown["class"].tolist() == coverage.index.tolist() and shown.glitches.tolist() == coverage.glitches.tolist()
     classes = coverage.drop(index="all")
     assert coverage.loc["all", "glitches"] == classes.glitches.sum() >= 10 and meta["held_out_events"] >= coverage.loc["all", "glitches"]
-    morphologies = {"blip", "scattered_light", "low_frequency_burst"}
+    morphologies = set(SIM_CLASSES.values())  # SIM's morphologies, named as Gravity Spy names them
     assert morphologies & set(coverage.index) and set(coverage.index) <= morphologies | {"all"}
     # every SIM family has a witness the selection keeps: the twin predicts most loud held-out glitches of each
     assert (coverage.loc[list(morphologies & set(coverage.index)), "status"] == "witnessed").all()

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 
 from glitchflow_assets.core.artifacts.cleaning_evaluation import CleaningEvaluation, write_cleaning_evaluation
-from glitchflow_assets.core.artifacts.dataset_split import dataset_events
-from glitchflow_assets.core.artifacts.glitch_events import read_events
+from glitchflow_assets.core.artifacts.dataset_split import dataset_classes, dataset_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.core.signal.figures import strain_versions_png
+from glitchflow_assets.core.signal.glitch_classes import shown
 from glitchflow_assets.core.sim import load_signals, load_truth
 from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
 from glitchflow_assets.core.twin.cleaning import EventComparison, read_cleaning_report
@@ -24,7 +24,7 @@ from glitchflow_assets.lib.automation import after_window_stages
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.inputs import Inputs, champion_twin_file, cleaning_report_path, step_inputs, window_raw
 from glitchflow_assets.lib.metadata import md_image, metadata_table
-from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, EVENTS, SPLIT, asset_key
+from glitchflow_assets.lib.names import CLEAN_EVAL, CLEANED, SPLIT, asset_key
 from glitchflow_assets.lib.resources import GlitchflowStorage
 
 SIGNAL_SAFETY = "signal_safety"
@@ -41,31 +41,19 @@ def held_out_events(reports: dict[str, EventComparison], splits: dict[str, dict[
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["gps", "snr", "predicted", "removed"])
 
 
-def classify(
-    events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simulated: bool, labels: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """``events`` with ``class`` (SIM: the true glitch's morphology; events within 0.1 s of no true glitch are left out:
-    they are no glitch of any class; a run with a labelled event list: each event's class from ``labels`` (``gps``,
-    ``label``: its glitch_events), "unlabelled" where the list gave none; elsewhere "all": this run has no Gravity Spy
-    labels) and ``witnessed`` (SIM: a selected witness saw the glitch; elsewhere unknown)."""
+def classify(events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simulated: bool, classes: dict[float, str]) -> pd.DataFrame:
+    """``events`` with ``class``, each event's class in the dataset (``classes`` by GPS: the list's label, or the
+    simulated glitch's morphology; "unlabelled" where a labelled run left one without; "all (no Gravity Spy labels)"
+    where no event has one) and ``witnessed`` (SIM: a selected witness saw the glitch; elsewhere unknown). On a
+    simulated run, events within 0.1 s of no true glitch are left out: they are no glitch of any class."""
+    known = np.array([classes.get(g, "") for g in np.round(events.gps.to_numpy(), 6).tolist()], dtype=str)
     if not simulated:
-        if labels is None:
-            return events.assign(**{"class": "all (no Gravity Spy labels)", "witnessed": pd.NA})
-        by_gps = dict(zip(np.round(labels.gps.to_numpy(), 6), labels.label, strict=True))
-        classes = [by_gps.get(g, "") or "unlabelled" for g in np.round(events.gps.to_numpy(), 6)]
-        return events.assign(**{"class": classes, "witnessed": pd.NA})
+        named = shown(known) if (known != "").any() else "all (no Gravity Spy labels)"
+        return events.assign(**{"class": named, "witnessed": pd.NA})
     truth = true_strain_glitches(run.frames.path, events.gps.to_numpy())
     seen = truth.witnesses.map(lambda names: bool(set(filter(None, names.split(","))) & set(witnesses)))
-    classified = events.assign(**{"class": truth.morphology.to_numpy(), "witnessed": seen.to_numpy()})
-    return classified[classified["class"] != ""]
-
-
-def _event_labels(inputs: Inputs, keys: list[str]) -> pd.DataFrame | None:
-    """The class labels of the windows' events (``gps``, ``label``) where the run's events come from a labelled list."""
-    if inputs.run.events.source != "gravityspy":
-        return None
-    tables = [inputs.window(EVENTS, window_for_key(k, inputs.run.cadence), read_events).events[["gps", "label"]] for k in keys]
-    return pd.concat(tables, ignore_index=True)
+    classified = events.assign(**{"class": shown(known), "witnessed": seen.to_numpy()})
+    return classified[(truth.morphology != "").to_numpy()]
 
 
 def _cleaned_frame(inputs: Inputs, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +102,11 @@ def evaluate_cleaning(context: dg.AssetExecutionContext, run: ObservingRun, stor
         raise dg.Failure(description=f"no materialized {run.name}/{CLEANED} window to evaluate")
     inputs = step_inputs(context, storage, run)
     reports = {k: read_cleaning_report(cleaning_report_path(storage, run, window_for_key(k, run.cadence))) for k in keys}
-    splits = dataset_events(storage.run_file(run.name, SPLIT))
+    dataset = storage.run_file(run.name, SPLIT)
+    splits = dataset_events(dataset)
     witnesses = list(load_twin(champion_twin_file(storage, run)).channels)
     simulated = StrainTruth.available(run.frames.path)
-    events = classify(held_out_events(reports, splits), run, witnesses, simulated, _event_labels(inputs, keys))
+    events = classify(held_out_events(reports, splits), run, witnesses, simulated, dataset_classes(dataset))
     coverage = witness_coverage(events)
     signals, png = signal_table(inputs, keys) if simulated and load_signals(run.frames.path) else (pd.DataFrame(), None)
     safety = safety_summary(signals) if len(signals) else {}

@@ -14,7 +14,7 @@ from glitchflow_assets.core.artifacts.raw_strain_segments import RawSegmentSumma
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ingest.assemble import IngestError, IngestOptions, ingest_window
 from glitchflow_assets.core.ingest.quality import BLOCKING, assess, check_descriptions
-from glitchflow_assets.core.io.omicron import omicron_name, write_omicron_hdf5
+from glitchflow_assets.core.io.omicron import omicron_path, write_omicron_hdf5
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.segments import clip, total
 from glitchflow_assets.core.runs.windows import Window
@@ -22,6 +22,7 @@ from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table
 from glitchflow_assets.core.signal.event_sources import labelled, source_events, trigger_list
 from glitchflow_assets.core.signal.events import EVENT_COLUMNS, EventSearchConfig, window_events
 from glitchflow_assets.core.signal.figures import events_png, selection_png, strain_asd_png
+from glitchflow_assets.core.signal.glitch_classes import shown
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -190,7 +191,7 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
     path = storage.window_file(run.name, EVENTS, window)
     write_events(path, run.name, window, events, searched, config)
     # in the run's trigger folder, not the asset's (which holds the window files alone), named as Omicron names its own
-    omicron = storage.base() / run.name / "omicron" / omicron_name(run.strain_channel, window.gps_start, window.duration)
+    omicron = omicron_path(storage.base() / run.name / "omicron", run.strain_channel, window.gps_start, window.duration)
     write_omicron_hdf5(omicron, events)
     written = read_events(path)
     loudest = events.sort_values("snr", ascending=False).head(10)[["gps", "snr", "frequency", "q", "duration"]]
@@ -202,7 +203,7 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
             "omicron_path": dg.MetadataValue.path(str(omicron)),
             "event_source": source.source if source.source == "builtin" else f"{source.source} ({source.mode}): {source.path}",
             "n_events": len(events),
-            "n_events_per_class": dg.MetadataValue.json(events.label.replace("", "(none)").value_counts().to_dict()),
+            "n_events_per_class": dg.MetadataValue.json(pd.Series(shown(events.label.to_numpy())).value_counts().to_dict()),
             "searched_livetime_s": written.livetime,
             "rate_per_hour": len(events) / written.livetime * 3600 if written.livetime else 0.0,
             "loudest": metadata_table(loudest),

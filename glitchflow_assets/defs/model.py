@@ -6,6 +6,7 @@ import json
 from enum import Enum
 
 import dagster as dg
+import pandas as pd
 import torch
 from pydantic import Field
 
@@ -17,16 +18,17 @@ from glitchflow_assets.core.dataset.splits import DatasetConfig, DatasetWriter
 from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.data import REPRESENTATIONS
-from glitchflow_assets.core.ml.evaluation import UnsoundModel
+from glitchflow_assets.core.ml.evaluation import PER_CLASS, UnsoundModel
 from glitchflow_assets.core.ml.figures import dataset_tiles_png
 from glitchflow_assets.core.ml.gate import GateConfig
 from glitchflow_assets.core.ml.loop import TrainingDiverged
 from glitchflow_assets.core.ml.pipeline import TrainingOutcome, evaluate_and_track, train_and_register
-from glitchflow_assets.core.ml.scoring import HEADLINE
+from glitchflow_assets.core.ml.scoring import HEADLINE, Interval
 from glitchflow_assets.core.ml.tracking import CANDIDATE, CHAMPION, ModelVersionMissing, ModelVersionRef, Tracker, registered_model_name
 from glitchflow_assets.core.ml.training import MODEL_SIZES, TrainConfig
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import window_for_key
+from glitchflow_assets.core.signal.glitch_classes import shown
 from glitchflow_assets.lib.automation import follows_inputs, on_refresh_cron
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -216,6 +218,12 @@ def trained_model(run: ObservingRun) -> dg.AssetsDefinition:
     return _trained
 
 
+def per_class_table(per_class: pd.DataFrame) -> dg.MetadataValue:
+    """The UI's per-class table: the class and its events, then each number with its 95 % interval as one cell."""
+    shown_numbers = {k: [str(Interval(*v)) for v in per_class[[k, f"{k}_low", f"{k}_high"]].to_numpy()] for k in PER_CLASS}
+    return metadata_table(per_class[["class", "events", "glitch_events"]].assign(**shown_numbers))
+
+
 def evaluate_model(
     context: dg.AssetExecutionContext, run: ObservingRun, storage: GlitchflowStorage, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
@@ -241,6 +249,7 @@ def evaluate_model(
             "test_glitch_events": counts["glitch_events"],
             **{f"{k} [95% CI]": str(headline[k]) for k in KEY_COLUMNS},  # every number in the report table and MLflow
             "report": metadata_table(result.report.table()[REPORT_COLUMNS]),
+            **({"per_class": per_class_table(per_class)} if len(per_class := result.report.per_class()) else {}),
             "roc": dg.MetadataValue.md(md_image(outcome.roc_png, "ROC")),
             "accuracy_curves": dg.MetadataValue.md(md_image(outcome.accuracy_png, "accuracy curves")),
             "vetoes": metadata_table(result.vetoes),
@@ -365,6 +374,17 @@ SPLIT_CHECKS = {
 }
 
 
+def events_per_class_table(events_per_class: dict[str, dict[str, int]]) -> dg.MetadataValue | None:
+    """The dataset's events per glitch class and split (a row per class, the most frequent first), or None where no
+    event has a class."""
+    table = pd.DataFrame(events_per_class).reindex(columns=list(SPLITS)).fillna(0).astype(int)
+    if not len(table) or (table.index == "").all():
+        return None
+    table.index = shown(table.index.to_numpy())
+    table["events"] = table.sum(axis=1)
+    return metadata_table(table.sort_values("events", ascending=False).rename_axis("class").reset_index())
+
+
 def build_dataset(
     context: dg.AssetExecutionContext, storage: GlitchflowStorage, run: ObservingRun, config: DatasetConfig
 ) -> dg.MaterializeResult:
@@ -383,9 +403,11 @@ def build_dataset(
                     description=f"window {k} has channels {window.channels}, earlier windows {writer.channels}: rematerialize spectrograms"
                 )
             writer.set_axes(window.frequencies, window.times)
-            writer.add_window(k, window.spectrograms, window.event_gps)
+            writer.add_window(k, window.spectrograms, window.event_gps, window.event_class)
         summary = writer.close({"run": run.name, "windows": json.dumps(keys)})
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_windows": len(keys), "class_balance": dg.MetadataValue.json(summary["counts"])}
+    if classes := events_per_class_table(summary["events_per_class"]):
+        metadata["events_per_class"] = classes
     for split in SPLITS:
         if examples := example_tiles(path, split, EXAMPLES_PER_SPLIT):
             png = dataset_tiles_png(examples, writer.channels, f"{run.name} {split} split: tiles as the model sees them")

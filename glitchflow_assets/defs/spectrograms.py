@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms, write_spectrograms
@@ -14,6 +15,7 @@ from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.figures import spectrogram_png
+from glitchflow_assets.core.signal.glitch_classes import event_classes, shown
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -38,20 +40,32 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     spec, freqs, times, kept = build_spectrograms(
         data, t0, rate, [segments[c] for c in channels], events["gps"].to_numpy(), config, select_device()
     )
-    snr = events.set_index("gps").loc[kept, "snr"].to_numpy() if len(kept) else np.zeros(0)
+    kept_events = events.set_index("gps").loc[kept].reset_index() if len(kept) else events.iloc[:0]
+    classes = event_classes(kept_events, run.frames.path)
     path = storage.window_file(run.name, SPECTROGRAMS, window)
     inputs = {"frames_sha256": summary.data_version(), "selection": selection.version}
     write_spectrograms(
-        path, spec, freqs, times, kept, snr, channels, asdict(config), {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)}
+        path,
+        spec,
+        freqs,
+        times,
+        kept,
+        kept_events.snr.to_numpy(),
+        classes,
+        channels,
+        asdict(config),
+        {"run": run.name, "window": window.key, "inputs": json.dumps(inputs)},
     )
     written = read_spectrograms(path)
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
+    if (classes != "").any():
+        metadata["events_per_class"] = dg.MetadataValue.json(pd.Series(shown(classes)).value_counts().to_dict())
     if unusable:  # every event of the window needs every witness: none is kept, and the UI says why
         metadata["witnesses_left_out"] = dg.MetadataValue.json(unusable)
         dg.get_dagster_logger().warning(f"{run.name}/{SPECTROGRAMS} {window.key}: no events kept: {'; '.join(unusable.values())}")
     if len(kept):
-        loudest = int(np.argmax(snr))
-        title = f"GPS {kept[loudest]:.3f}, SNR {snr[loudest]:.1f}"
+        loudest = int(np.argmax(written.event_snr))
+        title = f"GPS {kept[loudest]:.3f}, SNR {written.event_snr[loudest]:.1f}"
         metadata["loudest_event"] = dg.MetadataValue.md(md_image(spectrogram_png(spec[loudest], channels, freqs, times, title), title))
     return dg.MaterializeResult(data_version=dg.DataVersion(written.data_version()), metadata=metadata)
 

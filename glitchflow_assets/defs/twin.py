@@ -6,20 +6,21 @@ import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from enum import Enum
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from glitchflow_assets.core.artifacts.dataset_split import dataset_events
+from glitchflow_assets.core.artifacts.dataset_split import dataset_classes, dataset_events
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
 from glitchflow_assets.core.ml.tracking import CHAMPION, Tracker
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window, window_for_key
 from glitchflow_assets.core.signal.figures import strain_versions_png
-from glitchflow_assets.core.sim.truth import StrainTruth, true_strain_glitches
+from glitchflow_assets.core.sim.truth import StrainTruth
 from glitchflow_assets.core.twin.cleaning import write_cleaning_report
 from glitchflow_assets.core.twin.figures import representative_events, waveforms_png
 from glitchflow_assets.core.twin.pipeline import (
@@ -32,7 +33,7 @@ from glitchflow_assets.core.twin.pipeline import (
     write_cleaned_frame,
 )
 from glitchflow_assets.core.twin.registration import TwinFiles, TwinOutcome, fit_and_register_twin
-from glitchflow_assets.core.twin.scoring import per_morphology
+from glitchflow_assets.core.twin.scoring import per_class
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.inputs import (
@@ -102,19 +103,18 @@ def _methods_table(fit) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _twin_figures(run: ObservingRun, fit, ref, tracker: Tracker, simulated: bool) -> dict:
-    """The twin's held-out results for the UI, each also logged to its MLflow run: the per-method and per-morphology
-    tables, its prediction against the truth (or the strain) for a representative glitch of each family, and the
-    loudest of those before and after cleaning as Q-transforms on one colour scale."""
+def _twin_figures(run: ObservingRun, fit, ref, tracker: Tracker, classes: dict[float, str]) -> dict:
+    """The twin's held-out results for the UI, each also logged to its MLflow run: the per-method and per-class
+    tables (``classes``: the dataset's event classes by GPS), its prediction against the truth (or the strain) for a
+    representative glitch of each class, and the loudest of those before and after cleaning as Q-transforms on one
+    colour scale."""
     test, prediction = fit.test_segments, fit.test_prediction
     fitted = prediction.amplitude[:, None] * prediction.whitened  # [event, time], whitened, as subtracted
-    family = true_strain_glitches(run.frames.path, test.gps).morphology if simulated else pd.Series([""] * len(test))
-    by_family = pd.DataFrame()
-    if simulated:
-        by_family = pd.DataFrame.from_dict(per_morphology(fit.test.table, family), orient="index").rename_axis("morphology").reset_index()
-    if not len(by_family):  # no families known: the median glitch of all predicted
-        family = pd.Series(["all held-out glitches"] * len(test))
-    tables = {"methods": _methods_table(fit), "by_morphology": by_family}
+    test_classes = np.array([classes.get(g, "") for g in np.round(test.gps, 6).tolist()], dtype=str)
+    by_class = per_class(fit.test.table, test_classes)
+    # no classes known: the median glitch of all predicted
+    family = pd.Series(test_classes if len(by_class) else ["all held-out glitches"] * len(test))
+    tables = {"methods": _methods_table(fit), "by_class": by_class}
     figures = {}
     if chosen := representative_events(fit.test.table, family):
         title = f"{run.name} time-domain twin ({fit.method}): held-out glitches"
@@ -136,7 +136,7 @@ def _twin_figures(run: ObservingRun, fit, ref, tracker: Tracker, simulated: bool
 
 
 def _waveforms_metadata(
-    run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, simulated: bool
+    run: ObservingRun, outcome: TwinOutcome, files: TwinFiles, witnesses: list[str], tracker: Tracker, dataset: Path
 ) -> dict:
     """``glitch_waveforms`` metadata: the files written, the registered twin, its test scores, and its tables and
     figures (:func:`_twin_figures`)."""
@@ -155,7 +155,7 @@ def _waveforms_metadata(
         "skipped_events": len(fit.skipped),
         "method": fit.method,
         **{f"test_{k}": v for k, v in _rounded(fit.test.summary()).items()},
-        **_twin_figures(run, fit, ref, tracker, simulated),
+        **_twin_figures(run, fit, ref, tracker, dataset_classes(dataset)),
     }
 
 
@@ -194,7 +194,7 @@ def fit_waveforms(
         )
     except ValueError as exc:
         raise dg.Failure(description=f"{run.name}/{WAVEFORMS}: {exc}") from exc
-    metadata = _waveforms_metadata(run, outcome, files, witnesses, tracker, simulated)
+    metadata = _waveforms_metadata(run, outcome, files, witnesses, tracker, storage.run_file(run.name, SPLIT))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_version([outcome.ref.uri, dataset_version])),
         metadata=metadata,

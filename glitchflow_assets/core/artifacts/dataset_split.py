@@ -1,10 +1,11 @@
 """The ``dataset_split`` artifact: labelled tiles of every event, split by event, with the training normalisation
 (built by :mod:`glitchflow_assets.core.dataset.splits`).
 
-Layout (schema version 1)::
+Layout (schema version 2; version 1 had no ``event_class`` and reads as unclassified)::
 
     /<split>/tiles        float32 [tile, channel, freq, time]   physical SNR^2, strain first
-    /<split>/{label, event_gps, window, tile_offset}   [tile]   per-tile provenance (split: train, validation, test)
+    /<split>/{label, event_gps, event_class, window, tile_offset}   [tile]   per-tile provenance (split: train,
+                          validation, test; event_class: the event's glitch class, "" where none is known)
     /axes/frequencies     [freq] Hz      /axes/times [time] s from the event (tile: times[offset:offset+size])
     /channels             [channel]      /normalisation/channel_scale [channel]
     attrs: schema, schema_version, config (JSON DatasetConfig), summary (JSON counts), data_version, run, windows
@@ -18,29 +19,32 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from glitchflow_assets.core.artifacts.storage import AtomicHDF5Writer, ContentDigest, open_artifact
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"background": 0, "glitch": 1}
 SCHEMA = "glitchflow.dataset_split"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = {1, SCHEMA_VERSION}
 
 
 def open_dataset(path: str | Path) -> AbstractContextManager[h5py.File]:
     """A dataset_split file, read-only, once it is known to be one of a version this code reads."""
-    return open_artifact(path, SCHEMA, {SCHEMA_VERSION})
+    return open_artifact(path, SCHEMA, READABLE_VERSIONS)
 
 
 @dataclass
 class SplitStats:
     counts: dict = field(default_factory=lambda: {s: {"glitch": 0, "background": 0} for s in SPLITS})
+    class_events: dict = field(default_factory=lambda: {s: {} for s in SPLITS})  # split -> class -> events
     scale_sum: np.ndarray | None = None
     scale_n: int = 0
 
 
 class DatasetFileWriter(AtomicHDF5Writer):
-    """Append tiles window by window to ``/<split>/{tiles, label, event_gps, window, tile_offset}``; :meth:`close`
+    """Append tiles window by window to ``/<split>/{tiles, label, event_gps, event_class, window, tile_offset}``; :meth:`close`
     stores the training statistics and the dataset's ``config`` and publishes the file atomically."""
 
     def __init__(self, path: str | Path, channels: list[str], tile_size: int, config: dict):
@@ -55,6 +59,7 @@ class DatasetFileWriter(AtomicHDF5Writer):
             g.create_dataset("event_gps", (0,), maxshape=(None,), dtype="f8")
             g.create_dataset("tile_offset", (0,), maxshape=(None,), dtype="i4")
             g.create_dataset("window", (0,), maxshape=(None,), dtype=h5py.string_dtype())
+            g.create_dataset("event_class", (0,), maxshape=(None,), dtype=h5py.string_dtype())
 
     def set_axes(self, frequencies: np.ndarray, times: np.ndarray) -> None:
         """Spectrogram axes: a tile covers ``frequencies[f0:f0+size]`` and ``times[offset:offset+size]``."""
@@ -63,8 +68,9 @@ class DatasetFileWriter(AtomicHDF5Writer):
             self.file.create_dataset("axes/frequencies", data=frequencies[f0 : f0 + self.tile_size]).attrs["units"] = "Hz"
             self.file.create_dataset("axes/times", data=times).attrs["units"] = "s from event GPS (tile: times[offset:offset+size])"
 
-    def append(self, split: str, window: str, items: list[tuple[np.ndarray, int, float, int]]) -> None:
-        """One window's ``items`` of ``split``: (tile ``[channel, freq, time]``, label, event GPS, tile offset) each."""
+    def append(self, split: str, window: str, items: list[tuple[np.ndarray, int, float, int, str]]) -> None:
+        """One window's ``items`` of ``split``: (tile ``[channel, freq, time]``, label, event GPS, tile offset, event
+        class) each."""
         g = self.file[split]
         n0, n = g["label"].shape[0], len(items)
         tiles = np.stack([i[0] for i in items]).astype(np.float32)
@@ -76,13 +82,19 @@ class DatasetFileWriter(AtomicHDF5Writer):
             "tile_offset": np.array([i[3] for i in items], dtype=np.int32),
             "window": [window] * n,
         }
-        self.digest.update(split, *columns.values())
+        classes = [i[4] for i in items]
+        # an unclassified dataset keeps the digest it had before classes were stored
+        self.digest.update(split, *columns.values(), *([classes] if any(classes) else []))
+        columns["event_class"] = classes
         self.reserve(tiles.nbytes + 64 * n)
         for name, values in columns.items():
             g[name].resize(n0 + n, axis=0)
             g[name][n0:] = values
         for name, code in LABELS.items():
             self.stats.counts[split][name] += int((labels == code).sum())
+        per_class = self.stats.class_events[split]
+        for cls in pd.Series(classes).groupby(columns["event_gps"]).first():  # each event once
+            per_class[cls] = per_class.get(cls, 0) + 1
         if split == "train":
             glitches = tiles[labels == LABELS["glitch"]]
             if len(glitches):
@@ -96,7 +108,7 @@ class DatasetFileWriter(AtomicHDF5Writer):
         scale = (self.stats.scale_sum / self.stats.scale_n) if self.stats.scale_n else np.zeros(len(self.channels))
         self.file.create_dataset("channels", data=np.array(self.channels, dtype=object), dtype=h5py.string_dtype())
         self.file.create_dataset("normalisation/channel_scale", data=scale).attrs["meaning"] = "divide tiles by this per channel"
-        summary = {"counts": self.stats.counts, "train_glitch_tiles": self.stats.scale_n}
+        summary = {"counts": self.stats.counts, "events_per_class": self.stats.class_events, "train_glitch_tiles": self.stats.scale_n}
         self.digest.update(self.channels, scale, json.dumps(self._config, sort_keys=True))
         self.file.attrs.update(
             {
@@ -134,7 +146,7 @@ def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict
     """``per_label`` glitch and ``per_label`` background tiles of a split, each of another event, the events spread
     evenly over the split's (in GPS order: early, middle and late), as stored, with their axes and provenance:
     dicts of ``tile`` ``[channel, freq, time]``, ``frequencies`` ``[freq]`` (Hz), ``times`` ``[time]`` (s from the
-    event), ``label``, ``split``, ``gps``, ``window``, ``offset``."""
+    event), ``label``, ``split``, ``gps``, ``window``, ``offset``, ``event_class``."""
     names = {code: name for name, code in LABELS.items()}
     with open_dataset(path) as f:
         g, frequencies, times = f[split], f["axes/frequencies"][()], f["axes/times"][()]
@@ -152,6 +164,7 @@ def example_tiles(path: str | Path, split: str, per_label: int = 2) -> list[dict
                 "gps": float(g["event_gps"][i]),
                 "window": g["window"].asstr()[i],
                 "offset": int(g["tile_offset"][i]),
+                "event_class": str(_classes(g, i, i + 1)[0]),
             }
             for i in rows
         ]
@@ -162,6 +175,18 @@ def _spread(rows: np.ndarray, gps: np.ndarray, n: int) -> list[int]:
     events, first = np.unique(gps[rows], return_index=True)  # sorted by GPS
     picks = np.unique(np.linspace(0, len(events) - 1, n).round().astype(int)) if len(events) else np.array([], int)
     return [int(rows[first[p]]) for p in picks]
+
+
+def dataset_classes(path: str | Path) -> dict[float, str]:
+    """The glitch class of every event of a dataset, by its GPS rounded to the microsecond ("" where none is known):
+    what later stages on the same events (the time-domain twin, the cleaning evaluation) report per class by."""
+    out: dict[float, str] = {}
+    with open_dataset(path) as f:
+        for split in SPLITS:
+            g = f[split]
+            gps = np.round(g["event_gps"][()], 6)
+            out.update(zip(gps.tolist(), _classes(g, 0, len(gps)).tolist(), strict=True))
+    return out
 
 
 def dataset_events(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
@@ -228,6 +253,14 @@ class TileBatch:
     event_gps: np.ndarray
     window: np.ndarray
     tile_offset: np.ndarray
+    event_class: np.ndarray  # str, "" where none is known
+
+
+def _classes(g: h5py.Group, start: int, stop: int) -> np.ndarray:
+    """``event_class`` of tiles ``start:stop`` of a split group ("" for a version-1 file, which stored none)."""
+    if "event_class" in g:
+        return g["event_class"].asstr()[start:stop].astype(str)
+    return np.full(stop - start, "", dtype=str)
 
 
 def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBatch]:
@@ -244,4 +277,5 @@ def iter_split(path: str | Path, split: str, batch_size: int) -> Iterator[TileBa
                 g["event_gps"][start:stop],
                 g["window"].asstr()[start:stop],
                 g["tile_offset"][start:stop],
+                _classes(g, start, stop),
             )

@@ -4,6 +4,8 @@ normalisation, built window by window so a run never has to fit in memory.
 * Tiles: ``tile_offsets`` time-bin offsets of a ``tile_size`` x ``tile_size`` crop of the
   ``[channel, freq, time]`` spectrogram (default 5 crops: 3 containing the event centre, 2 at the +-1.5-3 s
   edges, where short glitches leave background), values clamped to ``[0, clamp]``.
+* Each tile keeps its event's glitch class (:mod:`glitchflow_assets.core.signal.glitch_classes`), so that the
+  evaluations can report per class; the class never decides a tile's label or split.
 * Labels by the strain's tile maximum (SNR^2): ``glitch`` if >= ``glitch_threshold``, ``background`` if
   < ``background_threshold``; tiles in between are dropped (the thresholds cannot overlap).
 * Splits by event: each event's split is a pure function of ``(seed, time block of its GPS)``, so every tile of
@@ -91,16 +93,18 @@ class DatasetWriter(DatasetFileWriter):
         super().__init__(path, channels, config.tile_size, asdict(config))
         self.config = config
 
-    def add_window(self, window: str, spectrograms: Spectrograms, event_gps: np.ndarray) -> None:
-        """Tile, label and file every event of one window (``spectrograms[event, channel, freq, time]``)."""
+    def add_window(self, window: str, spectrograms: Spectrograms, event_gps: np.ndarray, event_class: np.ndarray | None = None) -> None:
+        """Tile, label and file every event of one window (``spectrograms[event, channel, freq, time]``, its events'
+        GPS and glitch classes ``[event]``; no classes: none known)."""
         rows = {s: [] for s in SPLITS}
-        for spec, gps in zip(spectrograms, event_gps, strict=True):
+        classes = np.full(len(event_gps), "") if event_class is None else event_class
+        for spec, gps, cls in zip(spectrograms, event_gps, classes, strict=True):
             split = split_of(float(gps), self.config)
             tiles, offsets = tiles_of(spec, self.config)
             for tile, offset in zip(tiles, offsets, strict=True):
                 label = label_of(float(tile[0].max()), self.config)
                 if label is not None:
-                    rows[split].append((tile, label, gps, offset))
+                    rows[split].append((tile, label, gps, offset, str(cls)))
         for split, items in rows.items():
             if items:
                 self.append(split, window, items)

@@ -3,7 +3,8 @@
 Omicron's HDF5 file holds one table ``triggers`` with the columns :data:`OMICRON_COLUMNS` (what hveto's and gwtrigfind's
 ``omicron`` readers ask gwpy for: ``EventTable.read(f, format="hdf5", path="triggers")``); its XML file a LIGO_LW
 ``sngl_burst`` table. Files are named the LIGO way, ``IFO-CHANNEL_OMICRON-GPS-DUR.h5`` (T050017), so that
-gwpy's and hveto's file caches can sieve them by time. ROOT files need ``uproot``, which is not installed: they are
+gwpy's and hveto's file caches can sieve them by time, in the archive's folders (T1300468) where gwtrigfind finds
+them. ROOT files need ``uproot``, which is not installed: they are
 refused with that reason rather than half-read.
 """
 
@@ -26,6 +27,15 @@ def omicron_name(channel: str, gps_start: int, duration: int, extension: str = "
     """``V1-Hrec_hoft_16384Hz_OMICRON-GPS-DUR.h5`` for channel ``V1:Hrec_hoft_16384Hz`` (T050017, gwtrigfind's naming)."""
     ifo, name = channel.split(":", 1)
     return f"{ifo}-{name.replace('-', '_')}_OMICRON-{gps_start}-{duration}.{extension}"
+
+
+def omicron_path(root: str | Path, channel: str, gps_start: int, duration: int, extension: str = "h5") -> Path:
+    """Where Omicron's archive keeps the file of ``channel`` from ``gps_start`` (T1300468, the layout gwtrigfind
+    searches): ``root/V1/Hrec_hoft_16384Hz_OMICRON/14000/V1-Hrec_hoft_16384Hz_OMICRON-1400000000-300.h5`` (the
+    directory of the GPS time's first five digits)."""
+    name = omicron_name(channel, gps_start, duration, extension)
+    ifo, tag = name.split("-", 2)[:2]
+    return Path(root) / ifo / tag / str(gps_start)[:5] / name
 
 
 def to_omicron(events: pd.DataFrame) -> EventTable:

@@ -19,6 +19,10 @@ from glitchflow_assets.core.ml.baselines import Generator, MeanTile, ZeroTile, f
 from glitchflow_assets.core.ml.bundle import MODEL, GlitchModel
 from glitchflow_assets.core.ml.metrics import REPORT_THRESHOLD, THRESHOLDS, accuracy_curves, cluster_flags, tile_residuals, veto_table
 from glitchflow_assets.core.ml.scoring import Interval, choose_threshold, event_counts, roc_auc, roc_curve, tile_scores, with_intervals
+from glitchflow_assets.core.signal.glitch_classes import shown
+
+# per glitch class: how often the generated tile flags the glitch, how loud and how alike it is
+PER_CLASS = ["recall", "loudness_ratio", "log_correlation", "l1_glitch", "ssim_glitch"]
 
 
 class UnsoundModel(ValueError):
@@ -55,6 +59,7 @@ class Report:
     tiles: pd.DataFrame
     thresholds: dict[str, float]
     intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    class_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def generators(self) -> list[str]:
@@ -81,6 +86,26 @@ class Report:
                 row.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high})
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def per_class(self, generator: str = MODEL) -> pd.DataFrame:
+        """One row per glitch class of the split's events (the simulated morphology or the list's label; a last row
+        ``all``): its event counts and ``generator``'s :data:`PER_CLASS` numbers with bootstrap intervals over the
+        class's events (computed once per generator). Empty where no event has a class."""
+        if generator in self.class_tables:
+            return self.class_tables[generator]
+        tiles = self.of(generator)
+        classes = tiles["event_class"].astype(str)
+        if not (classes != "").any():
+            return pd.DataFrame()
+        rows = []
+        for name, group in [*tiles.groupby(shown(classes.to_numpy()), sort=True), ("all", tiles)]:
+            row = {"class": name, **event_counts(group)}
+            numbers = with_intervals(group, self.thresholds[generator])
+            for k in PER_CLASS:
+                row.update({k: numbers[k].value, f"{k}_low": numbers[k].low, f"{k}_high": numbers[k].high})
+            rows.append(row)
+        self.class_tables[generator] = pd.DataFrame(rows)
+        return self.class_tables[generator]
 
     def flat(self) -> dict[str, float]:
         """Flat numbers for MLflow and the UI: event counts, the model's headline values with their intervals, the
@@ -132,7 +157,13 @@ def score(
     rows = []
     for batch in iter_split(dataset, split, batch_size):
         real = batch.tiles[:, 0]
-        provenance = {"event_gps": batch.event_gps, "window": batch.window, "tile_offset": batch.tile_offset, "label": batch.label}
+        provenance = {
+            "event_gps": batch.event_gps,
+            "window": batch.window,
+            "tile_offset": batch.tile_offset,
+            "label": batch.label,
+            "event_class": batch.event_class,
+        }
         for g in generators:
             generated = g.generate(batch.tiles, device, batch_size)
             if g is generators[0]:
@@ -165,7 +196,8 @@ class Evaluation:
     vetoes: pd.DataFrame  # one row per event
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """What the ``model_evaluation`` file stores: ``report``, ``tiles``, ``curves`` and ``vetoes``."""
+        """What the ``model_evaluation`` file stores: ``report``, ``tiles`` (with each tile's ``event_class``, from
+        which :meth:`Report.per_class` is recomputed), ``curves`` and ``vetoes``."""
         return {"report": self.report.table(), "tiles": self.report.tiles, "curves": self.curves, "vetoes": self.vetoes}
 
     def summary(self) -> dict[str, float]:

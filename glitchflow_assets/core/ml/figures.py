@@ -99,8 +99,9 @@ def dataset_tiles_png(examples: list[dict], channels: list[str], title: str) -> 
             if r == 0:  # the subsystem prefix dropped when the names must share ~1200 px
                 short = name.split(":")[-1]
                 ax.set_title(short.split("_", 1)[-1] if len(channels) > 4 and "_" in short else short)
-        row[0].set_ylabel(f"{example['label']}\n{gps_to_utc(example['gps']):%H:%M:%S}")
-    fig.supxlabel("time from the event [s]; rows: tile label and event time (UTC); frequency 10-500 Hz, log")
+        kind = f"{example['label']} ({example['event_class']})" if example.get("event_class") else example["label"]
+        row[0].set_ylabel(f"{kind}\n{gps_to_utc(example['gps']):%H:%M:%S}")
+    fig.supxlabel("time from the event [s]; rows: tile label (event class) and event time (UTC); frequency 10-500 Hz, log")
     fig.colorbar(mesh, ax=axes, shrink=0.8).set_label("energy [SNR$^2$]")
     fig.suptitle(title)
     return to_png(fig)

@@ -157,8 +157,14 @@ def evaluate_and_track(
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in result.summary().items()})
         tracker.log_bytes(run_id, accuracy, "figures/accuracy_curves.png")
         tracker.log_bytes(run_id, roc, "figures/roc.png")
-        for name, frame in (("report", table), ("curves", result.curves), ("vetoes", result.vetoes)):
-            tracker.log_bytes(run_id, frame.to_csv(index=False).encode(), f"tables/{name}.csv")
+        for name, frame in (
+            ("report", table),
+            ("per_class", result.report.per_class()),
+            ("curves", result.curves),
+            ("vetoes", result.vetoes),
+        ):
+            if len(frame):
+                tracker.log_bytes(run_id, frame.to_csv(index=False).encode(), f"tables/{name}.csv")
     for k in ("balanced_accuracy", "roc_auc", "loudness_ratio", "l1_glitch"):
         tracker.client.set_model_version_tag(ref.name, ref.version, f"test_{k}", str(headline[k]))
     return EvaluationOutcome(result, run_id, warning, accuracy, roc)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from glitchflow_assets.core.signal.glitch_classes import shown
+
 PREDICTED_SNR_MIN = 4.0  # a twin "predicts a glitch" when its witness-only prediction reaches this whitened SNR ...
 CONFIRMED_SNR_MIN = 4.0  # ... and the strain confirms it: the predicted shape's matched-filter SNR in the gated strain
 
@@ -89,16 +91,12 @@ class WaveformScores:
         return out
 
 
-def per_morphology(table: pd.DataFrame, morphology: pd.Series, min_true_snr: float = 8.0) -> dict[str, dict[str, float]]:
-    """Events, median mismatch and median fraction of SNR removed per simulated morphology ``[event]`` (events of true SNR
-    >= ``min_true_snr``; events matching no true glitch, morphology "", left out)."""
-    loud = table.assign(morphology=morphology.to_numpy())[table.true_snr >= min_true_snr]
-    return {
-        m: {
-            "events": len(g),
-            "median_mismatch": round(float(g.mismatch.median()), 4),
-            "median_snr_removed_fraction": round(float((g.snr_removed / g.true_snr).median()), 3),
-        }
-        for m, g in loud.groupby("morphology")
-        if m
-    }
+def per_class(table: pd.DataFrame, classes: np.ndarray, min_true_snr: float = 8.0) -> pd.DataFrame:
+    """:meth:`WaveformScores.summary` per glitch class (``classes`` ``[event]``, "" where none is known, shown as
+    unlabelled), one row each and a last row ``all``, rounded for display. Empty where no event has a class."""
+    classes = np.asarray(classes, dtype=str)
+    if not (classes != "").any():
+        return pd.DataFrame()
+    groups = [*table.groupby(shown(classes), sort=True), ("all", table)]
+    rows = [{"class": name, **WaveformScores(g).summary(min_true_snr)} for name, g in groups]
+    return pd.DataFrame(rows).round(4).astype({"events": int} | ({"loud_events": int} if "loud_events" in rows[0] else {}))
