@@ -1,4 +1,4 @@
-"""Omicron trigger files: the simulator's true strain glitches written in Omicron's HDF5 and XML layouts, read back
+"""Omicron trigger files: the simulator's true strain glitches written in Omicron's HDF5, ROOT and XML layouts, read back
 through gwpy and hveto's own trigger reader, and bad files refused naming the file and row."""
 
 import glob
@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import uproot
 from gwpy.segments import Segment, SegmentList
 from gwpy.table import EventTable
 from gwtrigfind import find_trigger_files
@@ -20,6 +21,7 @@ from glitchflow_assets.core.io.omicron import (
     omicron_path,
     read_omicron,
     write_omicron_hdf5,
+    write_omicron_root,
     write_omicron_xml,
 )
 from glitchflow_assets.core.io.triggers import TriggerListError
@@ -110,6 +112,20 @@ def test_gwtrigfind_finds_the_exported_archive(truth, tmp_path, monkeypatch):
         find_trigger_files("V1:LSC_DARM_ERR", "omicron", start, start + 300)  # a channel never exported
 
 
+def test_root_files_read_as_omicron_archives_write_them(truth, tmp_path):
+    """O1-O3 Omicron archives are ROOT files (a tree ``triggers``), read through gwpy with uproot."""
+    events, span = truth
+    write_omicron_root(path := tmp_path / "V1-Hrec_hoft_16384Hz_OMICRON-1400000000-600.root", events)
+    assert uproot.open(path)["triggers"].keys() == OMICRON_COLUMNS
+    back, order = read_omicron(path, span), events.sort_values("gps")
+    for ours, theirs in [("gps", "gps"), ("frequency", "frequency"), ("snr", "snr"), ("q", "q"), ("start", "start"), ("fmax", "fmax")]:
+        np.testing.assert_allclose(back[ours], order[theirs])
+    with uproot.recreate(other := tmp_path / "other.root") as f:  # a ROOT file without Omicron's tree
+        f["events"] = {"time": events.gps.to_numpy()}
+    with pytest.raises(TriggerListError, match=rf"{other}: cannot read Omicron triggers .*triggers"):
+        read_omicron(other, span)
+
+
 def test_xml_export_reads_through_gwpy_and_hveto(truth, tmp_path):
     events, span = truth
     path = tmp_path / "V1-Hrec_hoft_16384Hz_OMICRON-1400000000-1000.xml"
@@ -149,8 +165,10 @@ def test_bad_omicron_files_name_the_file_and_row(truth, tmp_path):
     with pytest.raises(TriggerListError, match=rf"{path}: no triggers"):
         read_omicron(path, span)
 
-    for name, reason in [("t.root", "need uproot"), ("t.csv", "not an Omicron trigger file")]:
-        with pytest.raises(TriggerListError, match=reason):
-            read_omicron(tmp_path / name, span)
+    (path := tmp_path / "junk.root").write_text("not a ROOT file")
+    with pytest.raises(TriggerListError, match=rf"{path}: cannot read Omicron triggers"):
+        read_omicron(path, span)
+    with pytest.raises(TriggerListError, match="not an Omicron trigger file"):
+        read_omicron(tmp_path / "t.csv", span)
     with pytest.raises(TriggerListError, match="cannot read Omicron triggers"):
         read_omicron(tmp_path / "absent.h5", span)

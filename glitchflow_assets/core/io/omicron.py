@@ -1,11 +1,11 @@
-"""Omicron trigger files: read (HDF5, LIGO_LW XML) into the trigger-list layout, and our events written in Omicron's.
+"""Omicron trigger files: read (HDF5, ROOT, LIGO_LW XML) into the trigger-list layout, and our events written in Omicron's.
 
 Omicron's HDF5 file holds one table ``triggers`` with the columns :data:`OMICRON_COLUMNS` (what hveto's and gwtrigfind's
-``omicron`` readers ask gwpy for: ``EventTable.read(f, format="hdf5", path="triggers")``); its XML file a LIGO_LW
+``omicron`` readers ask gwpy for: ``EventTable.read(f, format="hdf5", path="triggers")``); its ROOT file (O1-O3
+archives) a tree ``triggers`` with the same branches, read through gwpy with ``uproot``; its XML file a LIGO_LW
 ``sngl_burst`` table. Files are named the LIGO way, ``IFO-CHANNEL_OMICRON-GPS-DUR.h5`` (T050017), so that
 gwpy's and hveto's file caches can sieve them by time, in the archive's folders (T1300468) where gwtrigfind finds
-them. ROOT files need ``uproot``, which is not installed: they are
-refused with that reason rather than half-read.
+them.
 """
 
 import math
@@ -20,6 +20,7 @@ from glitchflow_assets.core.io.triggers import LISTED_COLUMNS, TriggerListError,
 
 OMICRON_COLUMNS = ["time", "frequency", "snr", "tstart", "tend", "fstart", "fend", "q", "amplitude", "phase"]
 HDF5_PATH = "triggers"
+ROOT_TREE = "triggers"
 _XML_REQUIRED = ["peak_time", "peak_time_ns", "start_time", "start_time_ns", "duration", "peak_frequency", "flow", "fhigh", "snr"]
 
 
@@ -50,6 +51,12 @@ def write_omicron_hdf5(path: str | Path, events: pd.DataFrame) -> None:
     """``events`` as an Omicron HDF5 trigger file at ``path``, atomically."""
     with atomic_path(path) as tmp:
         to_omicron(events).write(tmp, format="hdf5", path=HDF5_PATH, overwrite=True)
+
+
+def write_omicron_root(path: str | Path, events: pd.DataFrame) -> None:
+    """``events`` as an Omicron ROOT trigger file (tree ``triggers``) at ``path``, atomically."""
+    with atomic_path(path) as tmp:
+        to_omicron(events).write(tmp, format="root", treename=ROOT_TREE, overwrite=True)
 
 
 def write_omicron_xml(path: str | Path, events: pd.DataFrame, channel: str) -> None:
@@ -87,7 +94,15 @@ def write_omicron_xml(path: str | Path, events: pd.DataFrame, channel: str) -> N
 
 
 def _from_hdf5(path: Path) -> pd.DataFrame:
-    table = EventTable.read(path, format="hdf5", path=HDF5_PATH)
+    return _from_columns(path, EventTable.read(path, format="hdf5", path=HDF5_PATH))
+
+
+def _from_root(path: Path) -> pd.DataFrame:
+    return _from_columns(path, EventTable.read(path, format="root", treename=ROOT_TREE))
+
+
+def _from_columns(path: Path, table: EventTable) -> pd.DataFrame:
+    """Omicron's HDF5 table or ROOT tree (:data:`OMICRON_COLUMNS`) in the trigger-list columns."""
     require_columns(path, list(table.colnames), OMICRON_COLUMNS[:8])
     t = {c: np.asarray(table[c], dtype=np.float64) for c in OMICRON_COLUMNS[:8]}
     return pd.DataFrame(
@@ -127,15 +142,13 @@ def _from_xml(path: Path) -> pd.DataFrame:
 
 
 def read_omicron(path: str | Path, span: tuple[float, float]) -> pd.DataFrame:
-    """An Omicron trigger file (``.h5``/``.hdf5``, ``.xml``/``.xml.gz``) as a trigger list (LISTED_COLUMNS, sorted by
+    """An Omicron trigger file (``.h5``/``.hdf5``, ``.root``, ``.xml``/``.xml.gz``) as a trigger list (LISTED_COLUMNS, sorted by
     GPS, no class labels), every row checked against the run's ``span`` (:func:`triggers.checked`)."""
     path = Path(path)
     suffixes = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    if suffixes == ".root":
-        raise TriggerListError(f"{path}: Omicron ROOT files need uproot, which is not installed; use Omicron's HDF5 or XML output")
-    readers = {".h5": _from_hdf5, ".hdf5": _from_hdf5, ".xml": _from_xml, ".xml.gz": _from_xml}
+    readers = {".h5": _from_hdf5, ".hdf5": _from_hdf5, ".root": _from_root, ".xml": _from_xml, ".xml.gz": _from_xml}
     if suffixes not in readers:
-        raise TriggerListError(f"{path}: not an Omicron trigger file (expected .h5, .hdf5, .xml or .xml.gz)")
+        raise TriggerListError(f"{path}: not an Omicron trigger file (expected .h5, .hdf5, .root, .xml or .xml.gz)")
     try:
         table = readers[suffixes](path)
     except (OSError, KeyError, ValueError) as exc:
