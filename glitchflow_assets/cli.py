@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # dagster loads only for the commands that run it
 LOCAL_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
 
 
+DEMO_EPOCHS = 16  # on the demo's 2 h of SIM the validation loss settles by ~12 (bench/RESULTS.md)
 DEMO_GLITCH_RATE = 4.0
 
 
@@ -520,8 +521,15 @@ def _demo_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--frame-length", type=int, default=60)
     command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--epochs", type=int, default=60, help="training epochs (early stopping may end sooner)")
-    command.add_argument("--train-budget-s", type=float, default=200.0, help="stop training after this many seconds (0: no limit)")
+    # A fixed number of epochs, not a wall-clock budget: the seeded CPU training then gives the same model, and the same
+    # quality-gate verdict, however busy the machine (with a 200 s budget the verdict followed the machine's load).
+    command.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs (early stopping may end sooner)")
+    command.add_argument(
+        "--train-budget-s",
+        type=float,
+        default=0.0,
+        help="stop training after this many seconds (0: none; a limit ties the model to the load)",
+    )
 
 
 def _materialize_arguments(command: argparse.ArgumentParser) -> None:
