@@ -141,7 +141,7 @@ class Progress:
                 baselines = ", ".join(f"{g} {report[g][k]:.3f}" for g in ("linear_witness", "mean_tile", "zero"))
                 _say(f"      {k:18s} {meta[f'{k} [95% CI]']}   ({baselines})")
             for r in meta["per_class"].records if "per_class" in meta else ():
-                _say(f"      {r.data['class']:18s} {r.data['events']} events, glitch-tile recall {r.data['recall']}")
+                _say(f"      {r.data['class']:20s} {r.data['events']} events, glitch-tile recall {r.data['recall']}")
             if "warning" in meta:
                 _say(f"      WARNING: {meta['warning']}")
         if meta := step.metadata(SYNTHETIC):
