@@ -91,6 +91,9 @@ class WaveformScores:
         return out
 
 
+_CLASS_KEY_COLUMNS = ["class", "events", "loud_events", "median_mismatch", "median_snr_removed_fraction", "predicted_fraction"]
+
+
 def per_class(table: pd.DataFrame, classes: np.ndarray, min_true_snr: float = 8.0) -> pd.DataFrame:
     """:meth:`WaveformScores.summary` per glitch class (``classes`` ``[event]``, "" where none is known, shown as
     unlabelled), one row each and a last row ``all``, rounded for display. Empty where no event has a class."""
@@ -98,5 +101,7 @@ def per_class(table: pd.DataFrame, classes: np.ndarray, min_true_snr: float = 8.
     if not (classes != "").any():
         return pd.DataFrame()
     groups = [*table.groupby(shown(classes), sort=True), ("all", table)]
-    rows = [{"class": name, **WaveformScores(g).summary(min_true_snr)} for name, g in groups]
-    return pd.DataFrame(rows).round(4).astype({"events": int} | ({"loud_events": int} if "loud_events" in rows[0] else {}))
+    table = pd.DataFrame([{"class": name, **WaveformScores(g).summary(min_true_snr)} for name, g in groups]).round(4)
+    first = [c for c in _CLASS_KEY_COLUMNS if c in table]  # what the UI shows without scrolling
+    table = table[first + [c for c in table.columns if c not in first]]
+    return table.astype({c: int for c in ("events", "loud_events") if c in table})
