@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from glitchflow_assets.core.artifacts.cleaning_evaluation import CleaningEvaluation, write_cleaning_evaluation
-from glitchflow_assets.core.artifacts.dataset_split import dataset_classes, dataset_events
+from glitchflow_assets.core.artifacts.dataset_split import classes_at, dataset_classes, dataset_events
 from glitchflow_assets.core.artifacts.raw_strain_segments import read_strain
 from glitchflow_assets.core.io import decoder
 from glitchflow_assets.core.runs.registry import ObservingRun
@@ -46,7 +46,7 @@ def classify(events: pd.DataFrame, run: ObservingRun, witnesses: list[str], simu
     simulated glitch's morphology; "unlabelled" where a labelled run left one without; "all (no Gravity Spy labels)"
     where no event has one) and ``witnessed`` (SIM: a selected witness saw the glitch; elsewhere unknown). On a
     simulated run, events within 0.1 s of no true glitch are left out: they are no glitch of any class."""
-    known = np.array([classes.get(g, "") for g in np.round(events.gps.to_numpy(), 6).tolist()], dtype=str)
+    known = classes_at(classes, events.gps.to_numpy())
     if not simulated:
         named = shown(known) if (known != "").any() else "all (no Gravity Spy labels)"
         return events.assign(**{"class": named, "witnessed": pd.NA})

@@ -22,7 +22,7 @@ from glitchflow_assets.core.signal.annalisa import AnnalisaConfig, channel_table
 from glitchflow_assets.core.signal.event_sources import labelled, source_events, trigger_list
 from glitchflow_assets.core.signal.events import EVENT_COLUMNS, EventSearchConfig, window_events
 from glitchflow_assets.core.signal.figures import events_png, selection_png, strain_asd_png
-from glitchflow_assets.core.signal.glitch_classes import shown
+from glitchflow_assets.core.signal.glitch_classes import class_counts
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -203,7 +203,7 @@ def events_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResult:
             "omicron_path": dg.MetadataValue.path(str(omicron)),
             "event_source": source.source if source.source == "builtin" else f"{source.source} ({source.mode}): {source.path}",
             "n_events": len(events),
-            "n_events_per_class": dg.MetadataValue.json(pd.Series(shown(events.label.to_numpy())).value_counts().to_dict()),
+            "n_events_per_class": dg.MetadataValue.json(class_counts(events.label.to_numpy())),
             "searched_livetime_s": written.livetime,
             "rate_per_hour": len(events) / written.livetime * 3600 if written.livetime else 0.0,
             "loudest": metadata_table(loudest),

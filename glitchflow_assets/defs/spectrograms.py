@@ -6,7 +6,6 @@ from dataclasses import asdict
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.spectrograms import read_spectrograms, write_spectrograms
@@ -15,7 +14,7 @@ from glitchflow_assets.core.device import select_device
 from glitchflow_assets.core.runs.registry import ObservingRun
 from glitchflow_assets.core.runs.windows import Window
 from glitchflow_assets.core.signal.figures import spectrogram_png
-from glitchflow_assets.core.signal.glitch_classes import event_classes, shown
+from glitchflow_assets.core.signal.glitch_classes import class_counts, event_classes
 from glitchflow_assets.lib.automation import follows_inputs
 from glitchflow_assets.lib.factory import run_asset
 from glitchflow_assets.lib.gpu import GPU_KINDS
@@ -59,7 +58,7 @@ def spectrograms_of_window(inputs: Inputs, window: Window) -> dg.MaterializeResu
     written = read_spectrograms(path)
     metadata = {"path": dg.MetadataValue.path(str(path)), "n_events": len(kept), "channels": dg.MetadataValue.json(channels)}
     if (classes != "").any():
-        metadata["events_per_class"] = dg.MetadataValue.json(pd.Series(shown(classes)).value_counts().to_dict())
+        metadata["events_per_class"] = dg.MetadataValue.json(class_counts(classes))
     if unusable:  # every event of the window needs every witness: none is kept, and the UI says why
         metadata["witnesses_left_out"] = dg.MetadataValue.json(unusable)
         dg.get_dagster_logger().warning(f"{run.name}/{SPECTROGRAMS} {window.key}: no events kept: {'; '.join(unusable.values())}")

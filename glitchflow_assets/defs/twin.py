@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from glitchflow_assets.core.artifacts.dataset_split import dataset_classes, dataset_events
+from glitchflow_assets.core.artifacts.dataset_split import classes_at, dataset_classes, dataset_events
 from glitchflow_assets.core.artifacts.glitch_events import read_events
 from glitchflow_assets.core.artifacts.storage import content_version, sha256sum
 from glitchflow_assets.core.ml.tracking import CHAMPION, Tracker
@@ -110,7 +110,7 @@ def _twin_figures(run: ObservingRun, fit, ref, tracker: Tracker, classes: dict[f
     colour scale."""
     test, prediction = fit.test_segments, fit.test_prediction
     fitted = prediction.amplitude[:, None] * prediction.whitened  # [event, time], whitened, as subtracted
-    test_classes = np.array([classes.get(g, "") for g in np.round(test.gps, 6).tolist()], dtype=str)
+    test_classes = classes_at(classes, test.gps)
     by_class = per_class(fit.test.table, test_classes)
     # no classes known: the median glitch of all predicted
     family = pd.Series(test_classes if len(by_class) else ["all held-out glitches"] * len(test))

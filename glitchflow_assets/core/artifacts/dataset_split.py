@@ -189,6 +189,11 @@ def dataset_classes(path: str | Path) -> dict[float, str]:
     return out
 
 
+def classes_at(classes: dict[float, str], gps: np.ndarray) -> np.ndarray:
+    """The dataset's classes (:func:`dataset_classes`) of the events at ``gps`` ``[event]``; "" for an event it lacks."""
+    return np.array([classes.get(g, "") for g in np.round(gps, 6).tolist()], dtype=str)
+
+
 def dataset_events(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """The events of each split: ``{split: {window key: event GPS [event]}}`` (each event once, however many tiles):
     what every later stage that works on events (the time-domain twin) splits by, so that no event leaks."""

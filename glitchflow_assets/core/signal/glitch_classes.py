@@ -36,3 +36,8 @@ def event_classes(events: pd.DataFrame, frame_dir: str | Path | None = None) -> 
 def shown(classes: np.ndarray) -> np.ndarray:
     """``classes`` for a table beside labelled ones: "" becomes :data:`UNLABELLED`."""
     return np.where(np.asarray(classes, dtype=str) == "", UNLABELLED, classes)
+
+
+def class_counts(classes: np.ndarray) -> dict[str, int]:
+    """Events per class, as shown (:func:`shown`), the most frequent first: a window's metadata."""
+    return pd.Series(shown(classes)).value_counts().to_dict()
